@@ -1,0 +1,803 @@
+//! The AWS implementation of the cloud traits: the only code that names AWS SDK types.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_autoscaling as asg;
+use aws_sdk_cloudwatch as cw;
+use aws_sdk_ec2 as ec2;
+use aws_sdk_elasticloadbalancingv2 as elb;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use base64::Engine;
+
+use super::{
+    Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
+    LedgerStore, ListenerAction, TargetGroupInfo, TargetHealth, Traffic,
+};
+use crate::ledger::Ledger;
+use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
+
+/// How to reach AWS: the provider block's settings.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// Region; else the standard chain.
+    pub region: Option<String>,
+    /// Shared config profile.
+    pub profile: Option<String>,
+    /// One endpoint for every service.
+    pub endpoint_url: Option<String>,
+    /// Per-service endpoints: `ec2`, `autoscaling`, `elbv2`, `cloudwatch`.
+    pub endpoints: BTreeMap<String, String>,
+    /// Attempts for throttled or transient errors.
+    pub max_retries: u32,
+}
+
+/// Clients for the four services.
+#[derive(Clone)]
+pub struct AwsCloud {
+    ec2: ec2::Client,
+    asg: asg::Client,
+    elb: elb::Client,
+    cw: cw::Client,
+}
+
+/// The ledger's launch template name: `<name>-ledger`. Fleets are `<name>-r<N>`, so the two
+/// never collide, whatever the names.
+pub fn ledger_template_name(release_name: &str) -> String {
+    format!("{release_name}-ledger")
+}
+
+impl AwsCloud {
+    /// Loads the AWS configuration (standard credential chain) and builds the clients.
+    /// Fails when no region can be found.
+    pub async fn connect(settings: &AwsSettings) -> Result<Self, String> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &settings.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        loader = loader.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(settings.max_retries.max(1))
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        );
+        let sdk = loader.load().await;
+        if sdk.region().is_none() {
+            return Err("no AWS region is configured: set region in the provider block, or AWS_REGION, or a region in the shared config profile".into());
+        }
+        let endpoint = |service: &str| settings.endpoints.get(service).cloned();
+        let mut ec2b = ec2::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("ec2") {
+            ec2b = ec2b.endpoint_url(u);
+        }
+        let mut asgb = asg::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("autoscaling") {
+            asgb = asgb.endpoint_url(u);
+        }
+        let mut elbb = elb::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("elbv2") {
+            elbb = elbb.endpoint_url(u);
+        }
+        let mut cwb = cw::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("cloudwatch") {
+            cwb = cwb.endpoint_url(u);
+        }
+        Ok(Self {
+            ec2: ec2::Client::from_conf(ec2b.build()),
+            asg: asg::Client::from_conf(asgb.build()),
+            elb: elb::Client::from_conf(elbb.build()),
+            cw: cw::Client::from_conf(cwb.build()),
+        })
+    }
+}
+
+/// Turns an SDK error into a [`CloudError`] that keeps AWS's code and message.
+fn err<E>(action: impl Into<String>) -> impl FnOnce(E) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e: E| {
+        let action = action.into();
+        match e.code() {
+            Some(code) => CloudError::Api {
+                action,
+                code: code.to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            },
+            None => CloudError::Transport {
+                action,
+                message: DisplayErrorContext(&e).to_string(),
+            },
+        }
+    }
+}
+
+fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<ec2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn elb_tags(tags: &BTreeMap<String, String>) -> Vec<elb::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn asg_tags(name: &str, tags: &BTreeMap<String, String>) -> Vec<asg::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            asg::types::Tag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key(k)
+                .value(v)
+                .propagate_at_launch(true)
+                .build()
+        })
+        .collect()
+}
+
+fn group_status(g: &asg::types::AutoScalingGroup) -> GroupStatus {
+    GroupStatus {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+        capacity: Capacity {
+            min: i64::from(g.min_size().unwrap_or(0)),
+            max: i64::from(g.max_size().unwrap_or(0)),
+            desired: i64::from(g.desired_capacity().unwrap_or(0)),
+        },
+        instances: g
+            .instances()
+            .iter()
+            .map(|i| InstanceStatus {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                lifecycle_state: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                health_status: i.health_status().unwrap_or_default().to_string(),
+            })
+            .collect(),
+        tags: g
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        target_group_arns: g.target_group_arns().to_vec(),
+        launch_template: g.launch_template().map(|lt| {
+            (
+                lt.launch_template_id().unwrap_or_default().to_string(),
+                lt.version().unwrap_or_default().to_string(),
+            )
+        }),
+        deleting: g.status().is_some_and(|s| s.contains("Delete")),
+    }
+}
+
+#[async_trait]
+impl Fleets for AwsCloud {
+    async fn create_launch_template(
+        &self,
+        name: &str,
+        spec: &FleetSpec,
+        tags: &BTreeMap<String, String>,
+        instance_tags: &BTreeMap<String, String>,
+    ) -> CloudResult<(String, i64)> {
+        let mut data = ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(&spec.image_id)
+            .instance_type(ec2::types::InstanceType::from(spec.instance_type.as_str()))
+            .set_security_group_ids(if spec.security_group_ids.is_empty() {
+                None
+            } else {
+                Some(spec.security_group_ids.iter().cloned().collect())
+            });
+        if let Some(profile) = &spec.iam_instance_profile {
+            let p = ec2::types::LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
+            let p = if profile.starts_with("arn:") {
+                p.arn(profile)
+            } else {
+                p.name(profile)
+            };
+            data = data.iam_instance_profile(p.build());
+        }
+        if let Some(ud) = &spec.user_data {
+            data = data.user_data(base64::engine::general_purpose::STANDARD.encode(ud));
+        }
+        if !instance_tags.is_empty() {
+            for rt in [
+                ec2::types::ResourceType::Instance,
+                ec2::types::ResourceType::Volume,
+            ] {
+                data = data.tag_specifications(
+                    ec2::types::LaunchTemplateTagSpecificationRequest::builder()
+                        .resource_type(rt)
+                        .set_tags(Some(ec2_tags(instance_tags)))
+                        .build(),
+                );
+            }
+        }
+        let out = self
+            .ec2
+            .create_launch_template()
+            .launch_template_name(name)
+            .version_description("immutable_release fleet")
+            .launch_template_data(data.build())
+            .tag_specifications(
+                ec2::types::TagSpecification::builder()
+                    .resource_type(ec2::types::ResourceType::LaunchTemplate)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err(format!("creating launch template ({name})")))?;
+        let lt = out.launch_template();
+        Ok((
+            lt.and_then(|l| l.launch_template_id())
+                .unwrap_or_default()
+                .to_string(),
+            lt.and_then(|l| l.latest_version_number()).unwrap_or(1),
+        ))
+    }
+
+    async fn find_launch_template(
+        &self,
+        name: &str,
+    ) -> CloudResult<Option<(String, BTreeMap<String, String>)>> {
+        let out = self
+            .ec2
+            .describe_launch_templates()
+            .filters(
+                ec2::types::Filter::builder()
+                    .name("launch-template-name")
+                    .values(name)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err(format!("reading launch template ({name})")))?;
+        Ok(out
+            .launch_templates()
+            .iter()
+            .find(|t| t.launch_template_name() == Some(name))
+            .map(|t| {
+                (
+                    t.launch_template_id().unwrap_or_default().to_string(),
+                    t.tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            ))
+                        })
+                        .collect(),
+                )
+            }))
+    }
+
+    async fn launch_template_user_data(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> CloudResult<Option<String>> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions(version.to_string())
+            .send()
+            .await
+            .map_err(err(format!(
+                "reading launch template ({id}) version {version}"
+            )))?;
+        let data = out
+            .launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.user_data());
+        Ok(data
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    async fn delete_launch_template(&self, name: &str) -> CloudResult<()> {
+        let Some((id, _)) = self.find_launch_template(name).await? else {
+            return Ok(());
+        };
+        match self
+            .ec2
+            .delete_launch_template()
+            .launch_template_id(&id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code().is_some_and(|c| c.contains("NotFound")) => Ok(()),
+            Err(e) => Err(err(format!("deleting launch template ({name})"))(e)),
+        }
+    }
+
+    async fn create_target_group(
+        &self,
+        name: &str,
+        vpc_id: &str,
+        spec: &TargetGroupSpec,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<String> {
+        let hc = &spec.health_check;
+        let out = self
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(elb::types::ProtocolEnum::from(spec.protocol.as_str()))
+            .port(spec.port as i32)
+            .vpc_id(vpc_id)
+            .target_type(elb::types::TargetTypeEnum::Instance)
+            .health_check_enabled(true)
+            .health_check_path(&hc.path)
+            .health_check_port(&hc.port)
+            .health_check_protocol(elb::types::ProtocolEnum::from(hc.protocol.as_str()))
+            .health_check_interval_seconds(hc.interval as i32)
+            .health_check_timeout_seconds(hc.timeout as i32)
+            .healthy_threshold_count(hc.healthy_threshold as i32)
+            .unhealthy_threshold_count(hc.unhealthy_threshold as i32)
+            .matcher(
+                elb::types::Matcher::builder()
+                    .http_code(&hc.matcher)
+                    .build(),
+            )
+            .set_tags(Some(elb_tags(tags)))
+            .send()
+            .await
+            .map_err(err(format!("creating target group ({name})")))?;
+        let arn = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .unwrap_or_default()
+            .to_string();
+        self.elb
+            .modify_target_group_attributes()
+            .target_group_arn(&arn)
+            .attributes(
+                elb::types::TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value(spec.deregistration_delay.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err(format!(
+                "setting deregistration delay of target group ({name})"
+            )))?;
+        Ok(arn)
+    }
+
+    async fn find_target_group(&self, name: &str) -> CloudResult<Option<TargetGroupInfo>> {
+        let out = match self.elb.describe_target_groups().names(name).send().await {
+            Ok(o) => o,
+            Err(e) if e.code() == Some("TargetGroupNotFound") => return Ok(None),
+            Err(e) => return Err(err(format!("reading target group ({name})"))(e)),
+        };
+        let Some(arn) = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+        else {
+            return Ok(None);
+        };
+        let tags = self
+            .elb
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .map_err(err(format!("reading tags of target group ({name})")))?;
+        Ok(Some(TargetGroupInfo {
+            arn: arn.to_string(),
+            name: name.to_string(),
+            tags: tags
+                .tag_descriptions()
+                .iter()
+                .flat_map(|d| d.tags())
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+        }))
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> CloudResult<()> {
+        match self
+            .elb
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(()),
+            Err(e) => Err(err(format!("deleting target group ({arn})"))(e)),
+        }
+    }
+
+    async fn create_group(&self, r: &GroupRequest) -> CloudResult<()> {
+        self.asg
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&r.name)
+            .launch_template(
+                asg::types::LaunchTemplateSpecification::builder()
+                    .launch_template_id(&r.launch_template.0)
+                    .version(r.launch_template.1.to_string())
+                    .build(),
+            )
+            .min_size(r.capacity.min as i32)
+            .max_size(r.capacity.max as i32)
+            .desired_capacity(r.capacity.desired as i32)
+            .vpc_zone_identifier(r.subnet_ids.join(","))
+            .target_group_arns(&r.target_group_arn)
+            .health_check_type("ELB")
+            .health_check_grace_period(r.grace_period.as_secs() as i32)
+            .set_tags(Some(asg_tags(&r.name, &r.tags)))
+            .send()
+            .await
+            .map_err(err(format!("creating Auto Scaling group ({})", r.name)))?;
+        Ok(())
+    }
+
+    async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut pages = self
+            .asg
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(Some(names.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err(format!(
+                "reading Auto Scaling groups ({})",
+                names.join(", ")
+            )))?;
+            out.extend(page.auto_scaling_groups().iter().map(group_status));
+        }
+        Ok(out)
+    }
+
+    async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .asg
+            .describe_auto_scaling_groups()
+            .filters(
+                asg::types::Filter::builder()
+                    .name(format!("tag:{}", crate::engine::TAG_RELEASE_NAME))
+                    .values(release_name)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err(format!(
+                "listing Auto Scaling groups of release ({release_name})"
+            )))?;
+            out.extend(page.auto_scaling_groups().iter().map(group_status));
+        }
+        Ok(out)
+    }
+
+    async fn set_capacity(&self, name: &str, c: Capacity) -> CloudResult<()> {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .min_size(c.min as i32)
+            .max_size(c.max as i32)
+            .desired_capacity(c.desired as i32)
+            .send()
+            .await
+            .map_err(err(format!("scaling Auto Scaling group ({name})")))?;
+        Ok(())
+    }
+
+    async fn tag_group(&self, name: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        self.asg
+            .create_or_update_tags()
+            .set_tags(Some(asg_tags(name, tags)))
+            .send()
+            .await
+            .map_err(err(format!("tagging Auto Scaling group ({name})")))?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, name: &str) -> CloudResult<()> {
+        match self
+            .asg
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .force_delete(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.message().is_some_and(|m| m.contains("not found")) => Ok(()),
+            Err(e) => Err(err(format!("deleting Auto Scaling group ({name})"))(e)),
+        }
+    }
+
+    async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
+        let out = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(err(format!("reading target health ({arn})")))?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .map(|d| TargetHealth {
+                id: d
+                    .target()
+                    .and_then(|t| t.id())
+                    .unwrap_or_default()
+                    .to_string(),
+                state: d
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Traffic for AwsCloud {
+    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>> {
+        let out = match self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
+            Err(e) => return Err(err(format!("reading listener ({listener_arn})"))(e)),
+        };
+        let Some(listener) = out.listeners().first() else {
+            return Ok(None);
+        };
+        let Some(action) = listener.default_actions().first() else {
+            return Ok(Some(ListenerAction::Other("none".into())));
+        };
+        Ok(Some(match action.r#type() {
+            Some(elb::types::ActionTypeEnum::Forward) => {
+                let tuples: Vec<(String, i64)> = action
+                    .forward_config()
+                    .map(|f| {
+                        f.target_groups()
+                            .iter()
+                            .map(|t| {
+                                (
+                                    t.target_group_arn().unwrap_or_default().to_string(),
+                                    i64::from(t.weight().unwrap_or(1)),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if tuples.is_empty() {
+                    ListenerAction::Forward(vec![(
+                        action.target_group_arn().unwrap_or_default().to_string(),
+                        100,
+                    )])
+                } else {
+                    ListenerAction::Forward(tuples)
+                }
+            }
+            Some(elb::types::ActionTypeEnum::FixedResponse) => ListenerAction::Fixed(
+                action
+                    .fixed_response_config()
+                    .and_then(|f| f.status_code().map(String::from))
+                    .unwrap_or_default(),
+            ),
+            other => {
+                ListenerAction::Other(other.map(|t| t.as_str().to_string()).unwrap_or_default())
+            }
+        }))
+    }
+
+    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()> {
+        let tuples = weights
+            .iter()
+            .map(|(arn, w)| {
+                elb::types::TargetGroupTuple::builder()
+                    .target_group_arn(arn)
+                    .weight(*w as i32)
+                    .build()
+            })
+            .collect();
+        let action = elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::Forward)
+            .forward_config(
+                elb::types::ForwardActionConfig::builder()
+                    .set_target_groups(Some(tuples))
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_listener()
+            .listener_arn(listener_arn)
+            .default_actions(action)
+            .send()
+            .await
+            .map_err(err(format!("setting listener ({listener_arn}) weights")))?;
+        Ok(())
+    }
+
+    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
+        let action = elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                elb::types::FixedResponseActionConfig::builder()
+                    .status_code(status.to_string())
+                    .content_type("text/plain")
+                    .message_body("no release is serving")
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_listener()
+            .listener_arn(listener_arn)
+            .default_actions(action)
+            .send()
+            .await
+            .map_err(err(format!(
+                "setting listener ({listener_arn}) to a fixed {status}"
+            )))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Images for AwsCloud {
+    async fn image_state(&self, image_id: &str) -> CloudResult<Option<String>> {
+        match self.ec2.describe_images().image_ids(image_id).send().await {
+            Ok(out) => Ok(out.images().first().map(|i| {
+                i.state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default()
+            })),
+            Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => Ok(None),
+            Err(e) => Err(err(format!("reading image ({image_id})"))(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Alarms for AwsCloud {
+    async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let mut firing = Vec::new();
+        for chunk in names.chunks(100) {
+            let out = self
+                .cw
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .state_value(cw::types::StateValue::Alarm)
+                .send()
+                .await
+                .map_err(err("reading CloudWatch alarms"))?;
+            firing.extend(
+                out.metric_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(String::from)),
+            );
+            firing.extend(
+                out.composite_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(String::from)),
+            );
+        }
+        firing.sort();
+        Ok(firing)
+    }
+}
+
+#[async_trait]
+impl LedgerStore for AwsCloud {
+    async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
+        let name = ledger_template_name(release_name);
+        if self.find_launch_template(&name).await?.is_none() {
+            return Ok(None);
+        }
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_name(&name)
+            .versions("$Latest")
+            .send()
+            .await
+            .map_err(err(format!("reading release ledger ({name})")))?;
+        let Some(data) = out
+            .launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.user_data())
+        else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| CloudError::Transport {
+                action: format!("reading release ledger ({name})"),
+                message: e.to_string(),
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
+        Ledger::from_json(&text)
+            .map(Some)
+            .map_err(|message| CloudError::Transport {
+                action: format!("reading release ledger ({name})"),
+                message,
+            })
+    }
+
+    async fn save(&self, ledger: &Ledger, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        let name = ledger_template_name(&ledger.name);
+        let data = ec2::types::RequestLaunchTemplateData::builder()
+            .user_data(base64::engine::general_purpose::STANDARD.encode(ledger.to_json()))
+            .build();
+        if self.find_launch_template(&name).await?.is_some() {
+            self.ec2
+                .create_launch_template_version()
+                .launch_template_name(&name)
+                .version_description("immutable_release ledger: not for launching")
+                .launch_template_data(data)
+                .send()
+                .await
+                .map_err(err(format!("writing release ledger ({name})")))?;
+        } else {
+            self.ec2
+                .create_launch_template()
+                .launch_template_name(&name)
+                .version_description("immutable_release ledger: not for launching")
+                .launch_template_data(data)
+                .tag_specifications(
+                    ec2::types::TagSpecification::builder()
+                        .resource_type(ec2::types::ResourceType::LaunchTemplate)
+                        .set_tags(Some(ec2_tags(tags)))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(err(format!("creating release ledger ({name})")))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, release_name: &str) -> CloudResult<()> {
+        self.delete_launch_template(&ledger_template_name(release_name))
+            .await
+    }
+}

@@ -1,0 +1,459 @@
+//! An in-memory cloud for engine tests: groups launch their instances at once, target
+//! health follows a script, alarms and failures are set by the test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
+    LedgerStore, ListenerAction, TargetGroupInfo, TargetHealth, Traffic,
+};
+use crate::ledger::Ledger;
+use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
+
+/// When a target group's targets report healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthScript {
+    /// At once.
+    Healthy,
+    /// After this many target-health reads.
+    AfterPolls(u32),
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    templates: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    user_data: BTreeMap<String, String>,
+    target_groups: BTreeMap<String, TargetGroupInfo>,
+    groups: BTreeMap<String, GroupStatus>,
+    health_reads: BTreeMap<String, u32>,
+    health: BTreeMap<String, HealthScript>,
+    listeners: BTreeMap<String, ListenerAction>,
+    images: BTreeMap<String, String>,
+    alarms: BTreeSet<String>,
+    ledgers: BTreeMap<String, Ledger>,
+    fail: BTreeMap<String, u32>,
+    calls: BTreeMap<String, u32>,
+    listener_log: Vec<Vec<(String, i64)>>,
+}
+
+/// The fake cloud.
+#[derive(Debug, Default)]
+pub struct FakeCloud {
+    state: Mutex<State>,
+}
+
+impl FakeCloud {
+    /// A cloud with one listener answering a fixed 404 and one available image.
+    pub fn new(listener_arn: &str, image_id: &str) -> Self {
+        let fake = Self::default();
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.listeners
+                .insert(listener_arn.into(), ListenerAction::Fixed("404".into()));
+            s.images.insert(image_id.into(), "available".into());
+        }
+        fake
+    }
+
+    /// Makes an image available.
+    pub fn add_image(&self, image_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .images
+            .insert(image_id.into(), "available".into());
+    }
+
+    /// Scripts the health of the target group that a fleet name will get.
+    pub fn script_health(&self, fleet_name: &str, script: HealthScript) {
+        self.state
+            .lock()
+            .unwrap()
+            .health
+            .insert(fleet_name.into(), script);
+    }
+
+    /// Sets or clears an alarm's ALARM state.
+    pub fn set_alarm(&self, name: &str, firing: bool) {
+        let mut s = self.state.lock().unwrap();
+        if firing {
+            s.alarms.insert(name.into());
+        } else {
+            s.alarms.remove(name);
+        }
+    }
+
+    /// Makes the next `times` calls of `action` fail with a 500.
+    pub fn fail(&self, action: &str, times: u32) {
+        self.state.lock().unwrap().fail.insert(action.into(), times);
+    }
+
+    /// How many times `action` was called.
+    pub fn calls(&self, action: &str) -> u32 {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Names of the groups that exist.
+    pub fn group_names(&self) -> Vec<String> {
+        self.state.lock().unwrap().groups.keys().cloned().collect()
+    }
+
+    /// Names of the target groups that exist.
+    pub fn target_group_names(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .target_groups
+            .values()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Names of the launch templates that exist.
+    pub fn template_names(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .templates
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The listener's action now.
+    pub fn listener(&self, arn: &str) -> Option<ListenerAction> {
+        self.state.lock().unwrap().listeners.get(arn).cloned()
+    }
+
+    /// Every weighted forward ever set, in order.
+    pub fn listener_log(&self) -> Vec<Vec<(String, i64)>> {
+        self.state.lock().unwrap().listener_log.clone()
+    }
+
+    /// Adds a group that the release does not own.
+    pub fn add_foreign_group(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.groups.insert(
+            name.into(),
+            GroupStatus {
+                name: name.into(),
+                capacity: Capacity {
+                    min: 0,
+                    max: 0,
+                    desired: 0,
+                },
+                instances: vec![],
+                tags: BTreeMap::new(),
+                target_group_arns: vec![],
+                launch_template: None,
+                deleting: false,
+            },
+        );
+    }
+
+    fn call(&self, action: &str) -> CloudResult<std::sync::MutexGuard<'_, State>> {
+        let mut s = self.state.lock().unwrap();
+        *s.calls.entry(action.into()).or_default() += 1;
+        if let Some(n) = s.fail.get_mut(action) {
+            if *n > 0 {
+                *n -= 1;
+                return Err(CloudError::Api {
+                    action: action.into(),
+                    code: "InternalFailure".into(),
+                    message: "injected failure".into(),
+                });
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn launch(s: &mut State, group: &str, desired: i64) {
+    let Some(g) = s.groups.get(group) else { return };
+    let mut instances = g.instances.clone();
+    while (instances.len() as i64) < desired {
+        s.next_id += 1;
+        instances.push(InstanceStatus {
+            id: format!("i-{:08x}", s.next_id),
+            lifecycle_state: "InService".into(),
+            health_status: "Healthy".into(),
+        });
+    }
+    instances.truncate(desired.max(0) as usize);
+    s.groups.get_mut(group).unwrap().instances = instances;
+}
+
+#[async_trait]
+impl Fleets for FakeCloud {
+    async fn create_launch_template(
+        &self,
+        name: &str,
+        spec: &FleetSpec,
+        tags: &BTreeMap<String, String>,
+        _instance_tags: &BTreeMap<String, String>,
+    ) -> CloudResult<(String, i64)> {
+        let mut s = self.call("CreateLaunchTemplate")?;
+        s.next_id += 1;
+        let id = format!("lt-{:08x}", s.next_id);
+        if let Some(ud) = &spec.user_data {
+            s.user_data.insert(id.clone(), ud.clone());
+        }
+        s.templates.insert(name.into(), (id.clone(), tags.clone()));
+        Ok((id, 1))
+    }
+
+    async fn find_launch_template(
+        &self,
+        name: &str,
+    ) -> CloudResult<Option<(String, BTreeMap<String, String>)>> {
+        let s = self.call("DescribeLaunchTemplates")?;
+        Ok(s.templates.get(name).cloned())
+    }
+
+    async fn launch_template_user_data(
+        &self,
+        id: &str,
+        _version: i64,
+    ) -> CloudResult<Option<String>> {
+        let s = self.call("DescribeLaunchTemplateVersions")?;
+        Ok(s.user_data.get(id).cloned())
+    }
+
+    async fn delete_launch_template(&self, name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteLaunchTemplate")?;
+        s.templates.remove(name);
+        Ok(())
+    }
+
+    async fn create_target_group(
+        &self,
+        name: &str,
+        _vpc_id: &str,
+        _spec: &TargetGroupSpec,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<String> {
+        let mut s = self.call("CreateTargetGroup")?;
+        let arn =
+            format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0001");
+        s.target_groups.insert(
+            arn.clone(),
+            TargetGroupInfo {
+                arn: arn.clone(),
+                name: name.into(),
+                tags: tags.clone(),
+            },
+        );
+        Ok(arn)
+    }
+
+    async fn find_target_group(&self, name: &str) -> CloudResult<Option<TargetGroupInfo>> {
+        let s = self.call("DescribeTargetGroups")?;
+        Ok(s.target_groups.values().find(|t| t.name == name).cloned())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteTargetGroup")?;
+        let in_use = s
+            .listeners
+            .values()
+            .any(|l| matches!(l, ListenerAction::Forward(w) if w.iter().any(|(a, _)| a == arn)));
+        if in_use {
+            return Err(CloudError::Api {
+                action: "DeleteTargetGroup".into(),
+                code: "ResourceInUse".into(),
+                message: format!(
+                    "Target group '{arn}' is currently in use by a listener or a rule"
+                ),
+            });
+        }
+        s.target_groups.remove(arn);
+        Ok(())
+    }
+
+    async fn create_group(&self, r: &GroupRequest) -> CloudResult<()> {
+        let mut s = self.call("CreateAutoScalingGroup")?;
+        if s.groups.contains_key(&r.name) {
+            return Err(CloudError::Api {
+                action: "CreateAutoScalingGroup".into(),
+                code: "AlreadyExists".into(),
+                message: r.name.clone(),
+            });
+        }
+        s.groups.insert(
+            r.name.clone(),
+            GroupStatus {
+                name: r.name.clone(),
+                capacity: r.capacity,
+                instances: vec![],
+                tags: r.tags.clone(),
+                target_group_arns: vec![r.target_group_arn.clone()],
+                launch_template: Some((
+                    r.launch_template.0.clone(),
+                    r.launch_template.1.to_string(),
+                )),
+                deleting: false,
+            },
+        );
+        launch(&mut s, &r.name, r.capacity.desired);
+        Ok(())
+    }
+
+    async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
+        let s = self.call("DescribeAutoScalingGroups")?;
+        Ok(names
+            .iter()
+            .filter_map(|n| s.groups.get(n).cloned())
+            .collect())
+    }
+
+    async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>> {
+        let s = self.call("DescribeAutoScalingGroups")?;
+        Ok(s.groups
+            .values()
+            .filter(|g| {
+                g.tags
+                    .get(crate::engine::TAG_RELEASE_NAME)
+                    .map(String::as_str)
+                    == Some(release_name)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn set_capacity(&self, name: &str, capacity: Capacity) -> CloudResult<()> {
+        let mut s = self.call("UpdateAutoScalingGroup")?;
+        if let Some(g) = s.groups.get_mut(name) {
+            g.capacity = capacity;
+        }
+        launch(&mut s, name, capacity.desired);
+        Ok(())
+    }
+
+    async fn tag_group(&self, name: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        let mut s = self.call("CreateOrUpdateTags")?;
+        if let Some(g) = s.groups.get_mut(name) {
+            g.tags.extend(tags.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteAutoScalingGroup")?;
+        s.groups.remove(name);
+        Ok(())
+    }
+
+    async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
+        let mut s = self.call("DescribeTargetHealth")?;
+        let Some(tg) = s.target_groups.get(arn).cloned() else {
+            return Err(CloudError::Api {
+                action: "DescribeTargetHealth".into(),
+                code: "TargetGroupNotFound".into(),
+                message: arn.into(),
+            });
+        };
+        let reads = {
+            let r = s.health_reads.entry(arn.into()).or_default();
+            *r += 1;
+            *r
+        };
+        let healthy = match s
+            .health
+            .get(&tg.name)
+            .copied()
+            .unwrap_or(HealthScript::Healthy)
+        {
+            HealthScript::Healthy => true,
+            HealthScript::AfterPolls(n) => reads > n,
+            HealthScript::Never => false,
+        };
+        Ok(s.groups
+            .values()
+            .filter(|g| g.target_group_arns.contains(&tg.arn))
+            .flat_map(|g| g.instances.iter())
+            .map(|i| TargetHealth {
+                id: i.id.clone(),
+                state: if healthy { "healthy" } else { "unhealthy" }.into(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Traffic for FakeCloud {
+    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>> {
+        let s = self.call("DescribeListeners")?;
+        Ok(s.listeners.get(listener_arn).cloned())
+    }
+
+    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()> {
+        let mut s = self.call("ModifyListener")?;
+        s.listeners.insert(
+            listener_arn.into(),
+            ListenerAction::Forward(weights.to_vec()),
+        );
+        s.listener_log.push(weights.to_vec());
+        Ok(())
+    }
+
+    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
+        let mut s = self.call("ModifyListener")?;
+        s.listeners.insert(
+            listener_arn.into(),
+            ListenerAction::Fixed(status.to_string()),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Images for FakeCloud {
+    async fn image_state(&self, image_id: &str) -> CloudResult<Option<String>> {
+        let s = self.call("DescribeImages")?;
+        Ok(s.images.get(image_id).cloned())
+    }
+}
+
+#[async_trait]
+impl Alarms for FakeCloud {
+    async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let s = self.call("DescribeAlarms")?;
+        Ok(names
+            .iter()
+            .filter(|n| s.alarms.contains(*n))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl LedgerStore for FakeCloud {
+    async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
+        let s = self.call("LoadLedger")?;
+        Ok(s.ledgers.get(release_name).cloned())
+    }
+
+    async fn save(&self, ledger: &Ledger, _tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        let mut s = self.call("SaveLedger")?;
+        s.ledgers.insert(ledger.name.clone(), ledger.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, release_name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteLedger")?;
+        s.ledgers.remove(release_name);
+        Ok(())
+    }
+}

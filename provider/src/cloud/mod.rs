@@ -1,0 +1,257 @@
+//! The cloud seen by the engine: one trait per concern, in domain types. [`aws`] is the only
+//! code that names AWS SDK types; [`fake`] is an in-memory cloud with scriptable faults for
+//! fast, deterministic engine tests.
+
+pub mod aws;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::ledger::Ledger;
+use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
+
+/// An error from the cloud, with AWS's own code and message kept.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CloudError {
+    /// The call failed; `code` and `message` are AWS's.
+    #[error("{action}: {message} ({code})")]
+    Api {
+        /// What we were doing, e.g. "creating target group (web-r1)".
+        action: String,
+        /// AWS error code, e.g. `ValidationError`.
+        code: String,
+        /// AWS error message.
+        message: String,
+    },
+    /// A call failed before AWS answered (connection, timeout) after all retries.
+    #[error("{action}: {message}")]
+    Transport {
+        /// What we were doing.
+        action: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl CloudError {
+    /// The AWS error code, if AWS answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { code, .. } => Some(code),
+            CloudError::Transport { .. } => None,
+        }
+    }
+}
+
+/// Result of a cloud call.
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// What an Auto Scaling group looks like now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupStatus {
+    /// Group name, e.g. `web-r3`.
+    pub name: String,
+    /// Sizes.
+    pub capacity: Capacity,
+    /// Its instances.
+    pub instances: Vec<InstanceStatus>,
+    /// Tags on the group.
+    pub tags: BTreeMap<String, String>,
+    /// Target groups it is attached to.
+    pub target_group_arns: Vec<String>,
+    /// Launch template ID and the version it pins.
+    pub launch_template: Option<(String, String)>,
+    /// Whether a delete is under way.
+    pub deleting: bool,
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceStatus {
+    /// Instance ID.
+    pub id: String,
+    /// `Pending`, `InService`, `Terminating`, ...
+    pub lifecycle_state: String,
+    /// `Healthy` or `Unhealthy`.
+    pub health_status: String,
+}
+
+impl InstanceStatus {
+    /// In service and healthy as far as the group knows.
+    pub fn in_service(&self) -> bool {
+        self.lifecycle_state == "InService" && self.health_status == "Healthy"
+    }
+}
+
+/// One target's health in a target group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetHealth {
+    /// Instance ID.
+    pub id: String,
+    /// `healthy`, `unhealthy`, `initial`, `draining`, `unused`, ...
+    pub state: String,
+}
+
+/// A target group as found by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroupInfo {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What a new fleet's group is made of.
+#[derive(Debug, Clone)]
+pub struct GroupRequest {
+    /// Group name.
+    pub name: String,
+    /// Launch template ID and the exact version to pin.
+    pub launch_template: (String, i64),
+    /// Target group to attach.
+    pub target_group_arn: String,
+    /// Subnets.
+    pub subnet_ids: Vec<String>,
+    /// Size.
+    pub capacity: Capacity,
+    /// Health-check grace period.
+    pub grace_period: Duration,
+    /// Tags on the group (ownership tags included).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The listener's default action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerAction {
+    /// Weighted forward: target group ARN → weight.
+    Forward(Vec<(String, i64)>),
+    /// A fixed response with this status code.
+    Fixed(String),
+    /// Anything else (redirect, authenticate, ...).
+    Other(String),
+}
+
+/// Launch templates, target groups and Auto Scaling groups.
+#[async_trait]
+pub trait Fleets: Send + Sync {
+    /// Creates a launch template; returns its ID and version number.
+    async fn create_launch_template(
+        &self,
+        name: &str,
+        spec: &FleetSpec,
+        tags: &BTreeMap<String, String>,
+        instance_tags: &BTreeMap<String, String>,
+    ) -> CloudResult<(String, i64)>;
+    /// Finds a launch template by name: its ID and tags.
+    async fn find_launch_template(
+        &self,
+        name: &str,
+    ) -> CloudResult<Option<(String, BTreeMap<String, String>)>>;
+    /// The plain-text user data of a launch template version, None when it has none.
+    async fn launch_template_user_data(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> CloudResult<Option<String>>;
+    /// Deletes a launch template by name; absent is fine.
+    async fn delete_launch_template(&self, name: &str) -> CloudResult<()>;
+    /// Creates a target group; returns its ARN.
+    async fn create_target_group(
+        &self,
+        name: &str,
+        vpc_id: &str,
+        spec: &TargetGroupSpec,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<String>;
+    /// Finds a target group by name.
+    async fn find_target_group(&self, name: &str) -> CloudResult<Option<TargetGroupInfo>>;
+    /// Deletes a target group; absent is fine.
+    async fn delete_target_group(&self, arn: &str) -> CloudResult<()>;
+    /// Creates an Auto Scaling group.
+    async fn create_group(&self, request: &GroupRequest) -> CloudResult<()>;
+    /// Describes groups by name, in one call; absent ones are left out.
+    async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>>;
+    /// Every group tagged as owned by this release.
+    async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>>;
+    /// Sets a group's sizes.
+    async fn set_capacity(&self, name: &str, capacity: Capacity) -> CloudResult<()>;
+    /// Sets tags on a group (added or overwritten).
+    async fn tag_group(&self, name: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
+    /// Deletes a group and its instances; absent is fine.
+    async fn delete_group(&self, name: &str) -> CloudResult<()>;
+    /// Health of every target of a target group.
+    async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>>;
+}
+
+/// The listener that routes traffic.
+#[async_trait]
+pub trait Traffic: Send + Sync {
+    /// Reads the listener's default action; None when the listener does not exist.
+    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>>;
+    /// Sets a weighted forward default action.
+    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()>;
+    /// Sets a fixed-response default action.
+    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()>;
+}
+
+/// Machine images.
+#[async_trait]
+pub trait Images: Send + Sync {
+    /// The image's state (`available`, `pending`, ...), None when it does not exist.
+    async fn image_state(&self, image_id: &str) -> CloudResult<Option<String>>;
+}
+
+/// CloudWatch alarms.
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// Of these alarm names, the ones now in `ALARM`.
+    async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>>;
+}
+
+/// Where a release's ledger (fleets and history) is kept in AWS.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Loads the ledger of a release, None when there is none.
+    async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>>;
+    /// Saves the ledger.
+    async fn save(&self, ledger: &Ledger, tags: &BTreeMap<String, String>) -> CloudResult<()>;
+    /// Deletes the ledger; absent is fine.
+    async fn delete(&self, release_name: &str) -> CloudResult<()>;
+}
+
+/// The whole cloud, as the engine uses it.
+#[derive(Clone)]
+pub struct Cloud {
+    /// Fleets.
+    pub fleets: Arc<dyn Fleets>,
+    /// Traffic.
+    pub traffic: Arc<dyn Traffic>,
+    /// Images.
+    pub images: Arc<dyn Images>,
+    /// Alarms.
+    pub alarms: Arc<dyn Alarms>,
+    /// Ledger.
+    pub ledger: Arc<dyn LedgerStore>,
+}
+
+impl Cloud {
+    /// One object that implements every concern.
+    pub fn from_one<T>(all: Arc<T>) -> Self
+    where
+        T: Fleets + Traffic + Images + Alarms + LedgerStore + 'static,
+    {
+        Self {
+            fleets: all.clone(),
+            traffic: all.clone(),
+            images: all.clone(),
+            alarms: all.clone(),
+            ledger: all,
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The pure decision core: no AWS, no clock, no Terraform. Given what was observed, these
+//! functions say what to do next. Most of the provider's logic is tested here, as tables.
+
+use std::time::Duration;
+
+use crate::cloud::{GroupStatus, TargetHealth};
+use crate::spec::{CanaryStep, Strategy};
+
+/// Healthy instances needed for the gate: `ceil(desired × percentage / 100)`.
+///
+/// | desired | % | need |
+/// |---|---|---|
+/// | 3 | 100 | 3 |
+/// | 3 | 50 | 2 |
+/// | 1 | 1 | 1 |
+/// | 0 | 100 | 0 |
+pub fn healthy_needed(desired: i64, min_healthy_percentage: i64) -> i64 {
+    let desired = desired.max(0);
+    (desired * min_healthy_percentage + 99) / 100
+}
+
+/// What the health gate sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Instances of the group that are InService in the group and healthy in the target group.
+    pub healthy: i64,
+    /// How many are needed.
+    pub need: i64,
+    /// Instances InService in the group.
+    pub in_service: i64,
+    /// Desired capacity.
+    pub desired: i64,
+}
+
+impl Gate {
+    /// Counts the gate from the group and its target group's health.
+    pub fn observe(
+        group: &GroupStatus,
+        targets: &[TargetHealth],
+        min_healthy_percentage: i64,
+    ) -> Self {
+        let in_service: Vec<&str> = group
+            .instances
+            .iter()
+            .filter(|i| i.in_service())
+            .map(|i| i.id.as_str())
+            .collect();
+        let healthy = targets
+            .iter()
+            .filter(|t| t.state == "healthy" && in_service.contains(&t.id.as_str()))
+            .count() as i64;
+        Self {
+            healthy,
+            need: healthy_needed(group.capacity.desired, min_healthy_percentage),
+            in_service: in_service.len() as i64,
+            desired: group.capacity.desired,
+        }
+    }
+
+    /// The gate is open.
+    pub fn open(&self) -> bool {
+        self.healthy >= self.need
+    }
+
+    /// Why we are (still) waiting, in the words of a wait message.
+    pub fn reason(&self) -> String {
+        format!(
+            "need {} healthy targets, have {} ({} of {} instances InService)",
+            self.need, self.healthy, self.in_service, self.desired
+        )
+    }
+}
+
+/// One step of moving traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Set the new fleet's weight (percent); the serving fleet gets the rest.
+    Weight(i64),
+    /// Hold and watch for this long.
+    Pause(Duration),
+    /// Hold at 100 % and watch for this long.
+    Bake(Duration),
+}
+
+/// The traffic steps of a release.
+///
+/// - A first release (nothing serves) and every `blue_green` release: `[Weight(100)]`.
+/// - `canary` with steps 10/2m and 50/5m: `[Weight(10), Pause(2m), Weight(50), Pause(5m), Weight(100)]`.
+/// - A rollback always goes straight to 100 %.
+///
+/// A non-zero `bake` adds `Bake(bake)` at the end.
+pub fn traffic_steps(
+    strategy: Strategy,
+    canary: &[CanaryStep],
+    bake: Duration,
+    straight: bool,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if strategy == Strategy::Canary && !straight {
+        for s in canary {
+            steps.push(Step::Weight(i64::from(s.weight)));
+            if !s.pause.is_zero() {
+                steps.push(Step::Pause(s.pause));
+            }
+        }
+    }
+    steps.push(Step::Weight(100));
+    if !bake.is_zero() {
+        steps.push(Step::Bake(bake));
+    }
+    steps
+}
+
+/// The listener's forward action for a weight: the new fleet gets `weight`, the serving
+/// fleet the rest, retained fleets 0 (kept in the action so the ALB health-checks them).
+/// Weights always sum to 100; a target group appears once.
+pub fn split(
+    new_tg: &str,
+    weight: i64,
+    serving_tg: Option<&str>,
+    retained: &[String],
+) -> Vec<(String, i64)> {
+    let weight = weight.clamp(0, 100);
+    let mut out: Vec<(String, i64)> = Vec::new();
+    match serving_tg {
+        Some(s) if s != new_tg => {
+            out.push((new_tg.to_string(), weight));
+            out.push((s.to_string(), 100 - weight));
+        }
+        _ => out.push((new_tg.to_string(), 100)),
+    }
+    for r in retained {
+        if !out.iter().any(|(arn, _)| arn == r) {
+            out.push((r.clone(), 0));
+        }
+    }
+    // An ALB forward action holds at most five target groups.
+    out.truncate(5);
+    out
+}
+
+/// Whether a release may go on, after looking at alarms and the new fleet's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on.
+    Continue,
+    /// Abort, because...
+    Abort(String),
+}
+
+/// Judges one observation during a pause or bake.
+pub fn watch(gate: &Gate, alarms_in_alarm: &[String], fleet_name: &str) -> Verdict {
+    if let Some(first) = alarms_in_alarm.first() {
+        return Verdict::Abort(format!(
+            "alarm {first} is in ALARM{}",
+            if alarms_in_alarm.len() > 1 {
+                format!(" (and {} more)", alarms_in_alarm.len() - 1)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if !gate.open() {
+        return Verdict::Abort(format!(
+            "fleet {fleet_name} became unhealthy: {}",
+            gate.reason()
+        ));
+    }
+    Verdict::Continue
+}
+
+/// How long to sleep before the next poll: starts at 1 s (or the ceiling if smaller) and
+/// doubles while nothing changes, never past `ceiling` nor past the time left.
+pub fn next_poll(previous: Option<Duration>, ceiling: Duration, left: Duration) -> Duration {
+    let start = Duration::from_secs(1).min(ceiling);
+    let next = match previous {
+        None => start,
+        Some(p) => (p * 2).min(ceiling),
+    };
+    next.min(left).max(Duration::from_millis(1))
+}
+
+/// What a plan is, for a resource that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanKind {
+    /// Nothing changes.
+    NoChange,
+    /// A new fleet.
+    Release,
+    /// Back to the retained fleet of this release number.
+    Rollback(u64),
+    /// Capacity of the serving fleet only.
+    Scale,
+    /// Settings only; no AWS object changes shape.
+    Settings,
+}
+
+/// Classifies a plan from what changed.
+///
+/// `retained` holds (release, fingerprint) of the retained fleets, newest first.
+pub fn classify(
+    serving_fingerprint: &str,
+    planned_fingerprint: &str,
+    retained: &[(u64, String)],
+    capacity_changed: bool,
+    settings_changed: bool,
+) -> PlanKind {
+    if serving_fingerprint != planned_fingerprint {
+        return match retained.iter().find(|(_, f)| f == planned_fingerprint) {
+            Some((release, _)) => PlanKind::Rollback(*release),
+            None => PlanKind::Release,
+        };
+    }
+    if capacity_changed {
+        PlanKind::Scale
+    } else if settings_changed {
+        PlanKind::Settings
+    } else {
+        PlanKind::NoChange
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::InstanceStatus;
+    use crate::spec::Capacity;
+
+    fn group(desired: i64, states: &[(&str, &str, &str)]) -> GroupStatus {
+        GroupStatus {
+            name: "web-r1".into(),
+            capacity: Capacity {
+                min: 0,
+                max: 10,
+                desired,
+            },
+            instances: states
+                .iter()
+                .map(|(id, lc, h)| InstanceStatus {
+                    id: id.to_string(),
+                    lifecycle_state: lc.to_string(),
+                    health_status: h.to_string(),
+                })
+                .collect(),
+            tags: Default::default(),
+            target_group_arns: vec![],
+            launch_template: None,
+            deleting: false,
+        }
+    }
+
+    fn th(id: &str, state: &str) -> TargetHealth {
+        TargetHealth {
+            id: id.into(),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn healthy_needed_table() {
+        for (desired, pct, need) in [
+            (3, 100, 3),
+            (3, 50, 2),
+            (1, 1, 1),
+            (0, 100, 0),
+            (10, 33, 4),
+            (4, 75, 3),
+        ] {
+            assert_eq!(healthy_needed(desired, pct), need, "{desired} × {pct} %");
+        }
+    }
+
+    #[test]
+    fn gate_counts_only_in_service_and_target_healthy() {
+        let g = group(
+            3,
+            &[
+                ("i-1", "InService", "Healthy"),
+                ("i-2", "Pending", "Healthy"),
+                ("i-3", "InService", "Unhealthy"),
+            ],
+        );
+        let t = [
+            th("i-1", "healthy"),
+            th("i-2", "healthy"),
+            th("i-3", "healthy"),
+            th("i-9", "healthy"),
+        ];
+        let gate = Gate::observe(&g, &t, 100);
+        assert_eq!(
+            gate,
+            Gate {
+                healthy: 1,
+                need: 3,
+                in_service: 1,
+                desired: 3
+            }
+        );
+        assert!(!gate.open());
+        assert_eq!(
+            gate.reason(),
+            "need 3 healthy targets, have 1 (1 of 3 instances InService)"
+        );
+        let t = [th("i-1", "unhealthy")];
+        assert_eq!(Gate::observe(&g, &t, 1).healthy, 0);
+    }
+
+    #[test]
+    fn gate_of_an_empty_fleet_is_open() {
+        assert!(Gate::observe(&group(0, &[]), &[], 100).open());
+    }
+
+    #[test]
+    fn steps_table() {
+        let canary = vec![
+            CanaryStep {
+                weight: 10,
+                pause: Duration::from_secs(120),
+            },
+            CanaryStep {
+                weight: 50,
+                pause: Duration::ZERO,
+            },
+        ];
+        use Step::*;
+        let cases: Vec<(Strategy, bool, Duration, Vec<Step>)> = vec![
+            (
+                Strategy::BlueGreen,
+                false,
+                Duration::ZERO,
+                vec![Weight(100)],
+            ),
+            (
+                Strategy::BlueGreen,
+                false,
+                Duration::from_secs(60),
+                vec![Weight(100), Bake(Duration::from_secs(60))],
+            ),
+            (
+                Strategy::Canary,
+                false,
+                Duration::ZERO,
+                vec![
+                    Weight(10),
+                    Pause(Duration::from_secs(120)),
+                    Weight(50),
+                    Weight(100),
+                ],
+            ),
+            (Strategy::Canary, true, Duration::ZERO, vec![Weight(100)]),
+        ];
+        for (strategy, straight, bake, want) in cases {
+            assert_eq!(traffic_steps(strategy, &canary, bake, straight), want);
+        }
+    }
+
+    #[test]
+    fn split_sums_to_100_and_keeps_retained_at_zero() {
+        let retained = vec!["r1".to_string(), "r2".to_string()];
+        for w in [0, 1, 10, 50, 99, 100, 150, -5] {
+            for serving in [None, Some("s")] {
+                let s = split("n", w, serving, &retained);
+                assert_eq!(
+                    s.iter().map(|(_, w)| w).sum::<i64>(),
+                    100,
+                    "{w} {serving:?}"
+                );
+                assert!(s
+                    .iter()
+                    .filter(|(a, _)| a.starts_with('r'))
+                    .all(|(_, w)| *w == 0));
+            }
+        }
+        assert_eq!(
+            split("n", 10, Some("s"), &[]),
+            vec![("n".into(), 10), ("s".into(), 90)]
+        );
+        assert_eq!(split("n", 10, None, &[]), vec![("n".into(), 100)]);
+        assert_eq!(split("n", 30, Some("n"), &[]), vec![("n".into(), 100)]);
+    }
+
+    #[test]
+    fn watch_aborts_on_alarm_or_unhealthy() {
+        let open = Gate {
+            healthy: 3,
+            need: 3,
+            in_service: 3,
+            desired: 3,
+        };
+        let closed = Gate {
+            healthy: 1,
+            need: 3,
+            in_service: 3,
+            desired: 3,
+        };
+        assert_eq!(watch(&open, &[], "web-r2"), Verdict::Continue);
+        assert_eq!(
+            watch(&open, &["web-5xx".into()], "web-r2"),
+            Verdict::Abort("alarm web-5xx is in ALARM".into())
+        );
+        assert!(matches!(watch(&closed, &[], "web-r2"), Verdict::Abort(r) if r.contains("have 1")));
+    }
+
+    #[test]
+    fn polls_back_off_to_the_ceiling() {
+        let ceiling = Duration::from_secs(5);
+        let mut p = None;
+        let mut seen = vec![];
+        for _ in 0..5 {
+            let n = next_poll(p, ceiling, Duration::from_secs(100));
+            seen.push(n.as_secs());
+            p = Some(n);
+        }
+        assert_eq!(seen, vec![1, 2, 4, 5, 5]);
+        assert_eq!(
+            next_poll(None, Duration::from_millis(100), Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            next_poll(Some(ceiling), ceiling, Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn classify_table() {
+        let retained = vec![(2, "b".to_string()), (1, "a".to_string())];
+        assert_eq!(
+            classify("c", "c", &retained, false, false),
+            PlanKind::NoChange
+        );
+        assert_eq!(
+            classify("c", "d", &retained, false, false),
+            PlanKind::Release
+        );
+        assert_eq!(
+            classify("c", "a", &retained, true, true),
+            PlanKind::Rollback(1)
+        );
+        assert_eq!(classify("c", "c", &retained, true, true), PlanKind::Scale);
+        assert_eq!(
+            classify("c", "c", &retained, false, true),
+            PlanKind::Settings
+        );
+    }
+}

@@ -1,0 +1,1097 @@
+//! The engine: runs releases, rollbacks, scaling and destroys against a [`Cloud`], looping
+//! observe → decide → act with the pure functions of [`crate::decide`], and writing its
+//! progress to AWS (ownership tags, the ledger) after every step.
+//!
+//! Time is tokio's, so tests drive it with `tokio::time::pause()`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cloud::{Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction};
+use crate::decide::{self, Gate, PlanKind, Step, Verdict};
+use crate::duration::format as fmt_duration;
+use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
+use crate::log;
+use crate::spec::{Capacity, ReleaseSpec};
+
+/// Tag: the release name that owns an object.
+pub const TAG_RELEASE_NAME: &str = "immutable:release-name";
+/// Tag: the release number of a fleet.
+pub const TAG_RELEASE: &str = "immutable:release";
+/// Tag: the image a fleet runs.
+pub const TAG_IMAGE: &str = "immutable:image-id";
+/// Tag: how far the fleet's release got.
+pub const TAG_PHASE: &str = "immutable:phase";
+/// Tag: the fleet-shaping fingerprint.
+pub const TAG_FINGERPRINT: &str = "immutable:fingerprint";
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// An AWS call failed after its retries.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The release was aborted and rolled back; traffic stayed where it was.
+    #[error("{summary}: {reason}. {traffic}")]
+    Aborted {
+        /// e.g. "release web-r2 aborted".
+        summary: String,
+        /// What failed, with the figures.
+        reason: String,
+        /// Where traffic is now, e.g. "Traffic stayed on release 1 (web-r1)."
+        traffic: String,
+    },
+    /// The provider refuses to act, e.g. on an object it does not own.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Result of an engine operation.
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// What a read sees of a release.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The listener's default action, None when the listener is gone.
+    pub listener: Option<ListenerAction>,
+    /// The live groups of the ledger's fleets.
+    pub groups: Vec<GroupStatus>,
+}
+
+impl Observed {
+    /// The serving fleet's group, if it exists.
+    pub fn active_group(&self) -> Option<&GroupStatus> {
+        let active = self.ledger.active()?;
+        self.groups.iter().find(|g| g.name == active.fleet_name)
+    }
+
+    /// Listener weights by fleet name (target groups not owned by the release by ARN).
+    pub fn traffic(&self) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        if let Some(ListenerAction::Forward(weights)) = &self.listener {
+            for (arn, w) in weights {
+                let name = self
+                    .ledger
+                    .fleets
+                    .iter()
+                    .find(|f| &f.target_group_arn == arn)
+                    .map(|f| f.fleet_name.clone())
+                    .unwrap_or_else(|| arn.clone());
+                out.insert(name, *w);
+            }
+        }
+        out
+    }
+}
+
+/// Runs operations against a cloud.
+#[derive(Clone)]
+pub struct Engine {
+    cloud: Cloud,
+    poll_ceiling: Duration,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The fleet name of a release number: `<name>-r<N>`.
+pub fn fleet_name(release_name: &str, release: u64) -> String {
+    format!("{release_name}-r{release}")
+}
+
+impl Engine {
+    /// An engine whose waits poll no slower than `poll_ceiling`.
+    pub fn new(cloud: Cloud, poll_ceiling: Duration) -> Self {
+        Self {
+            cloud,
+            poll_ceiling,
+        }
+    }
+
+    /// The cloud this engine acts on.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// Reads everything a release is in AWS. None when no ledger exists for the name.
+    pub async fn observe(&self, name: &str) -> EngineResult<Option<Observed>> {
+        let Some(ledger) = self.cloud.ledger.load(name).await? else {
+            return Ok(None);
+        };
+        let listener = self.cloud.traffic.read(&ledger.listener_arn).await?;
+        let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
+        let groups = self.cloud.fleets.describe_groups(&names).await?;
+        Ok(Some(Observed {
+            ledger,
+            listener,
+            groups,
+        }))
+    }
+
+    fn owned_tags(
+        &self,
+        spec: &ReleaseSpec,
+        release: u64,
+        phase: &str,
+    ) -> BTreeMap<String, String> {
+        let mut tags = spec.tags.clone();
+        tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
+        tags.insert(TAG_RELEASE.into(), release.to_string());
+        tags.insert(TAG_IMAGE.into(), spec.fleet.image_id.clone());
+        tags.insert(TAG_PHASE.into(), phase.into());
+        tags.insert(TAG_FINGERPRINT.into(), spec.fleet.fingerprint());
+        tags
+    }
+
+    fn ledger_tags(spec: &ReleaseSpec) -> BTreeMap<String, String> {
+        let mut tags = spec.tags.clone();
+        tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
+        tags.insert(TAG_PHASE.into(), "ledger".into());
+        tags
+    }
+
+    /// Refuses to touch a same-named object that the release does not own.
+    async fn check_free(&self, spec: &ReleaseSpec, fleet: &str) -> EngineResult<()> {
+        let owned_by_us =
+            |tags: &BTreeMap<String, String>| tags.get(TAG_RELEASE_NAME) == Some(&spec.name);
+        if let Some(g) = self
+            .cloud
+            .fleets
+            .describe_groups(&[fleet.to_string()])
+            .await?
+            .first()
+        {
+            if !owned_by_us(&g.tags) {
+                return Err(EngineError::Refused(format!(
+                    "an Auto Scaling group named {fleet} already exists and is not owned by release {} (it has no {TAG_RELEASE_NAME} = {} tag); the provider never adopts or deletes objects it does not own: rename the release or remove that group",
+                    spec.name, spec.name
+                )));
+            }
+        }
+        if let Some(tg) = self.cloud.fleets.find_target_group(fleet).await? {
+            if !owned_by_us(&tg.tags) {
+                return Err(EngineError::Refused(format!(
+                    "a target group named {fleet} already exists and is not owned by release {}; the provider never adopts or deletes objects it does not own: rename the release or remove that target group",
+                    spec.name
+                )));
+            }
+        }
+        if let Some((_, tags)) = self.cloud.fleets.find_launch_template(fleet).await? {
+            if !owned_by_us(&tags) {
+                return Err(EngineError::Refused(format!(
+                    "a launch template named {fleet} already exists and is not owned by release {}; rename the release or remove that launch template",
+                    spec.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps for the next poll interval; returns the interval used.
+    async fn pause(&self, previous: Option<Duration>, deadline: Instant) -> Duration {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let d = decide::next_poll(previous, self.poll_ceiling, left);
+        tokio::time::sleep(d).await;
+        d
+    }
+
+    /// Observes the health gate of a group once.
+    async fn gate(&self, fleet: &FleetRecord, min_pct: i64) -> EngineResult<Gate> {
+        let groups = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&fleet.fleet_name))
+            .await?;
+        let Some(group) = groups.first() else {
+            return Ok(Gate {
+                healthy: 0,
+                need: 1,
+                in_service: 0,
+                desired: 0,
+            });
+        };
+        let targets = self
+            .cloud
+            .fleets
+            .target_health(&fleet.target_group_arn)
+            .await?;
+        Ok(Gate::observe(group, &targets, min_pct))
+    }
+
+    /// Waits until the gate opens or the deadline passes (then Err with the last reason).
+    async fn wait_healthy(
+        &self,
+        fleet: &FleetRecord,
+        min_pct: i64,
+        limit: Duration,
+    ) -> EngineResult<Result<Gate, String>> {
+        let started = Instant::now();
+        let deadline = started + limit;
+        let mut interval = None;
+        loop {
+            let gate = self.gate(fleet, min_pct).await?;
+            if gate.open() {
+                log::info(format!(
+                    "release {}: healthy, {}/{} healthy targets",
+                    fleet.fleet_name, gate.healthy, gate.desired
+                ));
+                return Ok(Ok(gate));
+            }
+            if Instant::now() >= deadline {
+                return Ok(Err(format!(
+                    "waiting for Auto Scaling group ({}) healthy capacity: {} after {}",
+                    fleet.fleet_name,
+                    gate.reason(),
+                    fmt_duration(limit)
+                )));
+            }
+            log::info(format!(
+                "release {}: waiting for health: {}",
+                fleet.fleet_name,
+                gate.reason()
+            ));
+            interval = Some(self.pause(interval, deadline).await);
+        }
+    }
+
+    /// Sets the listener's weights and reads them back; a mismatch is an error.
+    async fn set_traffic(&self, listener: &str, weights: &[(String, i64)]) -> EngineResult<()> {
+        self.cloud.traffic.forward(listener, weights).await?;
+        let read = self.cloud.traffic.read(listener).await?;
+        let mut want: Vec<(String, i64)> = weights.to_vec();
+        want.sort();
+        let ok = matches!(&read, Some(ListenerAction::Forward(got)) if { let mut g = got.clone(); g.sort(); g == want });
+        if !ok {
+            return Err(EngineError::Cloud(CloudError::Transport {
+                action: format!("verifying listener ({listener}) weights"),
+                message: format!("set {want:?}, read back {read:?}"),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Holds for `length`, watching alarms and the fleet's health; Err(reason) to abort.
+    async fn watch(
+        &self,
+        spec: &ReleaseSpec,
+        fleet: &FleetRecord,
+        length: Duration,
+        what: &str,
+    ) -> EngineResult<Result<(), String>> {
+        let deadline = Instant::now() + length;
+        let alarms: Vec<String> = spec.alarm_names.iter().cloned().collect();
+        let mut interval = None;
+        loop {
+            let gate = self.gate(fleet, spec.health.min_healthy_percentage).await?;
+            let firing = if alarms.is_empty() {
+                Vec::new()
+            } else {
+                self.cloud.alarms.in_alarm(&alarms).await?
+            };
+            if let Verdict::Abort(reason) = decide::watch(&gate, &firing, &fleet.fleet_name) {
+                return Ok(Err(format!("{reason} during {what}")));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Ok(()));
+            }
+            log::info(format!(
+                "release {}: {what}, {} left, {}/{} healthy, alarms OK",
+                fleet.fleet_name,
+                fmt_duration(left),
+                gate.healthy,
+                gate.desired
+            ));
+            interval = Some(self.pause(interval, deadline).await);
+        }
+    }
+
+    async fn delete_fleet(
+        &self,
+        fleet_name: &str,
+        target_group_arn: Option<&str>,
+    ) -> EngineResult<()> {
+        self.cloud.fleets.delete_group(fleet_name).await?;
+        self.wait_group_gone(fleet_name, Duration::from_secs(600))
+            .await?;
+        let arn = match target_group_arn {
+            Some(a) if !a.is_empty() => Some(a.to_string()),
+            _ => self
+                .cloud
+                .fleets
+                .find_target_group(fleet_name)
+                .await?
+                .map(|t| t.arn),
+        };
+        if let Some(arn) = arn {
+            self.cloud.fleets.delete_target_group(&arn).await?;
+        }
+        self.cloud.fleets.delete_launch_template(fleet_name).await?;
+        Ok(())
+    }
+
+    async fn wait_group_gone(&self, name: &str, limit: Duration) -> EngineResult<()> {
+        let deadline = Instant::now() + limit;
+        let mut interval = None;
+        loop {
+            if self
+                .cloud
+                .fleets
+                .describe_groups(&[name.to_string()])
+                .await?
+                .is_empty()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(EngineError::Cloud(CloudError::Transport {
+                    action: format!("waiting for Auto Scaling group ({name}) deletion"),
+                    message: format!("still present after {}", fmt_duration(limit)),
+                }));
+            }
+            interval = Some(self.pause(interval, deadline).await);
+        }
+    }
+
+    /// The capacity a new fleet gets: the spec's desired, or else the serving fleet's live
+    /// desired capacity (so an autoscaled fleet never shrinks on release), or else min.
+    fn new_capacity(
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        serving: Option<&GroupStatus>,
+    ) -> Capacity {
+        let mut c = spec.capacity;
+        if !explicit_desired {
+            if let Some(g) = serving {
+                c.desired = g.capacity.desired.clamp(c.min, c.max);
+            }
+        }
+        c
+    }
+
+    /// Performs a release: a new fleet beside the serving one, the health gate, the traffic
+    /// steps, the bake, and retirement. On any failure the release is aborted: traffic goes
+    /// back to where it was, the new fleet is deleted, and the history records why.
+    ///
+    /// `explicit_desired` says whether the user set `desired_capacity` (else it is carried
+    /// over from the serving fleet).
+    pub async fn release(
+        &self,
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        limit: Duration,
+    ) -> EngineResult<Ledger> {
+        let started = Instant::now();
+        let mut ledger = match self.cloud.ledger.load(&spec.name).await? {
+            Some(l) => l,
+            None => Ledger::new(&spec.name, &spec.listener_arn),
+        };
+        ledger.listener_arn = spec.listener_arn.clone();
+        let previous_action = self
+            .cloud
+            .traffic
+            .read(&spec.listener_arn)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                "listener {} does not exist: create it first (the release owns its default action)",
+                spec.listener_arn
+            ))
+            })?;
+        let retained_fp = ledger
+            .retained()
+            .iter()
+            .find(|f| f.fingerprint == spec.fleet.fingerprint())
+            .map(|f| f.release);
+        if let Some(release) = retained_fp {
+            return self.rollback(spec, ledger, release, limit).await;
+        }
+
+        let release = ledger.next_release;
+        let name = fleet_name(&spec.name, release);
+        self.check_free(spec, &name).await?;
+        // A leftover of an interrupted attempt with the same number is ours: clear it.
+        self.delete_fleet(&name, None).await?;
+
+        let serving = ledger.active().cloned();
+        let serving_group = match &serving {
+            Some(s) => self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&s.fleet_name))
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let capacity = Self::new_capacity(spec, explicit_desired, serving_group.as_ref());
+        let started_at = now_rfc3339();
+        log::info(format!(
+            "release {name}: launching {} × {} from {}",
+            capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
+        ));
+
+        ledger.next_release = release + 1;
+        let mut record = FleetRecord {
+            release,
+            fleet_name: name.clone(),
+            launch_template_id: String::new(),
+            launch_template_version: 0,
+            target_group_arn: String::new(),
+            image_id: spec.fleet.image_id.clone(),
+            fingerprint: spec.fleet.fingerprint(),
+            role: Role::Launching,
+        };
+        ledger.fleets.push(record.clone());
+        self.cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await?;
+
+        let mut instance_tags = spec.tags.clone();
+        instance_tags.extend(spec.fleet.instance_tags.clone());
+        instance_tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
+        instance_tags.insert(TAG_RELEASE.into(), release.to_string());
+        let created: EngineResult<()> = async {
+            let tags = self.owned_tags(spec, release, "launching");
+            let (lt_id, lt_version) = self
+                .cloud
+                .fleets
+                .create_launch_template(&name, &spec.fleet, &tags, &instance_tags)
+                .await?;
+            record.launch_template_id = lt_id.clone();
+            record.launch_template_version = lt_version;
+            record.target_group_arn = self
+                .cloud
+                .fleets
+                .create_target_group(&name, &spec.vpc_id, &spec.fleet.target_group, &tags)
+                .await?;
+            self.cloud
+                .fleets
+                .create_group(&GroupRequest {
+                    name: name.clone(),
+                    launch_template: (lt_id, lt_version),
+                    target_group_arn: record.target_group_arn.clone(),
+                    subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
+                    capacity,
+                    grace_period: spec.health.grace_period,
+                    tags,
+                })
+                .await?;
+            Ok(())
+        }
+        .await;
+        if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
+            *f = record.clone();
+        }
+        if let Err(e) = created {
+            return Err(self
+                .abort(
+                    spec,
+                    ledger,
+                    &record,
+                    &previous_action,
+                    &started_at,
+                    e.to_string(),
+                )
+                .await);
+        }
+        self.cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await?;
+
+        let health_limit = spec
+            .health
+            .timeout
+            .min(limit.saturating_sub(started.elapsed()));
+        match self
+            .wait_healthy(&record, spec.health.min_healthy_percentage, health_limit)
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => {
+                return Err(self
+                    .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                    .await)
+            }
+            Err(e) => {
+                return Err(self
+                    .abort(
+                        spec,
+                        ledger,
+                        &record,
+                        &previous_action,
+                        &started_at,
+                        e.to_string(),
+                    )
+                    .await)
+            }
+        }
+
+        let retained_arns: Vec<String> = ledger
+            .retained()
+            .iter()
+            .map(|f| f.target_group_arn.clone())
+            .collect();
+        let serving_arn = serving.as_ref().map(|s| s.target_group_arn.clone());
+        let steps = decide::traffic_steps(
+            spec.strategy,
+            &spec.canary_steps,
+            spec.bake_time,
+            serving.is_none(),
+        );
+        let mut current_weight = 0;
+        for step in steps {
+            let result: EngineResult<Result<(), String>> = match step {
+                Step::Weight(w) => {
+                    let split = decide::split(
+                        &record.target_group_arn,
+                        w,
+                        serving_arn.as_deref(),
+                        &retained_arns,
+                    );
+                    // Never give traffic to a fleet not healthy right now.
+                    match self.gate(&record, spec.health.min_healthy_percentage).await {
+                        Ok(g) if !g.open() => Ok(Err(format!(
+                            "fleet {name} became unhealthy before traffic moved to {w} %: {}",
+                            g.reason()
+                        ))),
+                        Err(e) => Err(e),
+                        Ok(_) => {
+                            log::info(format!(
+                                "release {name}: traffic {current_weight} % → {w} %"
+                            ));
+                            let r = self.set_traffic(&spec.listener_arn, &split).await;
+                            current_weight = w;
+                            let _ = self
+                                .cloud
+                                .fleets
+                                .tag_group(
+                                    &name,
+                                    &BTreeMap::from([(
+                                        TAG_PHASE.to_string(),
+                                        format!("traffic-{w}"),
+                                    )]),
+                                )
+                                .await;
+                            r.map(Ok)
+                        }
+                    }
+                }
+                Step::Pause(d) => {
+                    self.watch(
+                        spec,
+                        &record,
+                        d,
+                        &format!("canary pause at {current_weight} %"),
+                    )
+                    .await
+                }
+                Step::Bake(d) => self.watch(spec, &record, d, "bake").await,
+            };
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(self
+                        .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                        .await)
+                }
+                Err(e) => {
+                    return Err(self
+                        .abort(
+                            spec,
+                            ledger,
+                            &record,
+                            &previous_action,
+                            &started_at,
+                            e.to_string(),
+                        )
+                        .await)
+                }
+            }
+        }
+
+        // Done: the new fleet serves; the previous one is retained; the oldest go.
+        for f in ledger.fleets.iter_mut() {
+            if f.release == release {
+                f.role = Role::Active;
+            } else if f.role == Role::Active {
+                f.role = Role::Retained;
+            }
+        }
+        let finished = now_rfc3339();
+        if let Some(prev) = &serving {
+            ledger.set_status(
+                prev.release,
+                Status::Retained,
+                Some(format!("replaced by release {release}")),
+                Some(finished.clone()),
+            );
+        }
+        ledger.push_history(
+            HistoryEntry {
+                release,
+                image_id: spec.fleet.image_id.clone(),
+                fleet_name: name.clone(),
+                status: Status::Active,
+                started_at,
+                finished_at: Some(finished),
+                reason: None,
+            },
+            spec.history_limit as usize,
+        );
+        let _ = self
+            .cloud
+            .fleets
+            .tag_group(
+                &name,
+                &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
+            )
+            .await;
+        self.retire(spec, &mut ledger).await?;
+        log::info(format!(
+            "release {name}: done, serving 100 % in {}",
+            fmt_duration(started.elapsed())
+        ));
+        Ok(ledger)
+    }
+
+    /// Keeps the newest `retain_fleets` retained fleets and deletes the rest (listener
+    /// first, so no deleted target group is ever referenced).
+    async fn retire(&self, spec: &ReleaseSpec, ledger: &mut Ledger) -> EngineResult<()> {
+        let retained: Vec<FleetRecord> = ledger.retained().into_iter().cloned().collect();
+        let keep = spec.retain_fleets.max(0) as usize;
+        let cut = keep.min(retained.len());
+        let (kept, gone) = (retained[..cut].to_vec(), retained[cut..].to_vec());
+        let active = ledger
+            .active()
+            .cloned()
+            .expect("a release has an active fleet when it retires");
+        let kept_arns: Vec<String> = kept.iter().map(|f| f.target_group_arn.clone()).collect();
+        self.set_traffic(
+            &spec.listener_arn,
+            &decide::split(&active.target_group_arn, 100, None, &kept_arns),
+        )
+        .await?;
+        for f in &kept {
+            let _ = self
+                .cloud
+                .fleets
+                .tag_group(
+                    &f.fleet_name,
+                    &BTreeMap::from([(TAG_PHASE.to_string(), "retained".to_string())]),
+                )
+                .await;
+        }
+        for f in gone {
+            log::info(format!(
+                "release {}: retiring {}",
+                active.fleet_name, f.fleet_name
+            ));
+            self.delete_fleet(&f.fleet_name, Some(&f.target_group_arn))
+                .await?;
+            ledger.fleets.retain(|x| x.release != f.release);
+            ledger.set_status(
+                f.release,
+                Status::Retired,
+                Some(format!("beyond retain_fleets = {keep}")),
+                None,
+            );
+        }
+        self.cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await?;
+        Ok(())
+    }
+
+    /// Rolls back to a retained fleet: no new fleet; scale it back if needed, wait for
+    /// health, move all traffic, keep the replaced fleet as retained.
+    async fn rollback(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        to: u64,
+        limit: Duration,
+    ) -> EngineResult<Ledger> {
+        let started = Instant::now();
+        let target = ledger
+            .fleets
+            .iter()
+            .find(|f| f.release == to)
+            .cloned()
+            .expect("retained fleet exists");
+        let serving = ledger.active().cloned();
+        log::info(format!("rollback to {}: starting", target.fleet_name));
+        let group = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&target.fleet_name))
+            .await?
+            .into_iter()
+            .next();
+        let Some(group) = group else {
+            return Err(EngineError::Refused(format!(
+                "retained fleet {} is gone from AWS; cannot roll back to it",
+                target.fleet_name
+            )));
+        };
+        let serving_group = match &serving {
+            Some(s) => self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&s.fleet_name))
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let want = Self::new_capacity(spec, false, serving_group.as_ref());
+        if group.capacity.desired < want.desired
+            || group.capacity.min != want.min
+            || group.capacity.max != want.max
+        {
+            self.cloud
+                .fleets
+                .set_capacity(&target.fleet_name, want)
+                .await?;
+        }
+        match self
+            .wait_healthy(
+                &target,
+                spec.health.min_healthy_percentage,
+                spec.health.timeout.min(limit),
+            )
+            .await?
+        {
+            Ok(_) => {}
+            Err(reason) => {
+                let traffic = match &serving {
+                    Some(s) => format!(
+                        "Traffic stayed on release {} ({}).",
+                        s.release, s.fleet_name
+                    ),
+                    None => "No release was serving.".to_string(),
+                };
+                return Err(EngineError::Aborted {
+                    summary: format!("rollback to {} aborted", target.fleet_name),
+                    reason,
+                    traffic,
+                });
+            }
+        }
+        let others: Vec<String> = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.release != to)
+            .map(|f| f.target_group_arn.clone())
+            .collect();
+        self.set_traffic(
+            &spec.listener_arn,
+            &decide::split(&target.target_group_arn, 100, None, &others),
+        )
+        .await?;
+        let release = ledger.next_release;
+        ledger.next_release += 1;
+        let finished = now_rfc3339();
+        for f in ledger.fleets.iter_mut() {
+            if f.release == to {
+                f.role = Role::Active;
+            } else if f.role == Role::Active {
+                f.role = Role::Retained;
+            }
+        }
+        if let Some(s) = &serving {
+            ledger.set_status(
+                s.release,
+                Status::RolledBack,
+                Some(format!(
+                    "rolled back by release {release} to {}",
+                    target.fleet_name
+                )),
+                Some(finished.clone()),
+            );
+        }
+        // The rolled-back-to release keeps its line; its fleet now serves as the new number.
+        for h in ledger.history.iter_mut().filter(|h| h.release == to) {
+            h.reason = Some(format!(
+                "its fleet serves again as release {release} (rollback)"
+            ));
+        }
+        ledger.push_history(
+            HistoryEntry {
+                release,
+                image_id: target.image_id.clone(),
+                fleet_name: target.fleet_name.clone(),
+                status: Status::Active,
+                started_at: finished.clone(),
+                finished_at: Some(finished),
+                reason: Some(format!("rollback to release {to}")),
+            },
+            spec.history_limit as usize,
+        );
+        self.retire(spec, &mut ledger).await?;
+        log::info(format!(
+            "rollback to {}: done in {}",
+            target.fleet_name,
+            fmt_duration(started.elapsed())
+        ));
+        Ok(ledger)
+    }
+
+    /// Aborts a release: traffic back where it was (verified), the new fleet deleted, the
+    /// attempt recorded. Returns the error to report.
+    async fn abort(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        record: &FleetRecord,
+        previous: &ListenerAction,
+        started_at: &str,
+        reason: String,
+    ) -> EngineError {
+        log::warn(format!("release {}: aborting: {reason}", record.fleet_name));
+        let mut problems = Vec::new();
+        let restore = match previous {
+            ListenerAction::Forward(w) => self.set_traffic(&spec.listener_arn, w).await,
+            ListenerAction::Fixed(code) => {
+                let code = code.parse().unwrap_or(503);
+                self.cloud
+                    .traffic
+                    .fixed_response(&spec.listener_arn, code)
+                    .await
+                    .map_err(EngineError::from)
+            }
+            ListenerAction::Other(_) => Ok(()),
+        };
+        if let Err(e) = restore {
+            problems.push(format!("restoring the listener failed: {e}"));
+        }
+        if let Err(e) = self
+            .delete_fleet(&record.fleet_name, Some(&record.target_group_arn))
+            .await
+        {
+            problems.push(format!("removing {} failed: {e}", record.fleet_name));
+        } else {
+            ledger.fleets.retain(|f| f.release != record.release);
+        }
+        ledger.push_history(
+            HistoryEntry {
+                release: record.release,
+                image_id: record.image_id.clone(),
+                fleet_name: record.fleet_name.clone(),
+                status: Status::Aborted,
+                started_at: started_at.to_string(),
+                finished_at: Some(now_rfc3339()),
+                reason: Some(crate::ledger::shorten(&reason)),
+            },
+            spec.history_limit as usize,
+        );
+        // A first release that never served leaves nothing behind, its ledger included.
+        let saved = if ledger.fleets.is_empty() {
+            self.cloud.ledger.delete(&spec.name).await
+        } else {
+            self.cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await
+        };
+        if let Err(e) = saved {
+            problems.push(format!("recording the abort failed: {e}"));
+        }
+        let traffic = match (ledger.active(), previous) {
+            (Some(a), _) => format!(
+                "Traffic stayed on release {} ({}).",
+                current_release(&ledger).unwrap_or(a.release),
+                a.fleet_name
+            ),
+            (None, ListenerAction::Fixed(code)) => {
+                format!("No release was serving; the listener answers {code} as before.")
+            }
+            (None, _) => {
+                "No release was serving; the listener's default action is as it was.".to_string()
+            }
+        };
+        let traffic = if problems.is_empty() {
+            traffic
+        } else {
+            format!("{traffic} Clean-up was incomplete: {}", problems.join("; "))
+        };
+        EngineError::Aborted {
+            summary: format!("release {} aborted", record.fleet_name),
+            reason,
+            traffic,
+        }
+    }
+
+    /// Scales the serving fleet in place and waits for the health gate.
+    pub async fn scale(&self, spec: &ReleaseSpec, limit: Duration) -> EngineResult<()> {
+        let ledger = self.cloud.ledger.load(&spec.name).await?.ok_or_else(|| {
+            EngineError::Refused(format!("release {} has no ledger in AWS", spec.name))
+        })?;
+        let active = ledger.active().cloned().ok_or_else(|| {
+            EngineError::Refused(format!("release {} has no serving fleet", spec.name))
+        })?;
+        log::info(format!(
+            "release {}: scaling to min {} / desired {} / max {}",
+            active.fleet_name, spec.capacity.min, spec.capacity.desired, spec.capacity.max
+        ));
+        self.cloud
+            .fleets
+            .set_capacity(&active.fleet_name, spec.capacity)
+            .await?;
+        match self
+            .wait_healthy(
+                &active,
+                spec.health.min_healthy_percentage,
+                spec.health.timeout.min(limit),
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(reason) => Err(EngineError::Aborted {
+                summary: format!("scaling {} did not become healthy", active.fleet_name),
+                reason,
+                traffic: "Traffic is unchanged.".into(),
+            }),
+        }
+    }
+
+    /// Puts traffic back on the serving fleet when the listener drifted.
+    pub async fn restore_traffic(&self, spec: &ReleaseSpec) -> EngineResult<()> {
+        let Some(ledger) = self.cloud.ledger.load(&spec.name).await? else {
+            return Ok(());
+        };
+        let Some(active) = ledger.active() else {
+            return Ok(());
+        };
+        let retained: Vec<String> = ledger
+            .retained()
+            .iter()
+            .map(|f| f.target_group_arn.clone())
+            .collect();
+        let want = decide::split(&active.target_group_arn, 100, None, &retained);
+        let now = self.cloud.traffic.read(&spec.listener_arn).await?;
+        let same = matches!(&now, Some(ListenerAction::Forward(w)) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b });
+        if !same {
+            log::info(format!(
+                "release {}: listener drifted ({now:?}); restoring",
+                active.fleet_name
+            ));
+            self.set_traffic(&spec.listener_arn, &want).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the Terraform layer's snapshot of the applied arguments in the ledger.
+    pub async fn record_settings(
+        &self,
+        spec: &ReleaseSpec,
+        settings: serde_json::Value,
+    ) -> EngineResult<()> {
+        if let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? {
+            if ledger.settings.as_ref() != Some(&settings) {
+                ledger.settings = Some(settings);
+                self.cloud
+                    .ledger
+                    .save(&ledger, &Self::ledger_tags(spec))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves settings that live in the ledger (history bound).
+    pub async fn save_settings(&self, spec: &ReleaseSpec) -> EngineResult<()> {
+        if let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? {
+            let before = ledger.clone();
+            ledger.trim_history(spec.history_limit as usize);
+            if ledger != before {
+                self.cloud
+                    .ledger
+                    .save(&ledger, &Self::ledger_tags(spec))
+                    .await?;
+            }
+            let mut l = ledger;
+            if l.retained().len() > spec.retain_fleets.max(0) as usize {
+                self.retire(spec, &mut l).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Destroys the release: the listener answers a fixed 503, then every fleet (and any
+    /// group tagged as the release's), target group and launch template is deleted, and
+    /// finally the ledger.
+    pub async fn destroy(&self, name: &str, listener_arn: &str) -> EngineResult<()> {
+        let ledger = self.cloud.ledger.load(name).await?;
+        if self.cloud.traffic.read(listener_arn).await?.is_some() {
+            self.cloud.traffic.fixed_response(listener_arn, 503).await?;
+        }
+        let mut fleets: Vec<(String, Option<String>)> = ledger
+            .iter()
+            .flat_map(|l| {
+                l.fleets
+                    .iter()
+                    .map(|f| (f.fleet_name.clone(), Some(f.target_group_arn.clone())))
+            })
+            .collect();
+        for g in self.cloud.fleets.groups_of_release(name).await? {
+            if !fleets.iter().any(|(n, _)| n == &g.name) {
+                fleets.push((g.name.clone(), None));
+            }
+        }
+        for (fleet, arn) in fleets {
+            log::info(format!("destroy {name}: deleting {fleet}"));
+            self.delete_fleet(&fleet, arn.as_deref()).await?;
+        }
+        self.cloud.ledger.delete(name).await?;
+        Ok(())
+    }
+}
+
+/// The release number now serving: the newest `active` history line.
+pub fn current_release(ledger: &Ledger) -> Option<u64> {
+    ledger
+        .history
+        .iter()
+        .find(|h| h.status == Status::Active)
+        .map(|h| h.release)
+}
+
+/// Classifies a planned change of a release that exists.
+pub fn classify(
+    ledger: Option<&Ledger>,
+    planned_fingerprint: &str,
+    capacity_changed: bool,
+    settings_changed: bool,
+) -> PlanKind {
+    let Some(ledger) = ledger else {
+        return PlanKind::Release;
+    };
+    let Some(active) = ledger.active() else {
+        return PlanKind::Release;
+    };
+    let retained: Vec<(u64, String)> = ledger
+        .retained()
+        .iter()
+        .map(|f| (f.release, f.fingerprint.clone()))
+        .collect();
+    decide::classify(
+        &active.fingerprint,
+        planned_fingerprint,
+        &retained,
+        capacity_changed,
+        settings_changed,
+    )
+}

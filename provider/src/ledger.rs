@@ -1,0 +1,238 @@
+//! The ledger: what a release records in AWS about itself — its live fleets and its history.
+//! It lives in AWS (not only in the Terraform state) so that import, the data source, a lost
+//! state file and an interrupted apply all see the same truth.
+
+use serde::{Deserialize, Serialize};
+
+/// What a live fleet is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Being released: created, not yet given all traffic.
+    Launching,
+    /// Serving traffic.
+    Active,
+    /// Out of traffic, kept for rollback.
+    Retained,
+}
+
+/// How a past or present release ended up (the contract's `history.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Serving.
+    Active,
+    /// Out of traffic, kept for rollback.
+    Retained,
+    /// Its fleet was deleted.
+    Retired,
+    /// Never served; removed.
+    Aborted,
+    /// Served until a rollback replaced it.
+    RolledBack,
+}
+
+impl Status {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Retained => "retained",
+            Status::Retired => "retired",
+            Status::Aborted => "aborted",
+            Status::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// A fleet that exists in AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRecord {
+    /// Release number.
+    pub release: u64,
+    /// Group name, also the launch template's and target group's name.
+    pub fleet_name: String,
+    /// Launch template ID.
+    pub launch_template_id: String,
+    /// The exact launch template version the group pins.
+    pub launch_template_version: i64,
+    /// Target group ARN.
+    pub target_group_arn: String,
+    /// Image the fleet runs.
+    pub image_id: String,
+    /// Fingerprint of the fleet-shaping arguments.
+    pub fingerprint: String,
+    /// What it is for.
+    pub role: Role,
+}
+
+/// One line of history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Release number.
+    pub release: u64,
+    /// Image.
+    pub image_id: String,
+    /// Fleet name.
+    pub fleet_name: String,
+    /// Status now.
+    pub status: Status,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, None while in flight.
+    pub finished_at: Option<String>,
+    /// Why it aborted, was rolled back or retired.
+    pub reason: Option<String>,
+}
+
+/// The whole record of one release name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Release name.
+    pub name: String,
+    /// The listener the release owns.
+    pub listener_arn: String,
+    /// The number the next release gets.
+    pub next_release: u64,
+    /// Live fleets.
+    pub fleets: Vec<FleetRecord>,
+    /// Newest first.
+    pub history: Vec<HistoryEntry>,
+    /// The arguments of the last successful apply, as the Terraform layer recorded them
+    /// (without user data), so that import can rebuild the configuration.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// Reasons are kept short so that the ledger stays within AWS's size limits.
+const MAX_REASON: usize = 200;
+
+impl Ledger {
+    /// An empty ledger for a new release name.
+    pub fn new(name: &str, listener_arn: &str) -> Self {
+        Self {
+            name: name.into(),
+            listener_arn: listener_arn.into(),
+            next_release: 1,
+            fleets: Vec::new(),
+            history: Vec::new(),
+            settings: None,
+        }
+    }
+
+    /// The serving fleet.
+    pub fn active(&self) -> Option<&FleetRecord> {
+        self.fleets.iter().find(|f| f.role == Role::Active)
+    }
+
+    /// Retained fleets, newest first.
+    pub fn retained(&self) -> Vec<&FleetRecord> {
+        let mut v: Vec<&FleetRecord> = self
+            .fleets
+            .iter()
+            .filter(|f| f.role == Role::Retained)
+            .collect();
+        v.sort_by_key(|f| std::cmp::Reverse(f.release));
+        v
+    }
+
+    /// Image of the newest retained fleet: the one-line rollback target.
+    pub fn previous_image_id(&self) -> Option<String> {
+        self.retained().first().map(|f| f.image_id.clone())
+    }
+
+    /// Adds a history line at the top and keeps at most `limit` lines.
+    pub fn push_history(&mut self, entry: HistoryEntry, limit: usize) {
+        self.history.retain(|h| h.release != entry.release);
+        self.history.insert(0, entry);
+        self.trim_history(limit);
+    }
+
+    /// Keeps at most `limit` lines (at least one).
+    pub fn trim_history(&mut self, limit: usize) {
+        self.history.truncate(limit.max(1));
+    }
+
+    /// Changes the status of a release's history line, if it is still kept.
+    pub fn set_status(
+        &mut self,
+        release: u64,
+        status: Status,
+        reason: Option<String>,
+        at: Option<String>,
+    ) {
+        if let Some(h) = self.history.iter_mut().find(|h| h.release == release) {
+            h.status = status;
+            if reason.is_some() {
+                h.reason = reason.map(|r| shorten(&r));
+            }
+            if at.is_some() && h.finished_at.is_none() {
+                h.finished_at = at;
+            }
+        }
+    }
+
+    /// Serialises for storage.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("ledger serialises")
+    }
+
+    /// Parses stored text.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("the release ledger is not readable: {e}"))
+    }
+}
+
+/// Cuts a reason to the stored length, on a character boundary.
+pub fn shorten(reason: &str) -> String {
+    if reason.len() <= MAX_REASON {
+        return reason.to_string();
+    }
+    let mut end = MAX_REASON - 1;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(release: u64) -> HistoryEntry {
+        HistoryEntry {
+            release,
+            image_id: "ami-1234abcd".into(),
+            fleet_name: format!("web-r{release}"),
+            status: Status::Active,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn history_is_newest_first_and_bounded() {
+        let mut l = Ledger::new("web", "arn");
+        for r in 1..=5 {
+            l.push_history(entry(r), 3);
+        }
+        let releases: Vec<u64> = l.history.iter().map(|h| h.release).collect();
+        assert_eq!(releases, vec![5, 4, 3]);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let mut l = Ledger::new("web", "arn");
+        l.push_history(entry(1), 10);
+        l.set_status(
+            1,
+            Status::Aborted,
+            Some("x".repeat(500)),
+            Some("2026-01-01T00:01:00Z".into()),
+        );
+        let back = Ledger::from_json(&l.to_json()).unwrap();
+        assert_eq!(back, l);
+        assert!(back.history[0].reason.as_ref().unwrap().len() <= MAX_REASON + 3);
+    }
+}

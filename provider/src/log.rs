@@ -1,0 +1,58 @@
+//! Log lines for Terraform: hclog's JSON shape on stderr, so that `TF_LOG=INFO` shows the
+//! provider's progress at its real level. stdout belongs to the plugin handshake.
+
+use std::io::Write;
+
+/// Log levels hclog understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail for debugging the provider itself.
+    Debug,
+    /// Progress a user watching `TF_LOG=INFO` wants to see.
+    Info,
+    /// Something the user should know about but that does not fail the run.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// Writes one hclog JSON line to stderr.
+pub fn log(level: Level, message: &str) {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let line = serde_json::json!({
+        "@level": level.as_str(),
+        "@message": message,
+        "@module": "provider.immutable",
+        "@timestamp": now,
+    });
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// INFO line.
+pub fn info(message: impl AsRef<str>) {
+    log(Level::Info, message.as_ref());
+}
+
+/// WARN line.
+pub fn warn(message: impl AsRef<str>) {
+    log(Level::Warn, message.as_ref());
+}
+
+/// DEBUG line.
+pub fn debug(message: impl AsRef<str>) {
+    log(Level::Debug, message.as_ref());
+}

@@ -1,0 +1,485 @@
+//! What the user asked for, in domain terms: a validated [`ReleaseSpec`]. The Terraform layer
+//! builds it from HCL values; everything below it sees only these types.
+//!
+//! The rules of the contract's argument table live here as pure functions, so that plan-time
+//! validation and the engine agree on them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How traffic moves to a new fleet once it is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// All traffic at once after the health gate.
+    BlueGreen,
+    /// Walk the canary steps, then 100 %.
+    Canary,
+}
+
+impl Strategy {
+    /// Parses the HCL value.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "blue_green" => Ok(Self::BlueGreen),
+            "canary" => Ok(Self::Canary),
+            other => Err(format!(
+                "strategy must be \"blue_green\" or \"canary\", not {other:?}"
+            )),
+        }
+    }
+}
+
+/// One canary step: send `weight` percent to the new fleet, then watch for `pause`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryStep {
+    /// Percent of traffic on the new fleet, 1–99.
+    pub weight: u8,
+    /// How long to hold this weight while watching alarms and health.
+    pub pause: Duration,
+}
+
+/// The target group's health check, as ELBv2 takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheckSpec {
+    /// HTTP path probed.
+    pub path: String,
+    /// `"traffic-port"` or a port number.
+    pub port: String,
+    /// `HTTP` or `HTTPS`.
+    pub protocol: String,
+    /// Seconds between probes (5–300).
+    pub interval: i64,
+    /// Seconds before a probe fails (2–120).
+    pub timeout: i64,
+    /// Successes before healthy (2–10).
+    pub healthy_threshold: i64,
+    /// Failures before unhealthy (2–10).
+    pub unhealthy_threshold: i64,
+    /// HTTP codes counted as success.
+    pub matcher: String,
+}
+
+impl Default for HealthCheckSpec {
+    fn default() -> Self {
+        Self {
+            path: "/".into(),
+            port: "traffic-port".into(),
+            protocol: "HTTP".into(),
+            interval: 30,
+            timeout: 5,
+            healthy_threshold: 3,
+            unhealthy_threshold: 2,
+            matcher: "200".into(),
+        }
+    }
+}
+
+/// The fleet's target group settings (part of what shapes a fleet).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetGroupSpec {
+    /// Port instances serve on.
+    pub port: i64,
+    /// `HTTP` or `HTTPS`.
+    pub protocol: String,
+    /// The health check.
+    pub health_check: HealthCheckSpec,
+    /// Seconds a deregistered target drains.
+    pub deregistration_delay: i64,
+}
+
+/// Everything that shapes a fleet: a change to any of it is a release, and equality with a
+/// retained fleet's spec is a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FleetSpec {
+    /// Machine image.
+    pub image_id: String,
+    /// EC2 instance type.
+    pub instance_type: String,
+    /// Subnets the group launches into.
+    pub subnet_ids: BTreeSet<String>,
+    /// Security groups of the instances.
+    pub security_group_ids: BTreeSet<String>,
+    /// Instance profile name or ARN.
+    pub iam_instance_profile: Option<String>,
+    /// Plain-text user data (base64-encoded on the way to AWS).
+    pub user_data: Option<String>,
+    /// Tags on every instance.
+    pub instance_tags: BTreeMap<String, String>,
+    /// Target group settings.
+    pub target_group: TargetGroupSpec,
+}
+
+impl FleetSpec {
+    /// A stable fingerprint of the fleet-shaping arguments, recorded on every fleet so that
+    /// a later plan can tell a rollback (same fingerprint as a retained fleet) from a release.
+    /// FNV-1a 64 over a canonical rendering; user data is included but never logged.
+    pub fn fingerprint(&self) -> String {
+        let canonical = format!("{:?}", self);
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for byte in canonical.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+/// Fleet size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Minimum size.
+    pub min: i64,
+    /// Maximum size.
+    pub max: i64,
+    /// Desired capacity.
+    pub desired: i64,
+}
+
+/// The health gate and its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// Percent of desired capacity that must be healthy before traffic moves.
+    pub min_healthy_percentage: i64,
+    /// The group's health-check grace period.
+    pub grace_period: Duration,
+    /// Longest wait for the gate.
+    pub timeout: Duration,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        Self {
+            min_healthy_percentage: 100,
+            grace_period: Duration::from_secs(30),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Operation time limits from the `timeouts` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Create limit.
+    pub create: Duration,
+    /// Update limit.
+    pub update: Duration,
+    /// Delete limit.
+    pub delete: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            create: Duration::from_secs(30 * 60),
+            update: Duration::from_secs(45 * 60),
+            delete: Duration::from_secs(20 * 60),
+        }
+    }
+}
+
+/// One `immutable_release`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseSpec {
+    /// Name, prefix of every object the release owns.
+    pub name: String,
+    /// The fleet-shaping arguments.
+    pub fleet: FleetSpec,
+    /// Size of the fleet.
+    pub capacity: Capacity,
+    /// The ALB listener whose default action the release owns.
+    pub listener_arn: String,
+    /// VPC of the target groups.
+    pub vpc_id: String,
+    /// Health gate.
+    pub health: HealthSpec,
+    /// Traffic strategy.
+    pub strategy: Strategy,
+    /// Canary steps (empty for blue/green).
+    pub canary_steps: Vec<CanaryStep>,
+    /// Alarms watched during pauses and bake.
+    pub alarm_names: BTreeSet<String>,
+    /// Watch time at 100 %.
+    pub bake_time: Duration,
+    /// Previous fleets kept for rollback.
+    pub retain_fleets: i64,
+    /// How long retained fleets keep full capacity.
+    pub rollback_window: Duration,
+    /// Past releases kept in history.
+    pub history_limit: i64,
+    /// Tags on every owned object (provider default tags already merged under).
+    pub tags: BTreeMap<String, String>,
+    /// Operation limits.
+    pub timeouts: Timeouts,
+}
+
+/// Checks the release name: 1–24 characters, `^[a-z][a-z0-9-]*$`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_chars = name.chars().enumerate().all(|(i, c)| {
+        if i == 0 {
+            c.is_ascii_lowercase()
+        } else {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+        }
+    });
+    if name.is_empty() || name.len() > 24 || !ok_chars {
+        return Err(format!(
+            "name must be 1 to 24 characters, start with a lower-case letter and contain only lower-case letters, digits and hyphens (it prefixes every AWS object the release owns); got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an AMI ID's form: `ami-` and 8 or 17 hexadecimal digits.
+pub fn check_image_id(id: &str) -> Result<(), String> {
+    let hex = id.strip_prefix("ami-").unwrap_or("");
+    let ok = (hex.len() == 8 || hex.len() == 17) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(format!(
+            "image_id must be an AMI ID: \"ami-\" followed by 8 or 17 hexadecimal digits; got {id:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an ARN's form and its service and resource type, e.g. an ALB listener:
+/// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID`.
+pub fn check_listener_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "elasticloadbalancing"
+        && !parts[3].is_empty()
+        && !parts[4].is_empty()
+        && parts[5].starts_with("listener/app/");
+    if !ok {
+        return Err(format!(
+            "listener_arn must be the ARN of an Application Load Balancer listener (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID); got {arn:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a VPC ID's form.
+pub fn check_vpc_id(id: &str) -> Result<(), String> {
+    check_prefixed_id(id, "vpc-", "vpc_id", "a VPC ID")
+}
+
+/// Checks a subnet ID's form.
+pub fn check_subnet_id(id: &str) -> Result<(), String> {
+    check_prefixed_id(id, "subnet-", "subnet_ids", "subnet IDs")
+}
+
+/// Checks a security group ID's form.
+pub fn check_security_group_id(id: &str) -> Result<(), String> {
+    check_prefixed_id(id, "sg-", "security_group_ids", "security group IDs")
+}
+
+fn check_prefixed_id(id: &str, prefix: &str, attr: &str, what: &str) -> Result<(), String> {
+    let rest = id.strip_prefix(prefix).unwrap_or("");
+    if rest.is_empty() || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{attr} must hold {what}: \"{prefix}\" followed by letters and digits; got {id:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a number against an inclusive range, naming the attribute.
+pub fn check_range(attr: &str, value: i64, min: i64, max: i64) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{attr} must be between {min} and {max}; got {value}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks capacity: 0 ≤ min ≤ desired ≤ max (desired and max optional until known).
+pub fn check_capacity(
+    min: i64,
+    desired: Option<i64>,
+    max: Option<i64>,
+) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    if min < 0 {
+        errors.push(("min_size", format!("min_size must be 0 or more; got {min}")));
+    }
+    if let Some(d) = desired {
+        if d < min {
+            errors.push((
+                "desired_capacity",
+                format!("desired_capacity must be at least min_size ({min}); got {d}"),
+            ));
+        }
+        if let Some(m) = max {
+            if d > m {
+                errors.push((
+                    "desired_capacity",
+                    format!("desired_capacity must be at most max_size ({m}); got {d}"),
+                ));
+            }
+        }
+    }
+    if let Some(m) = max {
+        if m < min {
+            errors.push((
+                "max_size",
+                format!("max_size must be at least min_size ({min}); got {m}"),
+            ));
+        }
+    }
+    errors
+}
+
+/// Checks the canary steps against the strategy: required (at least one) with `canary`,
+/// refused with `blue_green`; each weight 1–99 and strictly above the one before.
+/// Returns errors with the index of the step they concern (None for the whole list).
+pub fn check_canary_steps(strategy: Strategy, weights: &[i64]) -> Vec<(Option<usize>, String)> {
+    let mut errors = Vec::new();
+    match strategy {
+        Strategy::BlueGreen if !weights.is_empty() => errors.push((
+            None,
+            "canary_step blocks are only allowed with strategy = \"canary\"; remove them or set strategy = \"canary\"".to_string(),
+        )),
+        Strategy::Canary if weights.is_empty() => errors.push((
+            None,
+            "strategy = \"canary\" needs at least one canary_step block (weight 1–99, pause a duration)".to_string(),
+        )),
+        _ => {}
+    }
+    let mut previous: Option<i64> = None;
+    for (i, &w) in weights.iter().enumerate() {
+        if !(1..=99).contains(&w) {
+            errors.push((
+                Some(i),
+                format!("canary_step weight must be between 1 and 99; got {w}"),
+            ));
+        } else if let Some(p) = previous {
+            if w <= p {
+                errors.push((
+                    Some(i),
+                    format!("canary_step weights must increase strictly from step to step; {w} follows {p}"),
+                ));
+            }
+        }
+        previous = Some(w);
+    }
+    errors
+}
+
+/// Checks a duration string and, where given, a lower bound.
+pub fn check_duration(
+    attr: &str,
+    text: &str,
+    at_least: Option<Duration>,
+) -> Result<Duration, String> {
+    let d = crate::duration::parse(text).map_err(|e| {
+        format!("{attr} must be a duration such as \"90s\", \"5m\" or \"1h30m\": {e}")
+    })?;
+    if let Some(min) = at_least {
+        if d < min {
+            return Err(format!(
+                "{attr} must be at least {}; got {text:?}",
+                crate::duration::format(min)
+            ));
+        }
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "a", "web-2", "abcdefghijklmnopqrstuvwx"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Web",
+            "2web",
+            "web_2",
+            "abcdefghijklmnopqrstuvwxy",
+            "-web",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_ids() {
+        assert!(check_image_id("ami-04681a1dbd79675a5").is_ok());
+        assert!(check_image_id("ami-1234abcd").is_ok());
+        for bad in [
+            "ami-123",
+            "ami-xyzxyzxy",
+            "04681a1dbd79675a5",
+            "ami-04681a1dbd79675a5a",
+        ] {
+            assert!(check_image_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listener_arns() {
+        assert!(check_listener_arn(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+        )
+        .is_ok());
+        assert!(check_listener_arn(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1"
+        )
+        .is_err());
+        assert!(check_listener_arn("listener").is_err());
+    }
+
+    #[test]
+    fn capacity_rules() {
+        assert!(check_capacity(1, Some(2), Some(3)).is_empty());
+        assert!(check_capacity(0, Some(0), Some(0)).is_empty());
+        assert_eq!(check_capacity(2, Some(1), Some(3))[0].0, "desired_capacity");
+        assert_eq!(check_capacity(1, Some(4), Some(3))[0].0, "desired_capacity");
+        assert_eq!(check_capacity(3, None, Some(2))[0].0, "max_size");
+        assert_eq!(check_capacity(-1, None, None)[0].0, "min_size");
+    }
+
+    #[test]
+    fn canary_rules() {
+        assert!(check_canary_steps(Strategy::Canary, &[10, 50]).is_empty());
+        assert!(check_canary_steps(Strategy::BlueGreen, &[]).is_empty());
+        assert_eq!(check_canary_steps(Strategy::Canary, &[]).len(), 1);
+        assert_eq!(check_canary_steps(Strategy::BlueGreen, &[10]).len(), 1);
+        assert_eq!(
+            check_canary_steps(Strategy::Canary, &[50, 50])[0].0,
+            Some(1)
+        );
+        assert_eq!(check_canary_steps(Strategy::Canary, &[0])[0].0, Some(0));
+        assert_eq!(check_canary_steps(Strategy::Canary, &[100])[0].0, Some(0));
+    }
+
+    #[test]
+    fn fingerprint_tracks_fleet_shape_only() {
+        let a = FleetSpec {
+            image_id: "ami-1234abcd".into(),
+            instance_type: "t3.micro".into(),
+            subnet_ids: ["subnet-1".to_string()].into(),
+            security_group_ids: BTreeSet::new(),
+            iam_instance_profile: None,
+            user_data: Some("#!/bin/sh".into()),
+            instance_tags: BTreeMap::new(),
+            target_group: TargetGroupSpec {
+                port: 80,
+                protocol: "HTTP".into(),
+                health_check: HealthCheckSpec::default(),
+                deregistration_delay: 30,
+            },
+        };
+        let mut b = a.clone();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.image_id = "ami-abcd1234".into();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+}

@@ -1,0 +1,515 @@
+//! `immutable_release`: plan, apply, read, import and destroy, delegating the work to the
+//! engine.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use super::state::{HistoryItem, ReleaseState};
+use super::{context, schema, Context, SharedContext};
+use crate::decide::PlanKind;
+use crate::engine::{self, EngineError, Observed};
+use crate::ledger::{Ledger, Role};
+use crate::log;
+use serde::{Deserialize, Serialize};
+
+/// The resource.
+pub struct ReleaseResource {
+    shared: SharedContext,
+}
+
+impl ReleaseResource {
+    /// A resource that uses the provider's context once configured.
+    pub fn new(shared: SharedContext) -> Self {
+        Self { shared }
+    }
+}
+
+/// Reports an engine error as a diagnostic.
+pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
+    match e {
+        EngineError::Aborted {
+            summary,
+            reason,
+            traffic,
+        } => {
+            diags.root_error(summary, format!("{reason}. {traffic}"));
+        }
+        EngineError::Cloud(c) => diags.root_error("AWS call failed", c.to_string()),
+        EngineError::Refused(m) => diags.root_error("Refused", m),
+    }
+}
+
+/// What a read learns that the plan needs but the schema does not show: the role of each
+/// live fleet (to know what the listener should say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReleasePrivate {
+    /// Fleet name → weight it should have: 100 for the serving fleet, 0 for retained ones.
+    pub expected_traffic: BTreeMap<String, i64>,
+}
+
+/// Private state as Terraform stores it (null when empty).
+pub type Private = Value<ReleasePrivate>;
+
+fn private_of(obs: &Observed) -> Private {
+    let mut expected = BTreeMap::new();
+    for f in &obs.ledger.fleets {
+        match f.role {
+            Role::Active => {
+                expected.insert(f.fleet_name.clone(), 100);
+            }
+            Role::Retained => {
+                expected.insert(f.fleet_name.clone(), 0);
+            }
+            Role::Launching => {}
+        }
+    }
+    Value::Value(ReleasePrivate {
+        expected_traffic: expected,
+    })
+}
+
+/// Fills the read-only attributes (and what AWS is the truth for: the serving image and the
+/// capacity) from what was observed.
+pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
+    let ledger = &obs.ledger;
+    let active = ledger.active();
+    state.id = Value::Value(ledger.name.clone());
+    state.name = Value::Value(ledger.name.clone());
+    state.release = engine::current_release(ledger).map(|r| r as i64).into();
+    state.fleet_name = active.map(|a| a.fleet_name.clone()).into();
+    state.target_group_arn = active.map(|a| a.target_group_arn.clone()).into();
+    state.launch_template_id = active.map(|a| a.launch_template_id.clone()).into();
+    state.previous_image_id = ledger.previous_image_id().into();
+    state.traffic = Value::Value(obs.traffic());
+    state.history = Value::Value(history_items(ledger));
+    if let Some(a) = active {
+        state.image_id = Value::Value(a.image_id.clone());
+    }
+    if let Some(g) = obs.active_group() {
+        state.min_size = Value::Value(g.capacity.min);
+        state.max_size = Value::Value(g.capacity.max);
+        state.desired_capacity = Value::Value(g.capacity.desired);
+    }
+}
+
+fn history_items(ledger: &Ledger) -> Vec<HistoryItem> {
+    ledger
+        .history
+        .iter()
+        .map(|h| HistoryItem {
+            release: Value::Value(h.release as i64),
+            image_id: Value::Value(h.image_id.clone()),
+            fleet_name: Value::Value(h.fleet_name.clone()),
+            status: Value::Value(h.status.as_str().to_string()),
+            started_at: Value::Value(h.started_at.clone()),
+            finished_at: h.finished_at.clone().into(),
+            reason: h.reason.clone().into(),
+        })
+        .collect()
+}
+
+/// What the Terraform layer records in the ledger for import: the arguments, without the
+/// user data (read back from the launch template) and without the read-only attributes.
+fn settings_snapshot(state: &ReleaseState) -> serde_json::Value {
+    let mut s = state.clone();
+    s.user_data = Value::Null;
+    s.copy_read_only(&ReleaseState::default());
+    serde_json::to_value(&s).unwrap_or(serde_json::Value::Null)
+}
+
+impl ReleaseResource {
+    /// Checks that need AWS: the image exists and is available; the listener exists.
+    async fn check_in_aws(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+        image: bool,
+        listener: bool,
+    ) {
+        let cloud = ctx.engine.cloud();
+        if image {
+            if let Value::Value(id) = &planned.image_id {
+                match cloud.images.image_state(id).await {
+                    Ok(None) => diags.error(
+                        "Image not found",
+                        format!("image_id {id} does not exist in this region (or is not shared with this account): use an AMI that DescribeImages returns"),
+                        AttributePath::new("image_id"),
+                    ),
+                    Ok(Some(state)) if state != "available" => diags.error(
+                        "Image not available",
+                        format!("image_id {id} is {state}; it must be available before it can be released"),
+                        AttributePath::new("image_id"),
+                    ),
+                    Ok(Some(_)) => {}
+                    Err(e) => diags.root_error("AWS call failed", e.to_string()),
+                }
+            }
+        }
+        if listener {
+            if let Some(Value::Value(arn)) = planned
+                .load_balancer
+                .as_ref_option()
+                .map(|lb| &lb.listener_arn)
+            {
+                match cloud.traffic.read(arn).await {
+                    Ok(None) => diags.error(
+                        "Listener not found",
+                        format!("load_balancer.listener_arn {arn} does not exist: create the listener first"),
+                        AttributePath::new("load_balancer").attribute("listener_arn"),
+                    ),
+                    Ok(Some(_)) => {}
+                    Err(e) => diags.root_error("AWS call failed", e.to_string()),
+                }
+            }
+        }
+    }
+
+    async fn observe_into(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        state: &mut ReleaseState,
+    ) -> Option<Private> {
+        let name = state.name.as_ref_option().cloned().unwrap_or_default();
+        match ctx.engine.observe(&name).await {
+            Ok(Some(obs)) => {
+                fill(state, &obs);
+                Some(private_of(&obs))
+            }
+            Ok(None) => {
+                diags.root_error(
+                    "Release vanished",
+                    format!("release {name} was not found in AWS right after it was applied"),
+                );
+                None
+            }
+            Err(e) => {
+                report(diags, e);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for ReleaseResource {
+    type State<'a> = ReleaseState;
+    type PrivateState<'a> = Private;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema::release_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        config.validate(diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ctx = context(&self.shared, diags)?;
+        let mut state = state;
+        let name = state.name.as_ref_option().cloned().unwrap_or_default();
+        match ctx.engine.observe(&name).await {
+            Ok(Some(obs)) => {
+                fill(&mut state, &obs);
+                Some((state, private_of(&obs)))
+            }
+            Ok(None) => {
+                diags.root_warning(
+                    "Release no longer exists",
+                    format!("release {name} was not found in AWS (no ledger {name}-ledger); it was deleted outside Terraform and is removed from the state, so the next apply creates it again"),
+                );
+                None
+            }
+            Err(e) => {
+                report(diags, e);
+                Some((state, private_state))
+            }
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ctx = context(&self.shared, diags)?;
+        let mut planned = ReleaseState::with_defaults(&config, None);
+        planned.unknown_read_only();
+        self.check_in_aws(ctx, diags, &planned, true, true).await;
+        Some((planned, Value::Null))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let ctx = context(&self.shared, diags)?;
+        let mut planned = ReleaseState::with_defaults(&config, Some(&prior));
+        planned.copy_read_only(&prior);
+        let mut replace = Vec::new();
+        if planned.name != prior.name {
+            replace.push(AttributePath::new("name"));
+        }
+        let lb = |s: &ReleaseState| {
+            s.load_balancer
+                .as_ref_option()
+                .map(|l| (l.listener_arn.clone(), l.vpc_id.clone()))
+        };
+        if let (Some((pa, pv)), Some((na, nv))) = (lb(&prior), lb(&planned)) {
+            if pa != na {
+                replace.push(AttributePath::new("load_balancer").attribute("listener_arn"));
+            }
+            if pv != nv {
+                replace.push(AttributePath::new("load_balancer").attribute("vpc_id"));
+            }
+        }
+        if !replace.is_empty() {
+            planned.unknown_read_only();
+            self.check_in_aws(ctx, diags, &planned, true, true).await;
+            return Some((planned, private, replace));
+        }
+        let fleet_changed = match (prior.fleet_spec(), planned.fleet_spec()) {
+            (Some(a), Some(b)) => a != b,
+            _ => true,
+        };
+        if fleet_changed {
+            planned.unknown_read_only();
+            self.check_in_aws(
+                ctx,
+                diags,
+                &planned,
+                planned.image_id != prior.image_id,
+                false,
+            )
+            .await;
+            return Some((planned, private, replace));
+        }
+        if planned.retain_fleets != prior.retain_fleets
+            || planned.history_limit != prior.history_limit
+        {
+            planned.history = Value::Unknown;
+            planned.previous_image_id = Value::Unknown;
+            planned.traffic = Value::Unknown;
+        } else if let Value::Value(p) = &private {
+            // Weights changed outside Terraform: the plan shows them going back.
+            if !p.expected_traffic.is_empty()
+                && prior.traffic.as_ref_option() != Some(&p.expected_traffic)
+            {
+                planned.traffic = Value::Value(p.expected_traffic.clone());
+            }
+        }
+        Some((planned, private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        config: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ctx = context(&self.shared, diags)?;
+        let spec = match planned.to_spec(&ctx.default_tags) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.root_error("Invalid configuration", e);
+                return None;
+            }
+        };
+        let explicit_desired = !config.desired_capacity.is_null();
+        if let Err(e) = ctx
+            .engine
+            .release(&spec, explicit_desired, spec.timeouts.create)
+            .await
+        {
+            report(diags, e);
+            return None;
+        }
+        let mut state = planned;
+        let private = self.observe_into(ctx, diags, &mut state).await?;
+        if let Err(e) = ctx
+            .engine
+            .record_settings(&spec, settings_snapshot(&state))
+            .await
+        {
+            log::warn(format!("recording settings of {}: {e}", spec.name));
+        }
+        Some((state, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        config: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ctx = context(&self.shared, diags)?;
+        let spec = match planned.to_spec(&ctx.default_tags) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.root_error("Invalid configuration", e);
+                return None;
+            }
+        };
+        let limit = spec.timeouts.update;
+        let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
+        let ledger = ctx
+            .engine
+            .cloud()
+            .ledger
+            .load(&spec.name)
+            .await
+            .ok()
+            .flatten();
+        let kind = engine::classify(
+            ledger.as_ref(),
+            &spec.fleet.fingerprint(),
+            prior.capacity() != planned.capacity(),
+            true,
+        );
+        let kind =
+            if fleet_changed && kind != PlanKind::Release && !matches!(kind, PlanKind::Rollback(_))
+            {
+                PlanKind::Release
+            } else {
+                kind
+            };
+        let result = match kind {
+            PlanKind::Release | PlanKind::Rollback(_) => ctx
+                .engine
+                .release(&spec, !config.desired_capacity.is_null(), limit)
+                .await
+                .map(|_| ()),
+            PlanKind::Scale => ctx.engine.scale(&spec, limit).await,
+            PlanKind::Settings | PlanKind::NoChange => Ok(()),
+        };
+        if let Err(e) = result {
+            report(diags, e);
+            return None;
+        }
+        let after = async {
+            ctx.engine.restore_traffic(&spec).await?;
+            ctx.engine.save_settings(&spec).await
+        }
+        .await;
+        if let Err(e) = after {
+            report(diags, e);
+        }
+        let mut state = planned;
+        let private = self.observe_into(ctx, diags, &mut state).await?;
+        if let Err(e) = ctx
+            .engine
+            .record_settings(&spec, settings_snapshot(&state))
+            .await
+        {
+            log::warn(format!("recording settings of {}: {e}", spec.name));
+        }
+        Some((state, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let ctx = context(&self.shared, diags)?;
+        let name = prior.name.as_ref_option().cloned().unwrap_or_default();
+        let listener = prior
+            .load_balancer
+            .as_ref_option()
+            .and_then(|lb| lb.listener_arn.as_ref_option().cloned())
+            .unwrap_or_default();
+        match ctx.engine.destroy(&name, &listener).await {
+            Ok(()) => Some(()),
+            Err(e) => {
+                report(diags, e);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ctx = context(&self.shared, diags)?;
+        let obs = match ctx.engine.observe(&id).await {
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                diags.root_error(
+                    "Cannot import",
+                    format!("no release named {id:?} exists in this region (no launch template {id}-ledger)"),
+                );
+                return None;
+            }
+            Err(e) => {
+                report(diags, e);
+                return None;
+            }
+        };
+        let mut state: ReleaseState = obs
+            .ledger
+            .settings
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if let Some(active) = obs.ledger.active() {
+            match ctx
+                .engine
+                .cloud()
+                .fleets
+                .launch_template_user_data(
+                    &active.launch_template_id,
+                    active.launch_template_version,
+                )
+                .await
+            {
+                Ok(ud) => state.user_data = ud.into(),
+                Err(e) => {
+                    report(diags, e.into());
+                    return None;
+                }
+            }
+        }
+        fill(&mut state, &obs);
+        Some((state, private_of(&obs)))
+    }
+}

@@ -1,0 +1,254 @@
+//! The schemas Terraform sees, with a description on every attribute (the docs and the
+//! language server show them).
+
+use std::collections::HashMap;
+
+use tf_provider::schema::{
+    Attribute, AttributeConstraint as C, AttributeType as T, Block, Description, NestedBlock,
+    Schema,
+};
+
+fn attr(t: T, c: C, description: &str) -> Attribute {
+    Attribute {
+        attr_type: t,
+        description: Description::markdown(description),
+        constraint: c,
+        sensitive: false,
+        deprecated: false,
+    }
+}
+
+fn block(
+    description: &str,
+    attributes: Vec<(&str, Attribute)>,
+    blocks: Vec<(&str, NestedBlock)>,
+) -> Block {
+    Block {
+        version: 0,
+        attributes: attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        blocks: blocks
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        description: Description::markdown(description),
+        deprecated: false,
+    }
+}
+
+fn str_set() -> T {
+    T::Set(Box::new(T::String))
+}
+
+fn str_map() -> T {
+    T::Map(Box::new(T::String))
+}
+
+/// The element type of `history`.
+pub fn history_type() -> T {
+    T::List(Box::new(T::Object(HashMap::from([
+        ("release".to_string(), T::Number),
+        ("image_id".to_string(), T::String),
+        ("fleet_name".to_string(), T::String),
+        ("status".to_string(), T::String),
+        ("started_at".to_string(), T::String),
+        ("finished_at".to_string(), T::String),
+        ("reason".to_string(), T::String),
+    ]))))
+}
+
+/// The read-only attributes shared by the resource and the data source.
+pub fn read_only_attributes() -> Vec<(&'static str, Attribute)> {
+    vec![
+        ("release", attr(T::Number, C::Computed, "Number of the release now serving: 1 for the first, +1 for each release or rollback.")),
+        ("fleet_name", attr(T::String, C::Computed, "Name of the Auto Scaling group serving traffic (`<name>-r<release>`).")),
+        ("target_group_arn", attr(T::String, C::Computed, "ARN of the serving fleet's target group.")),
+        ("launch_template_id", attr(T::String, C::Computed, "ID of the serving fleet's launch template.")),
+        ("previous_image_id", attr(T::String, C::Computed, "Image of the newest retained fleet, null if none. `terraform apply -var image_id=$(terraform output -raw previous_image_id)` is the one-line rollback.")),
+        ("traffic", attr(T::Map(Box::new(T::Number)), C::Computed, "Listener weights as read from AWS: fleet name → percent (retained fleets at 0).")),
+        ("history", attr(history_type(), C::Computed, "Past releases, newest first: `release`, `image_id`, `fleet_name`, `status` (`active`, `retained`, `retired`, `aborted`, `rolled_back`), `started_at`, `finished_at` (RFC 3339) and `reason` (why it aborted, was rolled back or retired).")),
+    ]
+}
+
+/// The schema of `immutable_release`.
+pub fn release_schema() -> Schema {
+    let oc = C::OptionalComputed;
+    let health_check = block(
+        "Health check of each fleet's target group.",
+        vec![
+            ("path", attr(T::String, oc.clone(), "Path probed. Defaults to `\"/\"`.")),
+            ("port", attr(T::String, oc.clone(), "`\"traffic-port\"` or a port number. Defaults to `\"traffic-port\"`.")),
+            ("protocol", attr(T::String, oc.clone(), "`\"HTTP\"` or `\"HTTPS\"`. Defaults to `\"HTTP\"`.")),
+            ("interval", attr(T::Number, oc.clone(), "Seconds between probes, 5–300. Defaults to 30.")),
+            ("timeout", attr(T::Number, oc.clone(), "Seconds before a probe fails, 2–120 and less than `interval`. Defaults to 5.")),
+            ("healthy_threshold", attr(T::Number, oc.clone(), "Consecutive successes before a target is healthy, 2–10. Defaults to 3.")),
+            ("unhealthy_threshold", attr(T::Number, oc.clone(), "Consecutive failures before a target is unhealthy, 2–10. Defaults to 2.")),
+            ("matcher", attr(T::String, oc.clone(), "HTTP codes that count as success, e.g. `\"200\"` or `\"200-299\"`. Defaults to `\"200\"`.")),
+        ],
+        vec![],
+    );
+    let load_balancer = block(
+        "The Application Load Balancer listener that routes traffic to the fleets. Exactly one.",
+        vec![
+            ("listener_arn", attr(T::String, C::Required, "ARN of the ALB listener whose default action the release owns (put `lifecycle { ignore_changes = [default_action] }` on the listener's own resource). Changing it forces a new resource.")),
+            ("vpc_id", attr(T::String, C::Required, "VPC of the target groups. Changing it forces a new resource.")),
+            ("port", attr(T::Number, oc.clone(), "Port the instances serve on (target group port). Defaults to 80.")),
+            ("protocol", attr(T::String, oc.clone(), "Target group protocol, `\"HTTP\"` or `\"HTTPS\"`. Defaults to `\"HTTP\"`.")),
+            ("deregistration_delay", attr(T::Number, oc.clone(), "Seconds a deregistered target drains, 0–3600. Defaults to 30.")),
+        ],
+        vec![("health_check", NestedBlock::Optional(health_check))],
+    );
+    let health = block(
+        "The health gate a new fleet must pass before any traffic moves.",
+        vec![
+            ("min_healthy_percentage", attr(T::Number, oc.clone(), "Share of desired capacity, 1–100, that must be InService and healthy behind the load balancer before traffic moves. Defaults to 100.")),
+            ("grace_period", attr(T::String, oc.clone(), "Auto Scaling group health-check grace period, a duration. Defaults to `\"30s\"`.")),
+            ("timeout", attr(T::String, oc.clone(), "Longest wait for the new fleet to become healthy, a duration; then the release aborts. Defaults to `\"10m\"`.")),
+        ],
+        vec![],
+    );
+    let canary_step = block(
+        "One canary step (with `strategy = \"canary\"`, required there and refused otherwise): move `weight` percent of traffic to the new fleet, then watch `alarm_names` and health for `pause`.",
+        vec![
+            ("weight", attr(T::Number, C::Required, "Percent of traffic on the new fleet, 1–99, strictly increasing from step to step.")),
+            ("pause", attr(T::String, oc.clone(), "How long to hold this weight while watching, a duration ≥ 0. Defaults to `\"0s\"`.")),
+        ],
+        vec![],
+    );
+    let timeouts = block(
+        "Time limits of the operations, as durations.",
+        vec![
+            (
+                "create",
+                attr(
+                    T::String,
+                    C::Optional,
+                    "Limit of the first release. Defaults to `\"30m\"`.",
+                ),
+            ),
+            (
+                "update",
+                attr(
+                    T::String,
+                    C::Optional,
+                    "Limit of a release, rollback or scaling. Defaults to `\"45m\"`.",
+                ),
+            ),
+            (
+                "delete",
+                attr(
+                    T::String,
+                    C::Optional,
+                    "Limit of a destroy. Defaults to `\"20m\"`.",
+                ),
+            ),
+        ],
+        vec![],
+    );
+    let mut attributes = vec![
+        ("id", attr(T::String, C::Computed, "The release name.")),
+        ("name", attr(T::String, C::Required, "Name of the service: 1–24 characters, `^[a-z][a-z0-9-]*$`; prefix of every AWS object the release owns. Changing it forces a new resource.")),
+        ("image_id", attr(T::String, C::Required, "Machine image of the fleet (`ami-` + 8 or 17 hex digits); must exist and be `available`. Change it to release; set it back to a retained fleet's image to roll back.")),
+        ("instance_type", attr(T::String, C::Required, "EC2 instance type, e.g. `\"t3.micro\"`.")),
+        ("subnet_ids", attr(str_set(), C::Required, "Subnets the fleet launches into; at least one.")),
+        ("security_group_ids", attr(str_set(), oc.clone(), "Security groups of the instances. Defaults to none.")),
+        ("iam_instance_profile", attr(T::String, C::Optional, "Instance profile, by name or ARN.")),
+        ("instance_tags", attr(str_map(), oc.clone(), "Tags on every instance.")),
+        ("min_size", attr(T::Number, oc.clone(), "Minimum size of the fleet; 0 ≤ min ≤ desired ≤ max. Defaults to 1.")),
+        ("max_size", attr(T::Number, oc.clone(), "Maximum size of the fleet. Defaults to max(min_size, desired_capacity).")),
+        ("desired_capacity", attr(T::Number, oc.clone(), "Desired size. Unset: the first release uses `min_size` and later releases carry over the live fleet's desired capacity, so an autoscaled fleet never shrinks on release. A change to capacity alone scales the serving fleet in place.")),
+        ("strategy", attr(T::String, oc.clone(), "`\"blue_green\"`: all traffic at once after the health gate; `\"canary\"`: walk the `canary_step` blocks, then 100 %. Defaults to `\"blue_green\"`.")),
+        ("alarm_names", attr(str_set(), oc.clone(), "CloudWatch alarms watched during every canary pause and the bake; any in `ALARM` aborts the release.")),
+        ("bake_time", attr(T::String, oc.clone(), "After 100 % of traffic, keep watching alarms and health this long before the release counts as done. Defaults to `\"0s\"`.")),
+        ("retain_fleets", attr(T::Number, oc.clone(), "Previous fleets, 0–3, kept out of traffic for instant rollback. Defaults to 1.")),
+        ("rollback_window", attr(T::String, oc.clone(), "How long retained fleets keep full capacity (a scheduled action scales them to zero afterwards). Defaults to `\"1h\"`.")),
+        ("history_limit", attr(T::Number, oc.clone(), "Past releases, 1–100, kept in `history`. Defaults to 10.")),
+        ("tags", attr(str_map(), oc.clone(), "Tags on every AWS object the release owns, over the provider's `default_tags`. Keys starting with `immutable:` are reserved.")),
+    ];
+    let mut user_data = attr(
+        T::String,
+        C::Optional,
+        "Plain-text user data; the provider base64-encodes it. Sensitive: never logged or shown.",
+    );
+    user_data.sensitive = true;
+    attributes.push(("user_data", user_data));
+    attributes.extend(read_only_attributes());
+    Schema {
+        version: 0,
+        block: block(
+            "An immutable release: a fleet (launch template, Auto Scaling group, target group) replaced, never modified, on every change of image or fleet shape, with a health gate, blue/green or canary traffic through the listener, abort on failure, and retained fleets for instant rollback.",
+            attributes,
+            vec![
+                ("load_balancer", NestedBlock::Single(load_balancer)),
+                ("health", NestedBlock::Optional(health)),
+                ("canary_step", NestedBlock::List(canary_step)),
+                ("timeouts", NestedBlock::Optional(timeouts)),
+            ],
+        ),
+    }
+}
+
+/// The schema of the `immutable_release` data source.
+pub fn release_data_source_schema() -> Schema {
+    let mut attributes = vec![
+        ("id", attr(T::String, C::Computed, "The release name.")),
+        (
+            "name",
+            attr(T::String, C::Required, "Name of the release to read."),
+        ),
+        (
+            "image_id",
+            attr(T::String, C::Computed, "Image of the serving fleet."),
+        ),
+    ];
+    attributes.extend(read_only_attributes());
+    Schema {
+        version: 0,
+        block: block(
+            "Reads a release by name from AWS: the serving image and fleet, traffic and history.",
+            attributes,
+            vec![],
+        ),
+    }
+}
+
+/// The provider block's schema.
+pub fn provider_schema() -> Schema {
+    let oc = C::Optional;
+    let endpoints = block(
+        "Per-service endpoints; each wins over `endpoint_url`.",
+        vec![
+            ("ec2", attr(T::String, oc.clone(), "EC2 endpoint.")),
+            (
+                "autoscaling",
+                attr(T::String, oc.clone(), "Auto Scaling endpoint."),
+            ),
+            (
+                "elbv2",
+                attr(T::String, oc.clone(), "Elastic Load Balancing v2 endpoint."),
+            ),
+            (
+                "cloudwatch",
+                attr(T::String, oc.clone(), "CloudWatch endpoint."),
+            ),
+        ],
+        vec![],
+    );
+    Schema {
+        version: 0,
+        block: block(
+            "Immutable releases on AWS. Credentials come from the standard AWS chain (environment, shared profile, SSO, instance role); `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` work too.",
+            vec![
+                ("region", attr(T::String, oc.clone(), "AWS region; else `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile's region.")),
+                ("profile", attr(T::String, oc.clone(), "Shared config and credentials profile.")),
+                ("endpoint_url", attr(T::String, oc.clone(), "One endpoint for every service, e.g. a local emulator.")),
+                ("poll_interval", attr(T::String, oc.clone(), "Ceiling of the adaptive poll interval of every wait, a duration. Defaults to `\"5s\"`.")),
+                ("max_retries", attr(T::Number, oc.clone(), "Attempts for throttled or transient AWS errors, 1–100. Defaults to 10.")),
+                ("default_tags", attr(str_map(), oc.clone(), "Tags merged under each release's `tags`.")),
+            ],
+            vec![("endpoints", NestedBlock::Optional(endpoints))],
+        ),
+    }
+}

@@ -1,0 +1,645 @@
+//! The resource's Terraform value, its defaults, its validation (with attribute paths) and
+//! its translation into the domain [`ReleaseSpec`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tf_provider::value::{serde_as_vec, Value};
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::spec::{
+    self, CanaryStep, Capacity, FleetSpec, HealthCheckSpec, HealthSpec, ReleaseSpec, Strategy,
+    TargetGroupSpec, Timeouts,
+};
+
+type Str = Value<String>;
+type Num = Value<i64>;
+type StrSet = Value<BTreeSet<String>>;
+type StrMap = Value<BTreeMap<String, String>>;
+
+/// `load_balancer.health_check`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckBlock {
+    pub path: Str,
+    pub port: Str,
+    pub protocol: Str,
+    pub interval: Num,
+    pub timeout: Num,
+    pub healthy_threshold: Num,
+    pub unhealthy_threshold: Num,
+    pub matcher: Str,
+}
+
+/// `load_balancer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadBalancerBlock {
+    pub listener_arn: Str,
+    pub vpc_id: Str,
+    pub port: Num,
+    pub protocol: Str,
+    #[serde(with = "serde_as_vec")]
+    pub health_check: Value<HealthCheckBlock>,
+    pub deregistration_delay: Num,
+}
+
+/// `health`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthBlock {
+    pub min_healthy_percentage: Num,
+    pub grace_period: Str,
+    pub timeout: Str,
+}
+
+/// `canary_step`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryStepBlock {
+    pub weight: Num,
+    pub pause: Str,
+}
+
+/// `timeouts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeoutsBlock {
+    pub create: Str,
+    pub update: Str,
+    pub delete: Str,
+}
+
+/// One `history` element.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistoryItem {
+    pub release: Num,
+    pub image_id: Str,
+    pub fleet_name: Str,
+    pub status: Str,
+    pub started_at: Str,
+    pub finished_at: Str,
+    pub reason: Str,
+}
+
+/// The whole `immutable_release` value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReleaseState {
+    pub id: Str,
+    pub name: Str,
+    pub image_id: Str,
+    pub instance_type: Str,
+    pub subnet_ids: StrSet,
+    pub security_group_ids: StrSet,
+    pub iam_instance_profile: Str,
+    pub user_data: Str,
+    pub instance_tags: StrMap,
+    pub min_size: Num,
+    pub max_size: Num,
+    pub desired_capacity: Num,
+    pub load_balancer: Value<LoadBalancerBlock>,
+    #[serde(with = "serde_as_vec")]
+    pub health: Value<HealthBlock>,
+    pub strategy: Str,
+    pub canary_step: Value<Vec<CanaryStepBlock>>,
+    pub alarm_names: StrSet,
+    pub bake_time: Str,
+    pub retain_fleets: Num,
+    pub rollback_window: Str,
+    pub history_limit: Num,
+    pub tags: StrMap,
+    #[serde(with = "serde_as_vec")]
+    pub timeouts: Value<TimeoutsBlock>,
+    // Read-only.
+    pub release: Num,
+    pub fleet_name: Str,
+    pub target_group_arn: Str,
+    pub launch_template_id: Str,
+    pub previous_image_id: Str,
+    pub traffic: Value<BTreeMap<String, i64>>,
+    pub history: Value<Vec<HistoryItem>>,
+}
+
+fn or<T: Clone>(v: &Value<T>, default: T) -> Value<T> {
+    match v {
+        Value::Null => Value::Value(default),
+        other => other.clone(),
+    }
+}
+
+fn path(steps: &[&'static str]) -> AttributePath {
+    let mut p = AttributePath::new(steps[0]);
+    for s in &steps[1..] {
+        p = p.attribute(*s);
+    }
+    p
+}
+
+fn known<T: Clone>(v: &Value<T>) -> Option<T> {
+    v.as_ref_option().cloned()
+}
+
+impl ReleaseState {
+    /// The planned value from the configuration: static defaults filled in for what the user
+    /// left out (so that removing an argument goes back to its default), `desired_capacity`
+    /// carried over from `prior` when unset, `max_size` = max(min, desired) when unset.
+    pub fn with_defaults(config: &ReleaseState, prior: Option<&ReleaseState>) -> ReleaseState {
+        let mut p = config.clone();
+        p.id = config.name.clone();
+        p.security_group_ids = or(&config.security_group_ids, BTreeSet::new());
+        p.instance_tags = or(&config.instance_tags, BTreeMap::new());
+        p.min_size = or(&config.min_size, 1);
+        p.strategy = or(&config.strategy, "blue_green".into());
+        p.alarm_names = or(&config.alarm_names, BTreeSet::new());
+        p.bake_time = or(&config.bake_time, "0s".into());
+        p.retain_fleets = or(&config.retain_fleets, 1);
+        p.rollback_window = or(&config.rollback_window, "1h".into());
+        p.history_limit = or(&config.history_limit, 10);
+        p.tags = or(&config.tags, BTreeMap::new());
+        if let Value::Value(lb) = &mut p.load_balancer {
+            lb.port = or(&lb.port, 80);
+            lb.protocol = or(&lb.protocol, "HTTP".into());
+            lb.deregistration_delay = or(&lb.deregistration_delay, 30);
+            if let Value::Value(hc) = &mut lb.health_check {
+                let d = HealthCheckSpec::default();
+                hc.path = or(&hc.path, d.path);
+                hc.port = or(&hc.port, d.port);
+                hc.protocol = or(&hc.protocol, d.protocol);
+                hc.interval = or(&hc.interval, d.interval);
+                hc.timeout = or(&hc.timeout, d.timeout);
+                hc.healthy_threshold = or(&hc.healthy_threshold, d.healthy_threshold);
+                hc.unhealthy_threshold = or(&hc.unhealthy_threshold, d.unhealthy_threshold);
+                hc.matcher = or(&hc.matcher, d.matcher);
+            }
+        }
+        if let Value::Value(h) = &mut p.health {
+            h.min_healthy_percentage = or(&h.min_healthy_percentage, 100);
+            h.grace_period = or(&h.grace_period, "30s".into());
+            h.timeout = or(&h.timeout, "10m".into());
+        }
+        if let Value::Value(steps) = &mut p.canary_step {
+            for s in steps.iter_mut() {
+                s.pause = or(&s.pause, "0s".into());
+            }
+        }
+        if config.desired_capacity.is_null() {
+            p.desired_capacity = match prior.map(|s| &s.desired_capacity) {
+                Some(Value::Value(d)) => Value::Value(*d),
+                _ => p.min_size,
+            };
+        }
+        if config.max_size.is_null() {
+            p.max_size = match (&p.min_size, &p.desired_capacity) {
+                (Value::Value(a), Value::Value(b)) => Value::Value(*a.max(b)),
+                _ => Value::Unknown,
+            };
+        }
+        p
+    }
+
+    /// Copies the read-only attributes from another value (e.g. prior state).
+    pub fn copy_read_only(&mut self, from: &ReleaseState) {
+        self.release = from.release;
+        self.fleet_name = from.fleet_name.clone();
+        self.target_group_arn = from.target_group_arn.clone();
+        self.launch_template_id = from.launch_template_id.clone();
+        self.previous_image_id = from.previous_image_id.clone();
+        self.traffic = from.traffic.clone();
+        self.history = from.history.clone();
+    }
+
+    /// Marks the read-only attributes unknown (a release is planned).
+    pub fn unknown_read_only(&mut self) {
+        self.release = Value::Unknown;
+        self.fleet_name = Value::Unknown;
+        self.target_group_arn = Value::Unknown;
+        self.launch_template_id = Value::Unknown;
+        self.previous_image_id = Value::Unknown;
+        self.traffic = Value::Unknown;
+        self.history = Value::Unknown;
+    }
+
+    /// The fleet-shaping part, when it is all known.
+    pub fn fleet_spec(&self) -> Option<FleetSpec> {
+        let lb = self.load_balancer.as_ref_option()?;
+        let hc = match &lb.health_check {
+            Value::Value(hc) => HealthCheckSpec {
+                path: known(&hc.path)?,
+                port: known(&hc.port)?,
+                protocol: known(&hc.protocol)?,
+                interval: known(&hc.interval)?,
+                timeout: known(&hc.timeout)?,
+                healthy_threshold: known(&hc.healthy_threshold)?,
+                unhealthy_threshold: known(&hc.unhealthy_threshold)?,
+                matcher: known(&hc.matcher)?,
+            },
+            Value::Null => HealthCheckSpec::default(),
+            Value::Unknown => return None,
+        };
+        let opt = |v: &Str| -> Option<Option<String>> {
+            match v {
+                Value::Value(s) => Some(Some(s.clone())),
+                Value::Null => Some(None),
+                Value::Unknown => None,
+            }
+        };
+        Some(FleetSpec {
+            image_id: known(&self.image_id)?,
+            instance_type: known(&self.instance_type)?,
+            subnet_ids: known(&self.subnet_ids)?,
+            security_group_ids: known(&self.security_group_ids).unwrap_or_default(),
+            iam_instance_profile: opt(&self.iam_instance_profile)?,
+            user_data: opt(&self.user_data)?,
+            instance_tags: known(&self.instance_tags).unwrap_or_default(),
+            target_group: TargetGroupSpec {
+                port: known(&lb.port).unwrap_or(80),
+                protocol: known(&lb.protocol).unwrap_or_else(|| "HTTP".into()),
+                health_check: hc,
+                deregistration_delay: known(&lb.deregistration_delay).unwrap_or(30),
+            },
+        })
+    }
+
+    /// The capacity, when known.
+    pub fn capacity(&self) -> Option<Capacity> {
+        Some(Capacity {
+            min: known(&self.min_size)?,
+            max: known(&self.max_size)?,
+            desired: known(&self.desired_capacity)?,
+        })
+    }
+
+    /// The domain spec of a fully known planned value (defaults applied), with the
+    /// provider's default tags merged under the release's own.
+    pub fn to_spec(&self, default_tags: &BTreeMap<String, String>) -> Result<ReleaseSpec, String> {
+        let unknown = |what: &str| format!("{what} is not known yet");
+        let fleet = self
+            .fleet_spec()
+            .ok_or_else(|| unknown("a fleet-shaping argument"))?;
+        let lb = self
+            .load_balancer
+            .as_ref_option()
+            .ok_or_else(|| unknown("load_balancer"))?;
+        let dur = |v: &Str, default: Duration| -> Result<Duration, String> {
+            match v {
+                Value::Value(s) => crate::duration::parse(s),
+                _ => Ok(default),
+            }
+        };
+        let health = match &self.health {
+            Value::Value(h) => HealthSpec {
+                min_healthy_percentage: known(&h.min_healthy_percentage).unwrap_or(100),
+                grace_period: dur(&h.grace_period, Duration::from_secs(30))?,
+                timeout: dur(&h.timeout, Duration::from_secs(600))?,
+            },
+            _ => HealthSpec::default(),
+        };
+        let timeouts = match &self.timeouts {
+            Value::Value(t) => {
+                let d = Timeouts::default();
+                Timeouts {
+                    create: dur(&t.create, d.create)?,
+                    update: dur(&t.update, d.update)?,
+                    delete: dur(&t.delete, d.delete)?,
+                }
+            }
+            _ => Timeouts::default(),
+        };
+        let mut canary_steps = Vec::new();
+        for s in self.canary_step.as_ref_option().into_iter().flatten() {
+            canary_steps.push(CanaryStep {
+                weight: known(&s.weight).ok_or_else(|| unknown("canary_step.weight"))? as u8,
+                pause: dur(&s.pause, Duration::ZERO)?,
+            });
+        }
+        let mut tags = default_tags.clone();
+        tags.extend(known(&self.tags).unwrap_or_default());
+        Ok(ReleaseSpec {
+            name: known(&self.name).ok_or_else(|| unknown("name"))?,
+            fleet,
+            capacity: self.capacity().ok_or_else(|| unknown("capacity"))?,
+            listener_arn: known(&lb.listener_arn).ok_or_else(|| unknown("listener_arn"))?,
+            vpc_id: known(&lb.vpc_id).ok_or_else(|| unknown("vpc_id"))?,
+            health,
+            strategy: Strategy::parse(
+                &known(&self.strategy).unwrap_or_else(|| "blue_green".into()),
+            )?,
+            canary_steps,
+            alarm_names: known(&self.alarm_names).unwrap_or_default(),
+            bake_time: dur(&self.bake_time, Duration::ZERO)?,
+            retain_fleets: known(&self.retain_fleets).unwrap_or(1),
+            rollback_window: dur(&self.rollback_window, Duration::from_secs(3600))?,
+            history_limit: known(&self.history_limit).unwrap_or(10),
+            tags,
+            timeouts,
+        })
+    }
+
+    /// Every rule of the contract's argument table that can be checked without AWS; known
+    /// values only (unknown ones are checked again when they are known, at apply's plan).
+    pub fn validate(&self, diags: &mut Diagnostics) {
+        let mut fail = |p: AttributePath, msg: String| {
+            diags.error("Invalid argument", msg, p);
+        };
+        if let Value::Value(n) = &self.name {
+            if let Err(e) = spec::check_name(n) {
+                fail(path(&["name"]), e);
+            }
+        }
+        if let Value::Value(i) = &self.image_id {
+            if let Err(e) = spec::check_image_id(i) {
+                fail(path(&["image_id"]), e);
+            }
+        }
+        if let Value::Value(t) = &self.instance_type {
+            if t.trim().is_empty() || !t.contains('.') {
+                fail(path(&["instance_type"]), format!("instance_type must be an EC2 instance type such as \"t3.micro\"; got {t:?}"));
+            }
+        }
+        if let Value::Value(s) = &self.subnet_ids {
+            if s.is_empty() {
+                fail(
+                    path(&["subnet_ids"]),
+                    "subnet_ids must hold at least one subnet ID".into(),
+                );
+            }
+            for id in s {
+                if let Err(e) = spec::check_subnet_id(id) {
+                    fail(path(&["subnet_ids"]), e);
+                }
+            }
+        }
+        if let Value::Value(s) = &self.security_group_ids {
+            for id in s {
+                if let Err(e) = spec::check_security_group_id(id) {
+                    fail(path(&["security_group_ids"]), e);
+                }
+            }
+        }
+        if let Value::Value(min) = &self.min_size {
+            for (attr, e) in
+                spec::check_capacity(*min, known(&self.desired_capacity), known(&self.max_size))
+            {
+                fail(path(&[attr]), e);
+            }
+        } else if self.min_size.is_null() {
+            for (attr, e) in
+                spec::check_capacity(1, known(&self.desired_capacity), known(&self.max_size))
+            {
+                fail(path(&[attr]), e);
+            }
+        }
+        if let Value::Value(lb) = &self.load_balancer {
+            if let Value::Value(arn) = &lb.listener_arn {
+                if let Err(e) = spec::check_listener_arn(arn) {
+                    fail(path(&["load_balancer", "listener_arn"]), e);
+                }
+            }
+            if let Value::Value(v) = &lb.vpc_id {
+                if let Err(e) = spec::check_vpc_id(v) {
+                    fail(path(&["load_balancer", "vpc_id"]), e);
+                }
+            }
+            if let Value::Value(p) = &lb.port {
+                if let Err(e) = spec::check_range("load_balancer.port", *p, 1, 65535) {
+                    fail(path(&["load_balancer", "port"]), e);
+                }
+            }
+            if let Value::Value(p) = &lb.protocol {
+                if p != "HTTP" && p != "HTTPS" {
+                    fail(
+                        path(&["load_balancer", "protocol"]),
+                        format!("load_balancer.protocol must be \"HTTP\" or \"HTTPS\"; got {p:?}"),
+                    );
+                }
+            }
+            if let Value::Value(d) = &lb.deregistration_delay {
+                if let Err(e) = spec::check_range("load_balancer.deregistration_delay", *d, 0, 3600)
+                {
+                    fail(path(&["load_balancer", "deregistration_delay"]), e);
+                }
+            }
+            if let Value::Value(hc) = &lb.health_check {
+                let hp = |a: &'static str| path(&["load_balancer", "health_check", a]);
+                for (attr, v, lo, hi) in [
+                    ("interval", &hc.interval, 5, 300),
+                    ("timeout", &hc.timeout, 2, 120),
+                    ("healthy_threshold", &hc.healthy_threshold, 2, 10),
+                    ("unhealthy_threshold", &hc.unhealthy_threshold, 2, 10),
+                ] {
+                    if let Value::Value(n) = v {
+                        if let Err(e) = spec::check_range(
+                            &format!("load_balancer.health_check.{attr}"),
+                            *n,
+                            lo,
+                            hi,
+                        ) {
+                            fail(hp(attr), e);
+                        }
+                    }
+                }
+                if let (Value::Value(t), Value::Value(i)) = (&hc.timeout, &hc.interval) {
+                    if t >= i {
+                        fail(hp("timeout"), format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"));
+                    }
+                }
+                if let Value::Value(p) = &hc.path {
+                    if !p.starts_with('/') {
+                        fail(
+                            hp("path"),
+                            format!(
+                                "load_balancer.health_check.path must start with \"/\"; got {p:?}"
+                            ),
+                        );
+                    }
+                }
+                if let Value::Value(p) = &hc.protocol {
+                    if p != "HTTP" && p != "HTTPS" {
+                        fail(hp("protocol"), format!("load_balancer.health_check.protocol must be \"HTTP\" or \"HTTPS\"; got {p:?}"));
+                    }
+                }
+                if let Value::Value(p) = &hc.port {
+                    if p != "traffic-port" && !p.parse::<u16>().is_ok_and(|n| n > 0) {
+                        fail(hp("port"), format!("load_balancer.health_check.port must be \"traffic-port\" or a port number 1–65535; got {p:?}"));
+                    }
+                }
+            }
+        }
+        if let Value::Value(h) = &self.health {
+            if let Value::Value(p) = &h.min_healthy_percentage {
+                if let Err(e) = spec::check_range("health.min_healthy_percentage", *p, 1, 100) {
+                    fail(path(&["health", "min_healthy_percentage"]), e);
+                }
+            }
+            if let Value::Value(d) = &h.grace_period {
+                if let Err(e) = spec::check_duration("health.grace_period", d, None) {
+                    fail(path(&["health", "grace_period"]), e);
+                }
+            }
+            if let Value::Value(d) = &h.timeout {
+                if let Err(e) =
+                    spec::check_duration("health.timeout", d, Some(Duration::from_secs(1)))
+                {
+                    fail(path(&["health", "timeout"]), e);
+                }
+            }
+        }
+        let strategy = match &self.strategy {
+            Value::Value(s) => match Strategy::parse(s) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    fail(path(&["strategy"]), e);
+                    None
+                }
+            },
+            Value::Null => Some(Strategy::BlueGreen),
+            Value::Unknown => None,
+        };
+        if let Value::Value(steps) = &self.canary_step {
+            for (i, s) in steps.iter().enumerate() {
+                if let Value::Value(p) = &s.pause {
+                    if let Err(e) = spec::check_duration("canary_step.pause", p, None) {
+                        fail(
+                            AttributePath::new("canary_step")
+                                .index(i as i64)
+                                .attribute("pause"),
+                            e,
+                        );
+                    }
+                }
+            }
+            let weights: Option<Vec<i64>> = steps.iter().map(|s| known(&s.weight)).collect();
+            if let (Some(strategy), Some(weights)) = (strategy, weights) {
+                for (index, e) in spec::check_canary_steps(strategy, &weights) {
+                    let p = match index {
+                        Some(i) => AttributePath::new("canary_step")
+                            .index(i as i64)
+                            .attribute("weight"),
+                        None => path(&["canary_step"]),
+                    };
+                    fail(p, e);
+                }
+            }
+        } else if strategy == Some(Strategy::Canary) && self.canary_step.is_null() {
+            for (_, e) in spec::check_canary_steps(Strategy::Canary, &[]) {
+                fail(path(&["canary_step"]), e);
+            }
+        }
+        for (attr, v) in [
+            ("bake_time", &self.bake_time),
+            ("rollback_window", &self.rollback_window),
+        ] {
+            if let Value::Value(d) = v {
+                if let Err(e) = spec::check_duration(attr, d, None) {
+                    fail(AttributePath::new(attr), e);
+                }
+            }
+        }
+        if let Value::Value(r) = &self.retain_fleets {
+            if let Err(e) = spec::check_range("retain_fleets", *r, 0, 3) {
+                fail(path(&["retain_fleets"]), format!("{e} (an ALB forward action holds at most 5 target groups: new + serving + 3 retained)"));
+            }
+        }
+        if let Value::Value(h) = &self.history_limit {
+            if let Err(e) = spec::check_range("history_limit", *h, 1, 100) {
+                fail(path(&["history_limit"]), e);
+            }
+        }
+        if let Value::Value(t) = &self.timeouts {
+            for (attr, v) in [
+                ("create", &t.create),
+                ("update", &t.update),
+                ("delete", &t.delete),
+            ] {
+                if let Value::Value(d) = v {
+                    if let Err(e) = spec::check_duration(
+                        &format!("timeouts.{attr}"),
+                        d,
+                        Some(Duration::from_secs(1)),
+                    ) {
+                        fail(AttributePath::new("timeouts").index(0).attribute(attr), e);
+                    }
+                }
+            }
+        }
+        if let Value::Value(tags) = &self.tags {
+            for k in tags.keys() {
+                if k.starts_with("immutable:") {
+                    fail(AttributePath::new("tags").key(k.clone()), format!("tag keys starting with \"immutable:\" are reserved for the provider's ownership tags; got {k:?}"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> ReleaseState {
+        ReleaseState {
+            name: Value::Value("web".into()),
+            image_id: Value::Value("ami-04681a1dbd79675a5".into()),
+            instance_type: Value::Value("t3.micro".into()),
+            subnet_ids: Value::Value(["subnet-abc".to_string()].into()),
+            load_balancer: Value::Value(LoadBalancerBlock {
+                listener_arn: Value::Value(
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/2"
+                        .into(),
+                ),
+                vpc_id: Value::Value("vpc-123".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn errors(s: &ReleaseState) -> Vec<String> {
+        let mut d = Diagnostics::default();
+        s.validate(&mut d);
+        d.errors
+            .iter()
+            .map(|e| format!("{:?}", e.attribute))
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_is_valid_and_gets_defaults() {
+        let s = minimal();
+        assert!(errors(&s).is_empty());
+        let p = ReleaseState::with_defaults(&s, None);
+        assert_eq!(p.min_size, Value::Value(1));
+        assert_eq!(p.desired_capacity, Value::Value(1));
+        assert_eq!(p.max_size, Value::Value(1));
+        let spec = p.to_spec(&BTreeMap::new()).unwrap();
+        assert_eq!(spec.fleet.target_group.port, 80);
+        assert_eq!(spec.strategy, Strategy::BlueGreen);
+        assert_eq!(spec.health, HealthSpec::default());
+    }
+
+    #[test]
+    fn desired_is_carried_over_when_unset() {
+        let s = minimal();
+        let mut prior = ReleaseState::with_defaults(&s, None);
+        prior.desired_capacity = Value::Value(4);
+        let mut c = s.clone();
+        c.max_size = Value::Value(8);
+        let p = ReleaseState::with_defaults(&c, Some(&prior));
+        assert_eq!(p.desired_capacity, Value::Value(4));
+    }
+
+    #[test]
+    fn bad_values_name_their_attribute() {
+        let mut s = minimal();
+        s.name = Value::Value("Web_1".into());
+        s.strategy = Value::Value("canary".into());
+        s.retain_fleets = Value::Value(4);
+        let e = errors(&s);
+        assert!(e.iter().any(|p| p.contains("name")), "{e:?}");
+        assert!(e.iter().any(|p| p.contains("canary_step")), "{e:?}");
+        assert!(e.iter().any(|p| p.contains("retain_fleets")), "{e:?}");
+    }
+}
