@@ -1,1 +1,566 @@
+//! The acceptance harness: the real Terraform CLI and the provider binary against the local
+//! AWS emulator (moto), each test with an emulator of its own.
+//!
+//! A test reads as numbered steps:
+//!
+//! ```no_run
+//! # async fn t() -> anyhow::Result<()> {
+//! let h = acceptance_tests::Harness::start().await?;
+//! h.write(&h.release_hcl(&Default::default()))?;
+//! h.terraform(&["apply", "-auto-approve"]).await?.ok()?;
+//! assert!(h.plan_is_empty().await?);
+//! # Ok(()) }
+//! ```
 
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use aws_sdk_autoscaling as asg;
+use aws_sdk_ec2 as ec2;
+use aws_sdk_elasticloadbalancingv2 as elb;
+use tokio::process::{Child, Command};
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn tool(env: &str, default: &str) -> PathBuf {
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| repo_root().join(default))
+}
+
+/// The Terraform binary (`make tools` installs it).
+pub fn terraform_bin() -> PathBuf {
+    tool("TF_ACC_TERRAFORM", ".tools/bin/terraform")
+}
+
+/// The directory holding the provider binary. `make test` builds it first
+/// (`cargo build --workspace --bins`); a missing or stale binary is an error, not a hidden
+/// rebuild (a build with another feature set than the outer `cargo test` takes minutes).
+pub fn provider_dir() -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug").join("terraform-provider-immutable");
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .map_err(|_| anyhow!("{} is missing: run `make test`, or `cargo build --workspace --bins` first", bin.display()))?;
+    let root = repo_root();
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut stack = vec![root.join("provider/src")];
+    for f in [root.join("provider/Cargo.toml"), root.join("Cargo.lock")] {
+        if let Ok(m) = std::fs::metadata(&f).and_then(|m| m.modified()) {
+            newest = newest.max(m);
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(m);
+            }
+        }
+    }
+    if newest > built {
+        bail!("{} is older than the provider's sources: run `make test`, or `cargo build --workspace --bins` first", bin.display());
+    }
+    Ok(target.join("debug"))
+}
+
+/// A unique temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates one.
+    pub fn new(prefix: &str) -> anyhow::Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A moto server of the test's own on a free loopback port; killed on drop.
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl Emulator {
+    /// Starts moto and waits until it answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let moto = tool("TF_ACC_MOTO", ".tools/venv/bin/moto_server");
+        if !moto.exists() {
+            bail!("{} is missing: run `make tools`", moto.display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", moto.display()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("moto did not start on port {port} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self { url, child })
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// AWS clients pointed at the emulator, for fixtures and assertions.
+#[derive(Clone)]
+pub struct Aws {
+    /// EC2.
+    pub ec2: ec2::Client,
+    /// Auto Scaling.
+    pub asg: asg::Client,
+    /// ELBv2.
+    pub elb: elb::Client,
+    /// CloudWatch.
+    pub cw: aws_sdk_cloudwatch::Client,
+}
+
+impl Aws {
+    /// Clients for an endpoint with test credentials.
+    pub async fn new(url: &str) -> Self {
+        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "acceptance");
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(creds)
+            .load()
+            .await;
+        Self {
+            ec2: ec2::Client::new(&conf),
+            asg: asg::Client::new(&conf),
+            elb: elb::Client::new(&conf),
+            cw: aws_sdk_cloudwatch::Client::new(&conf),
+        }
+    }
+
+    /// Names of every Auto Scaling group.
+    pub async fn group_names(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.asg.describe_auto_scaling_groups().send().await?;
+        let mut v: Vec<String> = out
+            .auto_scaling_groups()
+            .iter()
+            .filter_map(|g| g.auto_scaling_group_name().map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// One group.
+    pub async fn group(&self, name: &str) -> anyhow::Result<asg::types::AutoScalingGroup> {
+        let out = self.asg.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await?;
+        out.auto_scaling_groups().first().cloned().ok_or_else(|| anyhow!("no group {name}"))
+    }
+
+    /// Names of every target group.
+    pub async fn target_group_names(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.elb.describe_target_groups().send().await?;
+        let mut v: Vec<String> = out.target_groups().iter().filter_map(|t| t.target_group_name().map(String::from)).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Target group ARN → name.
+    pub async fn target_group_arns(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let out = self.elb.describe_target_groups().send().await?;
+        Ok(out
+            .target_groups()
+            .iter()
+            .map(|t| (t.target_group_arn().unwrap_or_default().to_string(), t.target_group_name().unwrap_or_default().to_string()))
+            .collect())
+    }
+
+    /// Names of every launch template.
+    pub async fn launch_template_names(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.ec2.describe_launch_templates().send().await?;
+        let mut v: Vec<String> = out
+            .launch_templates()
+            .iter()
+            .filter_map(|t| t.launch_template_name().map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// The listener's default action: target group name → weight for a forward, or
+    /// `{"fixed-response": status}`.
+    pub async fn listener_weights(&self, listener_arn: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+        let names = self.target_group_arns().await?;
+        let out = self.elb.describe_listeners().listener_arns(listener_arn).send().await?;
+        let action = out
+            .listeners()
+            .first()
+            .and_then(|l| l.default_actions().first())
+            .cloned()
+            .ok_or_else(|| anyhow!("listener has no default action"))?;
+        let mut m = BTreeMap::new();
+        if let Some(f) = action.fixed_response_config() {
+            m.insert("fixed-response".to_string(), f.status_code().unwrap_or("0").parse().unwrap_or(0));
+        }
+        if let Some(fc) = action.forward_config() {
+            for t in fc.target_groups() {
+                let arn = t.target_group_arn().unwrap_or_default();
+                m.insert(names.get(arn).cloned().unwrap_or_else(|| arn.to_string()), i64::from(t.weight().unwrap_or(1)));
+            }
+        } else if let Some(arn) = action.target_group_arn() {
+            m.insert(names.get(arn).cloned().unwrap_or_else(|| arn.to_string()), 100);
+        }
+        Ok(m)
+    }
+}
+
+/// What a user already has before writing a release: a VPC, subnets, an ALB and a listener,
+/// and two available images.
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    /// Default VPC.
+    pub vpc_id: String,
+    /// Two of its subnets.
+    pub subnet_ids: Vec<String>,
+    /// The ALB listener (default action: a fixed 404).
+    pub listener_arn: String,
+    /// Amazon Linux 2.
+    pub image_a: String,
+    /// Another built-in image.
+    pub image_b: String,
+    /// A third.
+    pub image_c: String,
+}
+
+impl Fixtures {
+    /// Creates them in the emulator.
+    pub async fn create(aws: &Aws) -> anyhow::Result<Self> {
+        let vpcs = aws
+            .ec2
+            .describe_vpcs()
+            .filters(ec2::types::Filter::builder().name("isDefault").values("true").build())
+            .send()
+            .await?;
+        let vpc_id = vpcs.vpcs().first().and_then(|v| v.vpc_id()).ok_or_else(|| anyhow!("no default VPC"))?.to_string();
+        let subnets = aws
+            .ec2
+            .describe_subnets()
+            .filters(ec2::types::Filter::builder().name("vpc-id").values(&vpc_id).build())
+            .send()
+            .await?;
+        let subnet_ids: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(String::from)).take(2).collect();
+        let lb = aws
+            .elb
+            .create_load_balancer()
+            .name("fixture-alb")
+            .r#type(elb::types::LoadBalancerTypeEnum::Application)
+            .set_subnets(Some(subnet_ids.clone()))
+            .send()
+            .await?;
+        let lb_arn = lb.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap().to_string();
+        let listener = aws
+            .elb
+            .create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(elb::types::ProtocolEnum::Http)
+            .port(80)
+            .default_actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(elb::types::FixedResponseActionConfig::builder().status_code("404").build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        let listener_arn = listener.listeners().first().and_then(|l| l.listener_arn()).unwrap().to_string();
+        let images = aws
+            .ec2
+            .describe_images()
+            .owners("amazon")
+            .filters(ec2::types::Filter::builder().name("architecture").values("x86_64").build())
+            .send()
+            .await?;
+        let mut others = images
+            .images()
+            .iter()
+            .filter_map(|i| i.image_id())
+            .filter(|i| *i != "ami-04681a1dbd79675a5")
+            .filter(|i| i.len() == 12 || i.len() == 21)
+            .map(String::from);
+        Ok(Self {
+            vpc_id,
+            subnet_ids,
+            listener_arn,
+            image_a: "ami-04681a1dbd79675a5".into(),
+            image_b: others.next().ok_or_else(|| anyhow!("no second image"))?,
+            image_c: others.next().ok_or_else(|| anyhow!("no third image"))?,
+        })
+    }
+}
+
+/// What a Terraform run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Ok when the exit code is 0, else an error with the output.
+    pub fn ok(self) -> anyhow::Result<Self> {
+        if self.code != 0 {
+            bail!("terraform exited {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr);
+        }
+        Ok(self)
+    }
+
+    /// stdout and stderr together, with runs of white space folded to one space (Terraform
+    /// wraps long diagnostics).
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr).split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Options of the generated release configuration.
+#[derive(Debug, Clone)]
+pub struct ReleaseOpts {
+    /// `name`.
+    pub name: String,
+    /// `image_id` default (the variable `image_id` overrides it).
+    pub image: Option<String>,
+    /// Extra HCL lines inside the resource.
+    pub extra: String,
+    /// Extra HCL inside `load_balancer`.
+    pub lb_extra: String,
+    /// Endpoint the provider talks to (default: the emulator).
+    pub endpoint: Option<String>,
+}
+
+impl Default for ReleaseOpts {
+    fn default() -> Self {
+        Self { name: "web".into(), image: None, extra: String::new(), lb_extra: String::new(), endpoint: None }
+    }
+}
+
+/// One test's world: an emulator, the fixtures, a Terraform working directory.
+pub struct Harness {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// Clients for assertions.
+    pub aws: Aws,
+    /// The fixtures.
+    pub fx: Fixtures,
+    /// The working directory.
+    pub dir: TempDir,
+    cli_config: PathBuf,
+}
+
+impl Harness {
+    /// Starts an emulator, creates the fixtures, prepares a working directory with a CLI
+    /// config whose `dev_overrides` point at the freshly built provider.
+    pub async fn start() -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let provider = provider_dir()?;
+        eprintln!("provider built ({:.1} s)", started.elapsed().as_secs_f64());
+        let emulator = Emulator::start().await?;
+        eprintln!("emulator up ({:.1} s)", started.elapsed().as_secs_f64());
+        let aws = Aws::new(&emulator.url).await;
+        let fx = Fixtures::create(&aws).await?;
+        eprintln!("fixtures made ({:.1} s)", started.elapsed().as_secs_f64());
+        let dir = TempDir::new("immutable-acc")?;
+        let cli_config = dir.0.join("terraform.rc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"immutable-infra/immutable\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider.display()
+            ),
+        )?;
+        Ok(Self { emulator, aws, fx, dir, cli_config })
+    }
+
+    /// Writes `main.tf`.
+    pub fn write(&self, hcl: &str) -> anyhow::Result<()> {
+        std::fs::write(self.dir.0.join("main.tf"), hcl)?;
+        Ok(())
+    }
+
+    /// A configuration with one release and outputs for its read-only attributes.
+    pub fn release_hcl(&self, o: &ReleaseOpts) -> String {
+        let endpoint = o.endpoint.clone().unwrap_or_else(|| self.emulator.url.clone());
+        let subnets = serde_json::to_string(&self.fx.subnet_ids).unwrap();
+        let image = o.image.clone().unwrap_or_else(|| self.fx.image_a.clone());
+        format!(
+            r#"terraform {{
+  required_providers {{
+    immutable = {{ source = "immutable-infra/immutable" }}
+  }}
+}}
+
+provider "immutable" {{
+  region        = "us-east-1"
+  endpoint_url  = "{endpoint}"
+  poll_interval = "100ms"
+  max_retries   = 3
+}}
+
+variable "image_id" {{
+  type    = string
+  default = "{image}"
+}}
+
+resource "immutable_release" "web" {{
+  name          = "{name}"
+  image_id      = var.image_id
+  instance_type = "t3.micro"
+  subnet_ids    = {subnets}
+{extra}
+  load_balancer {{
+    listener_arn = "{listener}"
+    vpc_id       = "{vpc}"
+{lb_extra}
+  }}
+}}
+
+output "release" {{ value = immutable_release.web.release }}
+output "fleet_name" {{ value = immutable_release.web.fleet_name }}
+output "previous_image_id" {{ value = immutable_release.web.previous_image_id }}
+output "traffic" {{ value = immutable_release.web.traffic }}
+"#,
+            name = o.name,
+            extra = o.extra,
+            lb_extra = o.lb_extra,
+            listener = self.fx.listener_arn,
+            vpc = self.fx.vpc_id,
+        )
+    }
+
+    /// Runs terraform with the arguments (plus `-no-color` and, where it applies,
+    /// `-input=false`) in the working directory.
+    pub async fn terraform(&self, args: &[&str]) -> anyhow::Result<Run> {
+        let mut full: Vec<&str> = vec![args[0]];
+        if matches!(args[0], "apply" | "plan" | "destroy" | "import" | "refresh") {
+            full.push("-input=false");
+        }
+        full.push("-no-color");
+        full.extend(&args[1..]);
+        let started = Instant::now();
+        let out = Command::new(terraform_bin())
+            .args(&full)
+            .current_dir(&self.dir.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir.0)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The hostile setting of this machine: the provider must neutralise it itself.
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running terraform")?;
+        eprintln!("terraform {} ({:.1} s)", args.join(" "), started.elapsed().as_secs_f64());
+        Ok(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// `terraform apply -auto-approve` with `-var` pairs; must succeed.
+    pub async fn apply(&self, vars: &[(&str, &str)]) -> anyhow::Result<Run> {
+        let var_args: Vec<String> = vars.iter().map(|(k, v)| format!("-var={k}={v}")).collect();
+        let mut args = vec!["apply", "-auto-approve"];
+        args.extend(var_args.iter().map(String::as_str));
+        self.terraform(&args).await?.ok()
+    }
+
+    /// `terraform plan -detailed-exitcode`: Ok(true) when there are no changes.
+    pub async fn plan_is_empty_with(&self, vars: &[(&str, &str)]) -> anyhow::Result<bool> {
+        let var_args: Vec<String> = vars.iter().map(|(k, v)| format!("-var={k}={v}")).collect();
+        let mut args = vec!["plan", "-detailed-exitcode"];
+        args.extend(var_args.iter().map(String::as_str));
+        let run = self.terraform(&args).await?;
+        match run.code {
+            0 => Ok(true),
+            2 => {
+                eprintln!("plan shows changes:\n{}", run.stdout);
+                Ok(false)
+            }
+            _ => bail!("plan failed:\n{}", run.all()),
+        }
+    }
+
+    /// `terraform plan -detailed-exitcode` with no variables.
+    pub async fn plan_is_empty(&self) -> anyhow::Result<bool> {
+        self.plan_is_empty_with(&[]).await
+    }
+
+    /// `terraform output -json` as a map.
+    pub async fn outputs(&self) -> anyhow::Result<serde_json::Value> {
+        let run = self.terraform(&["output", "-json"]).await?.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        Ok(v)
+    }
+
+    /// `terraform state show -no-color ADDRESS` text... as JSON of the resource's values.
+    pub async fn resource_values(&self) -> anyhow::Result<serde_json::Value> {
+        let run = self.terraform(&["show", "-json"]).await?.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        v.pointer("/values/root_module/resources/0/values")
+            .cloned()
+            .ok_or_else(|| anyhow!("no resource in state"))
+    }
+
+    /// Every object named like the release's in the emulator: groups, target groups and
+    /// launch templates whose names start with `<name>-`.
+    pub async fn owned_objects(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let prefix = format!("{name}-");
+        let mut v = Vec::new();
+        v.extend(self.aws.group_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("group {n}")));
+        v.extend(self.aws.target_group_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("target group {n}")));
+        v.extend(self.aws.launch_template_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("launch template {n}")));
+        Ok(v)
+    }
+}

@@ -450,6 +450,7 @@ impl Engine {
             image_id: spec.fleet.image_id.clone(),
             fingerprint: spec.fleet.fingerprint(),
             role: Role::Launching,
+            last_served: release,
         };
         ledger.fleets.push(record.clone());
         self.cloud
@@ -630,9 +631,9 @@ impl Engine {
             }
         }
         let finished = now_rfc3339();
-        if let Some(prev) = &serving {
+        if let Some(serving_release) = current_release(&ledger) {
             ledger.set_status(
-                prev.release,
+                serving_release,
                 Status::Retained,
                 Some(format!("replaced by release {release}")),
                 Some(finished.clone()),
@@ -701,12 +702,7 @@ impl Engine {
             self.delete_fleet(&f.fleet_name, Some(&f.target_group_arn))
                 .await?;
             ledger.fleets.retain(|x| x.release != f.release);
-            ledger.set_status(
-                f.release,
-                Status::Retired,
-                Some(format!("beyond retain_fleets = {keep}")),
-                None,
-            );
+            ledger.retire_fleet(&f.fleet_name, &format!("fleet deleted: beyond retain_fleets = {keep}"));
         }
         self.cloud
             .ledger
@@ -779,7 +775,8 @@ impl Engine {
                 let traffic = match &serving {
                     Some(s) => format!(
                         "Traffic stayed on release {} ({}).",
-                        s.release, s.fleet_name
+                        current_release(&ledger).unwrap_or(s.release),
+                        s.fleet_name
                     ),
                     None => "No release was serving.".to_string(),
                 };
@@ -807,13 +804,14 @@ impl Engine {
         for f in ledger.fleets.iter_mut() {
             if f.release == to {
                 f.role = Role::Active;
+                f.last_served = release;
             } else if f.role == Role::Active {
                 f.role = Role::Retained;
             }
         }
-        if let Some(s) = &serving {
+        if let Some(serving_release) = current_release(&ledger) {
             ledger.set_status(
-                s.release,
+                serving_release,
                 Status::RolledBack,
                 Some(format!(
                     "rolled back by release {release} to {}",

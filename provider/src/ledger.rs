@@ -64,6 +64,10 @@ pub struct FleetRecord {
     pub fingerprint: String,
     /// What it is for.
     pub role: Role,
+    /// The release number under which it last served (a rollback serves an old fleet under
+    /// a new number); retention keeps the most recently serving fleets.
+    #[serde(default)]
+    pub last_served: u64,
 }
 
 /// One line of history.
@@ -132,7 +136,7 @@ impl Ledger {
             .iter()
             .filter(|f| f.role == Role::Retained)
             .collect();
-        v.sort_by_key(|f| std::cmp::Reverse(f.release));
+        v.sort_by_key(|f| std::cmp::Reverse((f.last_served, f.release)));
         v
     }
 
@@ -168,6 +172,16 @@ impl Ledger {
             }
             if at.is_some() && h.finished_at.is_none() {
                 h.finished_at = at;
+            }
+        }
+    }
+
+    /// Marks every line of a deleted fleet that still says it is kept as retired.
+    pub fn retire_fleet(&mut self, fleet_name: &str, reason: &str) {
+        for h in self.history.iter_mut().filter(|h| h.fleet_name == fleet_name) {
+            if matches!(h.status, Status::Retained | Status::RolledBack | Status::Active) {
+                h.status = Status::Retired;
+                h.reason = Some(shorten(reason));
             }
         }
     }

@@ -1,0 +1,89 @@
+//! Bad input is refused at `terraform plan`, with the attribute and what is allowed, and
+//! nothing is created.
+
+use acceptance_tests::{Harness, ReleaseOpts};
+
+struct Case {
+    extra: &'static str,
+    lb_extra: &'static str,
+    /// Text of the source line Terraform underlines (the attribute).
+    line: &'static str,
+    /// Part of the sentence that says what is allowed.
+    says: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case { extra: "", lb_extra: "", line: "name          = \"Web_1\"", says: "1 to 24 characters" },
+    Case { extra: "  min_size = 3\n  desired_capacity = 2", lb_extra: "", line: "desired_capacity = 2", says: "at least min_size (3)" },
+    Case { extra: "  desired_capacity = 5\n  max_size = 4", lb_extra: "", line: "desired_capacity = 5", says: "at most max_size (4)" },
+    Case { extra: "  strategy = \"canary\"", lb_extra: "", line: "strategy = \"canary\"", says: "needs at least one canary_step" },
+    Case { extra: "  strategy = \"rolling\"", lb_extra: "", line: "strategy = \"rolling\"", says: "\"blue_green\" or \"canary\"" },
+    Case { extra: "  canary_step {\n    weight = 10\n  }", lb_extra: "", line: "canary_step {", says: "only allowed with strategy = \"canary\"" },
+    Case { extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 50\n  }\n  canary_step {\n    weight = 50\n  }", lb_extra: "", line: "weight = 50", says: "increase strictly" },
+    Case { extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 100\n  }", lb_extra: "", line: "weight = 100", says: "between 1 and 99" },
+    Case { extra: "  retain_fleets = 4", lb_extra: "", line: "retain_fleets = 4", says: "between 0 and 3" },
+    Case { extra: "  history_limit = 0", lb_extra: "", line: "history_limit = 0", says: "between 1 and 100" },
+    Case { extra: "  bake_time = \"5 minutes\"", lb_extra: "", line: "bake_time = \"5 minutes\"", says: "must be a duration" },
+    Case { extra: "  health {\n    min_healthy_percentage = 0\n  }", lb_extra: "", line: "min_healthy_percentage = 0", says: "between 1 and 100" },
+    Case { extra: "  health {\n    timeout = \"soon\"\n  }", lb_extra: "", line: "timeout = \"soon\"", says: "must be a duration" },
+    Case { extra: "  tags = { \"immutable:owner\" = \"me\" }", lb_extra: "", line: "tags = {", says: "reserved" },
+    Case { extra: "  subnet_ids = []", lb_extra: "", line: "subnet_ids = []", says: "at least one subnet" },
+    Case { extra: "", lb_extra: "    port = 70000", line: "port = 70000", says: "between 1 and 65535" },
+    Case { extra: "", lb_extra: "    health_check {\n      interval = 5\n      timeout = 5\n    }", line: "timeout = 5", says: "less than interval" },
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configurations_are_refused_at_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    for case in CASES {
+        let mut hcl = h.release_hcl(&ReleaseOpts {
+            extra: case.extra.to_string(),
+            lb_extra: case.lb_extra.to_string(),
+            ..Default::default()
+        });
+        if case.line.starts_with("name ") {
+            hcl = hcl.replace("name          = \"web\"", case.line);
+        }
+        if case.line.starts_with("subnet_ids") {
+            let start = hcl.find("  subnet_ids    = [").unwrap();
+            let end = start + hcl[start..].find('\n').unwrap();
+            hcl.replace_range(start..end, "");
+        }
+        h.write(&hcl)?;
+        let run = h.terraform(&["plan"]).await?;
+        let all = run.all();
+        assert_eq!(run.code, 1, "case {:?} should fail at plan:\n{all}", case.line);
+        assert!(all.contains(case.says), "case {:?}: missing {:?} in:\n{all}", case.line, case.says);
+        assert!(all.contains(case.line), "case {:?}: the attribute's line is not shown:\n{all}", case.line);
+        assert!(!all.contains("TERRAFORM CRASH"), "{all}");
+    }
+    assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checks_that_need_aws_run_at_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    // An image ID of the right form that does not exist.
+    h.write(&h.release_hcl(&ReleaseOpts { image: Some("ami-0123456789abcdef0".into()), ..Default::default() }))?;
+    let run = h.terraform(&["plan"]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("ami-0123456789abcdef0 does not exist"), "{}", run.all());
+    assert!(run.all().contains("image_id      = var.image_id"), "{}", run.all());
+
+    // A malformed image ID is refused before AWS is asked.
+    let run = h.terraform(&["plan", "-var=image_id=ami-123"]).await?;
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("8 or 17 hexadecimal digits"), "{}", run.all());
+
+    // A listener that does not exist.
+    let hcl = h
+        .release_hcl(&Default::default())
+        .replace(&h.fx.listener_arn, "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef");
+    h.write(&hcl)?;
+    let run = h.terraform(&["plan"]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("does not exist: create the listener first"), "{}", run.all());
+    assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
+    Ok(())
+}
