@@ -28,11 +28,16 @@ use tokio::process::{Child, Command};
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn tool(env: &str, default: &str) -> PathBuf {
-    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| repo_root().join(default))
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(default))
 }
 
 /// The Terraform binary (`make tools` installs it).
@@ -50,7 +55,12 @@ pub fn provider_dir() -> anyhow::Result<PathBuf> {
     let bin = target.join("debug").join("terraform-provider-immutable");
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
-        .map_err(|_| anyhow!("{} is missing: run `make test`, or `cargo build --workspace --bins` first", bin.display()))?;
+        .map_err(|_| {
+            anyhow!(
+                "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
+                bin.display()
+            )
+        })?;
     let root = repo_root();
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
     let mut stack = vec![root.join("provider/src")];
@@ -112,7 +122,9 @@ impl Emulator {
         if !moto.exists() {
             bail!("{} is missing: run `make tools`", moto.display());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -123,7 +135,10 @@ impl Emulator {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -157,7 +172,8 @@ pub struct Aws {
 impl Aws {
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
-        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "acceptance");
+        let creds =
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "acceptance");
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(url)
@@ -186,14 +202,26 @@ impl Aws {
 
     /// One group.
     pub async fn group(&self, name: &str) -> anyhow::Result<asg::types::AutoScalingGroup> {
-        let out = self.asg.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await?;
-        out.auto_scaling_groups().first().cloned().ok_or_else(|| anyhow!("no group {name}"))
+        let out = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await?;
+        out.auto_scaling_groups()
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("no group {name}"))
     }
 
     /// Names of every target group.
     pub async fn target_group_names(&self) -> anyhow::Result<Vec<String>> {
         let out = self.elb.describe_target_groups().send().await?;
-        let mut v: Vec<String> = out.target_groups().iter().filter_map(|t| t.target_group_name().map(String::from)).collect();
+        let mut v: Vec<String> = out
+            .target_groups()
+            .iter()
+            .filter_map(|t| t.target_group_name().map(String::from))
+            .collect();
         v.sort();
         Ok(v)
     }
@@ -204,7 +232,12 @@ impl Aws {
         Ok(out
             .target_groups()
             .iter()
-            .map(|t| (t.target_group_arn().unwrap_or_default().to_string(), t.target_group_name().unwrap_or_default().to_string()))
+            .map(|t| {
+                (
+                    t.target_group_arn().unwrap_or_default().to_string(),
+                    t.target_group_name().unwrap_or_default().to_string(),
+                )
+            })
             .collect())
     }
 
@@ -222,9 +255,17 @@ impl Aws {
 
     /// The listener's default action: target group name → weight for a forward, or
     /// `{"fixed-response": status}`.
-    pub async fn listener_weights(&self, listener_arn: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+    pub async fn listener_weights(
+        &self,
+        listener_arn: &str,
+    ) -> anyhow::Result<BTreeMap<String, i64>> {
         let names = self.target_group_arns().await?;
-        let out = self.elb.describe_listeners().listener_arns(listener_arn).send().await?;
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await?;
         let action = out
             .listeners()
             .first()
@@ -233,15 +274,24 @@ impl Aws {
             .ok_or_else(|| anyhow!("listener has no default action"))?;
         let mut m = BTreeMap::new();
         if let Some(f) = action.fixed_response_config() {
-            m.insert("fixed-response".to_string(), f.status_code().unwrap_or("0").parse().unwrap_or(0));
+            m.insert(
+                "fixed-response".to_string(),
+                f.status_code().unwrap_or("0").parse().unwrap_or(0),
+            );
         }
         if let Some(fc) = action.forward_config() {
             for t in fc.target_groups() {
                 let arn = t.target_group_arn().unwrap_or_default();
-                m.insert(names.get(arn).cloned().unwrap_or_else(|| arn.to_string()), i64::from(t.weight().unwrap_or(1)));
+                m.insert(
+                    names.get(arn).cloned().unwrap_or_else(|| arn.to_string()),
+                    i64::from(t.weight().unwrap_or(1)),
+                );
             }
         } else if let Some(arn) = action.target_group_arn() {
-            m.insert(names.get(arn).cloned().unwrap_or_else(|| arn.to_string()), 100);
+            m.insert(
+                names.get(arn).cloned().unwrap_or_else(|| arn.to_string()),
+                100,
+            );
         }
         Ok(m)
     }
@@ -271,17 +321,37 @@ impl Fixtures {
         let vpcs = aws
             .ec2
             .describe_vpcs()
-            .filters(ec2::types::Filter::builder().name("isDefault").values("true").build())
+            .filters(
+                ec2::types::Filter::builder()
+                    .name("isDefault")
+                    .values("true")
+                    .build(),
+            )
             .send()
             .await?;
-        let vpc_id = vpcs.vpcs().first().and_then(|v| v.vpc_id()).ok_or_else(|| anyhow!("no default VPC"))?.to_string();
+        let vpc_id = vpcs
+            .vpcs()
+            .first()
+            .and_then(|v| v.vpc_id())
+            .ok_or_else(|| anyhow!("no default VPC"))?
+            .to_string();
         let subnets = aws
             .ec2
             .describe_subnets()
-            .filters(ec2::types::Filter::builder().name("vpc-id").values(&vpc_id).build())
+            .filters(
+                ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&vpc_id)
+                    .build(),
+            )
             .send()
             .await?;
-        let subnet_ids: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(String::from)).take(2).collect();
+        let subnet_ids: Vec<String> = subnets
+            .subnets()
+            .iter()
+            .filter_map(|s| s.subnet_id().map(String::from))
+            .take(2)
+            .collect();
         let lb = aws
             .elb
             .create_load_balancer()
@@ -290,7 +360,12 @@ impl Fixtures {
             .set_subnets(Some(subnet_ids.clone()))
             .send()
             .await?;
-        let lb_arn = lb.load_balancers().first().and_then(|l| l.load_balancer_arn()).unwrap().to_string();
+        let lb_arn = lb
+            .load_balancers()
+            .first()
+            .and_then(|l| l.load_balancer_arn())
+            .unwrap()
+            .to_string();
         let listener = aws
             .elb
             .create_listener()
@@ -300,17 +375,31 @@ impl Fixtures {
             .default_actions(
                 elb::types::Action::builder()
                     .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(elb::types::FixedResponseActionConfig::builder().status_code("404").build())
+                    .fixed_response_config(
+                        elb::types::FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .build(),
+                    )
                     .build(),
             )
             .send()
             .await?;
-        let listener_arn = listener.listeners().first().and_then(|l| l.listener_arn()).unwrap().to_string();
+        let listener_arn = listener
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .unwrap()
+            .to_string();
         let images = aws
             .ec2
             .describe_images()
             .owners("amazon")
-            .filters(ec2::types::Filter::builder().name("architecture").values("x86_64").build())
+            .filters(
+                ec2::types::Filter::builder()
+                    .name("architecture")
+                    .values("x86_64")
+                    .build(),
+            )
             .send()
             .await?;
         let mut others = images
@@ -346,7 +435,12 @@ impl Run {
     /// Ok when the exit code is 0, else an error with the output.
     pub fn ok(self) -> anyhow::Result<Self> {
         if self.code != 0 {
-            bail!("terraform exited {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr);
+            bail!(
+                "terraform exited {}\n--- stdout\n{}\n--- stderr\n{}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
         }
         Ok(self)
     }
@@ -354,7 +448,10 @@ impl Run {
     /// stdout and stderr together, with runs of white space folded to one space (Terraform
     /// wraps long diagnostics).
     pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr).split_whitespace().collect::<Vec<_>>().join(" ")
+        format!("{}\n{}", self.stdout, self.stderr)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -375,7 +472,13 @@ pub struct ReleaseOpts {
 
 impl Default for ReleaseOpts {
     fn default() -> Self {
-        Self { name: "web".into(), image: None, extra: String::new(), lb_extra: String::new(), endpoint: None }
+        Self {
+            name: "web".into(),
+            image: None,
+            extra: String::new(),
+            lb_extra: String::new(),
+            endpoint: None,
+        }
     }
 }
 
@@ -413,7 +516,13 @@ impl Harness {
                 provider.display()
             ),
         )?;
-        Ok(Self { emulator, aws, fx, dir, cli_config })
+        Ok(Self {
+            emulator,
+            aws,
+            fx,
+            dir,
+            cli_config,
+        })
     }
 
     /// Writes `main.tf`.
@@ -424,7 +533,10 @@ impl Harness {
 
     /// A configuration with one release and outputs for its read-only attributes.
     pub fn release_hcl(&self, o: &ReleaseOpts) -> String {
-        let endpoint = o.endpoint.clone().unwrap_or_else(|| self.emulator.url.clone());
+        let endpoint = o
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| self.emulator.url.clone());
         let subnets = serde_json::to_string(&self.fx.subnet_ids).unwrap();
         let image = o.image.clone().unwrap_or_else(|| self.fx.image_a.clone());
         format!(
@@ -475,12 +587,20 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     /// Runs terraform with the arguments (plus `-no-color` and, where it applies,
     /// `-input=false`) in the working directory.
     pub async fn terraform(&self, args: &[&str]) -> anyhow::Result<Run> {
-        let mut full: Vec<&str> = vec![args[0]];
+        // Options go right after the (sub)command: `providers schema -json`, `import -no-color A B`.
+        let words = if args[0] == "providers" && args.len() > 1 {
+            2
+        } else {
+            1
+        };
+        let mut full: Vec<&str> = args[..words].to_vec();
         if matches!(args[0], "apply" | "plan" | "destroy" | "import" | "refresh") {
             full.push("-input=false");
         }
-        full.push("-no-color");
-        full.extend(&args[1..]);
+        if args[0] != "providers" {
+            full.push("-no-color");
+        }
+        full.extend(&args[words..]);
         let started = Instant::now();
         let out = Command::new(terraform_bin())
             .args(&full)
@@ -500,7 +620,11 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             .output()
             .await
             .context("running terraform")?;
-        eprintln!("terraform {} ({:.1} s)", args.join(" "), started.elapsed().as_secs_f64());
+        eprintln!(
+            "terraform {} ({:.1} s)",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
         Ok(Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -558,9 +682,30 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     pub async fn owned_objects(&self, name: &str) -> anyhow::Result<Vec<String>> {
         let prefix = format!("{name}-");
         let mut v = Vec::new();
-        v.extend(self.aws.group_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("group {n}")));
-        v.extend(self.aws.target_group_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("target group {n}")));
-        v.extend(self.aws.launch_template_names().await?.into_iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("launch template {n}")));
+        v.extend(
+            self.aws
+                .group_names()
+                .await?
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("group {n}")),
+        );
+        v.extend(
+            self.aws
+                .target_group_names()
+                .await?
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("target group {n}")),
+        );
+        v.extend(
+            self.aws
+                .launch_template_names()
+                .await?
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("launch template {n}")),
+        );
         Ok(v)
     }
 }

@@ -64,12 +64,15 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
         let upstream = upstream.trim_end_matches('/').to_string();
         let s2 = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let shared = s2.clone();
                 let client = client.clone();
                 let upstream = upstream.clone();
@@ -78,13 +81,21 @@ impl FaultProxy {
                         let shared = shared.clone();
                         let client = client.clone();
                         let upstream = upstream.clone();
-                        async move { Ok::<_, Infallible>(forward(req, &upstream, &client, &shared).await) }
+                        async move {
+                            Ok::<_, Infallible>(forward(req, &upstream, &client, &shared).await)
+                        }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
-        Ok(Self { url: format!("http://{addr}"), shared, task })
+        Ok(Self {
+            url: format!("http://{addr}"),
+            shared,
+            task,
+        })
     }
 
     /// Replaces the faults.
@@ -105,14 +116,25 @@ async fn forward(
     shared: &Arc<Mutex<Shared>>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let action = action_of(&parts.headers, &body);
     let faults = {
         let mut s = shared.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
         s.faults.clone()
     };
-    let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let uri = format!(
+        "{upstream}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
     let mut out = Request::builder().method(parts.method).uri(uri);
     for (k, v) in parts.headers.iter() {
         if k != "host" {
@@ -130,7 +152,11 @@ async fn forward(
         }
     };
     let (mut rparts, rbody) = resp.into_parts();
-    let mut rbody = rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut rbody = rbody
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if faults.unhealthy_targets && action == "DescribeTargetHealth" {
         let text = String::from_utf8_lossy(&rbody).replace(
             "<State>healthy</State>",

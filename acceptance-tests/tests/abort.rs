@@ -8,7 +8,9 @@ use acceptance_tests::{Harness, ReleaseOpts};
 async fn unhealthy_first_release_fails_with_figures_and_leaves_nothing() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let proxy = FaultProxy::start(&h.emulator.url).await?;
-    proxy.set_faults(Faults { unhealthy_targets: true });
+    proxy.set_faults(Faults {
+        unhealthy_targets: true,
+    });
     h.write(&h.release_hcl(&ReleaseOpts {
         endpoint: Some(proxy.url.clone()),
         extra: "  min_size = 2\n  health {\n    timeout = \"3s\"\n  }".into(),
@@ -21,11 +23,25 @@ async fn unhealthy_first_release_fails_with_figures_and_leaves_nothing() -> anyh
     assert!(all.contains("release web-r1 aborted"), "{all}");
     assert!(all.contains("need 2 healthy targets, have 0"), "{all}");
     assert!(all.contains("after 3s"), "{all}");
-    assert!(all.contains("No release was serving; the listener answers 404 as before"), "{all}");
-    assert!(proxy.calls().get("DescribeTargetHealth").copied().unwrap_or(0) >= 2, "the wait polled");
+    assert!(
+        all.contains("No release was serving; the listener answers 404 as before"),
+        "{all}"
+    );
+    assert!(
+        proxy
+            .calls()
+            .get("DescribeTargetHealth")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "the wait polled"
+    );
 
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
-    assert_eq!(h.aws.listener_weights(&h.fx.listener_arn).await?, [("fixed-response".to_string(), 404)].into());
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("fixed-response".to_string(), 404)].into()
+    );
     // Nothing in the state: the next plan proposes the release again.
     let plan = h.terraform(&["plan"]).await?;
     assert!(plan.stdout.contains("1 to add"), "{}", plan.all());
@@ -43,14 +59,28 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
     }))?;
     h.apply(&[]).await?;
 
-    proxy.set_faults(Faults { unhealthy_targets: true });
+    proxy.set_faults(Faults {
+        unhealthy_targets: true,
+    });
     let image_b = h.fx.image_b.clone();
-    let run = h.terraform(&["apply", "-auto-approve", &format!("-var=image_id={image_b}")]).await?;
+    let run = h
+        .terraform(&[
+            "apply",
+            "-auto-approve",
+            &format!("-var=image_id={image_b}"),
+        ])
+        .await?;
     let all = run.all();
     assert_eq!(run.code, 1, "{all}");
     assert!(all.contains("release web-r2 aborted"), "{all}");
-    assert!(all.contains("Traffic stayed on release 1 (web-r1)"), "{all}");
-    assert_eq!(h.aws.listener_weights(&h.fx.listener_arn).await?, [("web-r1".to_string(), 100)].into());
+    assert!(
+        all.contains("Traffic stayed on release 1 (web-r1)"),
+        "{all}"
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
     assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
 
     // The state still describes release 1, and the next plan proposes the release again.

@@ -6,14 +6,21 @@ use acceptance_tests::{Harness, ReleaseOpts};
 async fn release_rollback_and_retention() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     h.write(&h.release_hcl(&ReleaseOpts::default()))?;
-    let (a, b, c) = (h.fx.image_a.clone(), h.fx.image_b.clone(), h.fx.image_c.clone());
+    let (a, b, c) = (
+        h.fx.image_a.clone(),
+        h.fx.image_b.clone(),
+        h.fx.image_c.clone(),
+    );
 
     // 1. First release.
     h.apply(&[("image_id", &a)]).await?;
 
     // 2. New image: a new fleet beside the old one; all traffic moves; the old is retained.
     h.apply(&[("image_id", &b)]).await?;
-    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string(), "web-r2".to_string()]);
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1".to_string(), "web-r2".to_string()]
+    );
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
@@ -25,7 +32,10 @@ async fn release_rollback_and_retention() -> anyhow::Result<()> {
 
     // 3. One-line rollback: back to the retained fleet, no new group.
     h.apply(&[("image_id", &a)]).await?;
-    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string(), "web-r2".to_string()]);
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1".to_string(), "web-r2".to_string()]
+    );
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 100), ("web-r2".to_string(), 0)].into()
@@ -38,19 +48,35 @@ async fn release_rollback_and_retention() -> anyhow::Result<()> {
 
     // 4. Another release with retain_fleets = 1: exactly two fleets remain.
     h.apply(&[("image_id", &c)]).await?;
-    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string(), "web-r4".to_string()]);
-    assert_eq!(h.aws.target_group_names().await?, vec!["web-r1".to_string(), "web-r4".to_string()]);
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1".to_string(), "web-r4".to_string()]
+    );
+    assert_eq!(
+        h.aws.target_group_names().await?,
+        vec!["web-r1".to_string(), "web-r4".to_string()]
+    );
     assert!(h.plan_is_empty_with(&[("image_id", &c)]).await?);
     let values = h.resource_values().await?;
     let statuses: Vec<(i64, String)> = values["history"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["release"].as_i64().unwrap(), e["status"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["release"].as_i64().unwrap(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         statuses,
-        vec![(4, "active".into()), (3, "retained".into()), (2, "retired".into()), (1, "retained".into())]
+        vec![
+            (4, "active".into()),
+            (3, "retained".into()),
+            (2, "retired".into()),
+            (1, "retained".into())
+        ]
     );
     Ok(())
 }

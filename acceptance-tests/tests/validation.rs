@@ -52,9 +52,22 @@ async fn bad_configurations_are_refused_at_plan() -> anyhow::Result<()> {
         h.write(&hcl)?;
         let run = h.terraform(&["plan"]).await?;
         let all = run.all();
-        assert_eq!(run.code, 1, "case {:?} should fail at plan:\n{all}", case.line);
-        assert!(all.contains(case.says), "case {:?}: missing {:?} in:\n{all}", case.line, case.says);
-        assert!(all.contains(case.line), "case {:?}: the attribute's line is not shown:\n{all}", case.line);
+        assert_eq!(
+            run.code, 1,
+            "case {:?} should fail at plan:\n{all}",
+            case.line
+        );
+        assert!(
+            all.contains(case.says),
+            "case {:?}: missing {:?} in:\n{all}",
+            case.line,
+            case.says
+        );
+        assert!(
+            all.contains(case.line),
+            "case {:?}: the attribute's line is not shown:\n{all}",
+            case.line
+        );
         assert!(!all.contains("TERRAFORM CRASH"), "{all}");
     }
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
@@ -65,16 +78,31 @@ async fn bad_configurations_are_refused_at_plan() -> anyhow::Result<()> {
 async fn checks_that_need_aws_run_at_plan() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     // An image ID of the right form that does not exist.
-    h.write(&h.release_hcl(&ReleaseOpts { image: Some("ami-0123456789abcdef0".into()), ..Default::default() }))?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        image: Some("ami-0123456789abcdef0".into()),
+        ..Default::default()
+    }))?;
     let run = h.terraform(&["plan"]).await?;
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.all().contains("ami-0123456789abcdef0 does not exist"), "{}", run.all());
-    assert!(run.all().contains("image_id      = var.image_id"), "{}", run.all());
+    assert!(
+        run.all().contains("ami-0123456789abcdef0 does not exist"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.all().contains("image_id      = var.image_id"),
+        "{}",
+        run.all()
+    );
 
     // A malformed image ID is refused before AWS is asked.
     let run = h.terraform(&["plan", "-var=image_id=ami-123"]).await?;
     assert_eq!(run.code, 1);
-    assert!(run.all().contains("8 or 17 hexadecimal digits"), "{}", run.all());
+    assert!(
+        run.all().contains("8 or 17 hexadecimal digits"),
+        "{}",
+        run.all()
+    );
 
     // A listener that does not exist.
     let hcl = h
@@ -83,7 +111,12 @@ async fn checks_that_need_aws_run_at_plan() -> anyhow::Result<()> {
     h.write(&hcl)?;
     let run = h.terraform(&["plan"]).await?;
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.all().contains("does not exist: create the listener first"), "{}", run.all());
+    assert!(
+        run.all()
+            .contains("does not exist: create the listener first"),
+        "{}",
+        run.all()
+    );
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
     Ok(())
 }

@@ -552,6 +552,9 @@ impl Engine {
             serving.is_none(),
         );
         let mut current_weight = 0;
+        // The health gate and every watch end on an observation of an open gate; only a
+        // weight that follows another weight needs a fresh look before traffic moves.
+        let mut gate_fresh = true;
         for step in steps {
             let result: EngineResult<Result<(), String>> = match step {
                 Step::Weight(w) => {
@@ -562,8 +565,16 @@ impl Engine {
                         &retained_arns,
                     );
                     // Never give traffic to a fleet not healthy right now.
-                    match self.gate(&record, spec.health.min_healthy_percentage).await {
-                        Ok(g) if !g.open() => Ok(Err(format!(
+                    let gate = if gate_fresh {
+                        Ok(None)
+                    } else {
+                        self.gate(&record, spec.health.min_healthy_percentage)
+                            .await
+                            .map(Some)
+                    };
+                    gate_fresh = false;
+                    match gate {
+                        Ok(Some(g)) if !g.open() => Ok(Err(format!(
                             "fleet {name} became unhealthy before traffic moved to {w} %: {}",
                             g.reason()
                         ))),
@@ -590,6 +601,7 @@ impl Engine {
                     }
                 }
                 Step::Pause(d) => {
+                    gate_fresh = true;
                     self.watch(
                         spec,
                         &record,
@@ -702,7 +714,10 @@ impl Engine {
             self.delete_fleet(&f.fleet_name, Some(&f.target_group_arn))
                 .await?;
             ledger.fleets.retain(|x| x.release != f.release);
-            ledger.retire_fleet(&f.fleet_name, &format!("fleet deleted: beyond retain_fleets = {keep}"));
+            ledger.retire_fleet(
+                &f.fleet_name,
+                &format!("fleet deleted: beyond retain_fleets = {keep}"),
+            );
         }
         self.cloud
             .ledger
@@ -1093,3 +1108,6 @@ pub fn classify(
         settings_changed,
     )
 }
+
+#[cfg(test)]
+mod tests;

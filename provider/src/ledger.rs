@@ -178,8 +178,15 @@ impl Ledger {
 
     /// Marks every line of a deleted fleet that still says it is kept as retired.
     pub fn retire_fleet(&mut self, fleet_name: &str, reason: &str) {
-        for h in self.history.iter_mut().filter(|h| h.fleet_name == fleet_name) {
-            if matches!(h.status, Status::Retained | Status::RolledBack | Status::Active) {
+        for h in self
+            .history
+            .iter_mut()
+            .filter(|h| h.fleet_name == fleet_name)
+        {
+            if matches!(
+                h.status,
+                Status::Retained | Status::RolledBack | Status::Active
+            ) {
                 h.status = Status::Retired;
                 h.reason = Some(shorten(reason));
             }

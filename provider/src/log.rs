@@ -1,8 +1,6 @@
 //! Log lines for Terraform: hclog's JSON shape on stderr, so that `TF_LOG=INFO` shows the
 //! provider's progress at its real level. stdout belongs to the plugin handshake.
 
-use std::io::Write;
-
 /// Log levels hclog understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -38,8 +36,8 @@ pub fn log(level: Level, message: &str) {
         "@module": "provider.immutable",
         "@timestamp": now,
     });
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+    // eprintln! (not a raw stderr handle) so that test harnesses capture it.
+    eprintln!("{line}");
 }
 
 /// INFO line.

@@ -22,6 +22,8 @@ pub enum HealthScript {
     AfterPolls(u32),
     /// Never.
     Never,
+    /// Healthy for this many target-health reads, then unhealthy.
+    HealthyForPolls(u32),
 }
 
 #[derive(Debug, Default)]
@@ -378,6 +380,7 @@ impl Fleets for FakeCloud {
             HealthScript::Healthy => true,
             HealthScript::AfterPolls(n) => reads > n,
             HealthScript::Never => false,
+            HealthScript::HealthyForPolls(n) => reads <= n,
         };
         Ok(s.groups
             .values()

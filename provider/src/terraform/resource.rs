@@ -252,6 +252,17 @@ impl Resource for ReleaseResource {
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
         self.check_in_aws(ctx, diags, &planned, true, true).await;
+        if let Value::Value(name) = &planned.name {
+            match ctx.engine.cloud().ledger.load(name).await {
+                Ok(Some(_)) => diags.error(
+                    "Release already exists",
+                    format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name"),
+                    AttributePath::new("name"),
+                ),
+                Ok(None) => {}
+                Err(e) => diags.root_error("AWS call failed", e.to_string()),
+            }
+        }
         Some((planned, Value::Null))
     }
 

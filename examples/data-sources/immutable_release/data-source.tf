@@ -1,0 +1,7 @@
+data "immutable_release" "web" {
+  name = "web"
+}
+
+output "web_image" {
+  value = data.immutable_release.web.image_id
+}

@@ -1,0 +1,361 @@
+//! Engine tests against the in-memory cloud, with tokio's clock paused: every path of a
+//! release, abort and rollback, in virtual time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::cloud::fake::{FakeCloud, HealthScript};
+use crate::spec::*;
+
+const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/2";
+const IMAGE_A: &str = "ami-0000000a";
+const IMAGE_B: &str = "ami-0000000b";
+
+fn spec(image: &str) -> ReleaseSpec {
+    ReleaseSpec {
+        name: "web".into(),
+        fleet: FleetSpec {
+            image_id: image.into(),
+            instance_type: "t3.micro".into(),
+            subnet_ids: ["subnet-1".to_string()].into(),
+            security_group_ids: BTreeSet::new(),
+            iam_instance_profile: None,
+            user_data: None,
+            instance_tags: BTreeMap::new(),
+            target_group: TargetGroupSpec {
+                port: 80,
+                protocol: "HTTP".into(),
+                health_check: HealthCheckSpec::default(),
+                deregistration_delay: 30,
+            },
+        },
+        capacity: Capacity {
+            min: 2,
+            max: 4,
+            desired: 2,
+        },
+        listener_arn: LISTENER.into(),
+        vpc_id: "vpc-1".into(),
+        health: HealthSpec {
+            min_healthy_percentage: 100,
+            grace_period: Duration::from_secs(30),
+            timeout: Duration::from_secs(600),
+        },
+        strategy: Strategy::BlueGreen,
+        canary_steps: vec![],
+        alarm_names: BTreeSet::new(),
+        bake_time: Duration::ZERO,
+        retain_fleets: 1,
+        rollback_window: Duration::from_secs(3600),
+        history_limit: 10,
+        tags: BTreeMap::new(),
+        timeouts: Timeouts::default(),
+    }
+}
+
+fn canary(image: &str) -> ReleaseSpec {
+    let mut s = spec(image);
+    s.strategy = Strategy::Canary;
+    s.canary_steps = [10, 20, 50]
+        .into_iter()
+        .map(|w| CanaryStep {
+            weight: w,
+            pause: Duration::from_secs(60),
+        })
+        .collect();
+    s.alarm_names = ["web-5xx".to_string()].into();
+    s
+}
+
+fn world() -> (Arc<FakeCloud>, Engine) {
+    let fake = Arc::new(FakeCloud::new(LISTENER, IMAGE_A));
+    fake.add_image(IMAGE_B);
+    let engine = Engine::new(Cloud::from_one(fake.clone()), Duration::from_secs(5));
+    (fake, engine)
+}
+
+fn tg(name: &str) -> String {
+    format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0001")
+}
+
+const LIMIT: Duration = Duration::from_secs(1800);
+
+#[tokio::test(start_paused = true)]
+async fn first_release_waits_for_health_then_takes_all_traffic() {
+    let (fake, engine) = world();
+    fake.script_health("web-r1", HealthScript::AfterPolls(3));
+    let started = tokio::time::Instant::now();
+    let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert_eq!(
+        fake.calls("DescribeTargetHealth"),
+        4,
+        "three unhealthy polls, then healthy"
+    );
+    // Back-off 1 s, 2 s, 4 s: the release went on within one poll of becoming healthy.
+    assert_eq!(started.elapsed(), Duration::from_secs(7));
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(ledger.history[0].status, Status::Active);
+    assert_eq!(current_release(&ledger), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_healthy_first_release_aborts_and_leaves_nothing() {
+    let (fake, engine) = world();
+    fake.script_health("web-r1", HealthScript::Never);
+    let mut s = spec(IMAGE_A);
+    s.health.timeout = Duration::from_secs(60);
+    let err = engine.release(&s, true, LIMIT).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("need 2 healthy targets, have 0"), "{text}");
+    assert!(text.contains("after 1m0s"), "{text}");
+    assert!(text.contains("listener answers 404 as before"), "{text}");
+    assert!(fake.group_names().is_empty());
+    assert!(fake.target_group_names().is_empty());
+    assert!(fake.template_names().is_empty());
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Fixed("404".into()))
+    );
+    assert!(
+        engine.observe("web").await.unwrap().is_none(),
+        "no ledger left behind"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_release_retains_the_previous_fleet() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![
+            (tg("web-r2"), 100),
+            (tg("web-r1"), 0)
+        ]))
+    );
+    assert_eq!(ledger.previous_image_id().as_deref(), Some(IMAGE_A));
+    assert_eq!(fake.group_names(), vec!["web-r1", "web-r2"]);
+    let statuses: Vec<Status> = ledger.history.iter().map(|h| h.status).collect();
+    assert_eq!(statuses, vec![Status::Active, Status::Retained]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn canary_walks_its_steps_in_order() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let started = tokio::time::Instant::now();
+    engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    let new_weights: Vec<i64> = fake
+        .listener_log()
+        .iter()
+        .skip(2)
+        .map(|split| {
+            split
+                .iter()
+                .find(|(a, _)| a == &tg("web-r2"))
+                .map(|(_, w)| *w)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        new_weights,
+        vec![10, 20, 50, 100, 100],
+        "steps, 100 %, then the retirement split"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(180),
+        "three pauses of 60 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(190),
+        "no pause overshoots by more than a poll"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn alarm_during_step_two_aborts_and_restores_traffic() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let before = fake.listener(LISTENER);
+    let f2 = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        f2.set_alarm("web-5xx", true);
+    });
+    let err = engine
+        .release(&canary(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("alarm web-5xx is in ALARM during canary pause at 20 %"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Traffic stayed on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        before,
+        "traffic is back where it was"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    let ledger = engine.observe("web").await.unwrap().unwrap().ledger;
+    assert_eq!(ledger.history[0].status, Status::Aborted);
+    assert_eq!(ledger.history[0].release, 2);
+    assert_eq!(current_release(&ledger), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn alarm_during_bake_aborts() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let before = fake.listener(LISTENER);
+    let mut s = spec(IMAGE_B);
+    s.bake_time = Duration::from_secs(300);
+    s.alarm_names = ["web-5xx".to_string()].into();
+    let f2 = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        f2.set_alarm("web-5xx", true);
+    });
+    let err = engine
+        .release(&s, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("during bake"), "{err}");
+    assert_eq!(fake.listener(LISTENER), before);
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_turning_unhealthy_during_a_pause_aborts() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.script_health("web-r2", HealthScript::HealthyForPolls(3));
+    let err = engine
+        .release(&canary(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fleet web-r2 became unhealthy"), "{err}");
+    assert!(err.contains("have 0"), "{err}");
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_error_mid_shift_aborts_and_restores() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.fail("ModifyListener", 1);
+    let err = engine
+        .release(&canary(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("injected failure"), "{err}");
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_inside_the_window_launches_nothing() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    let groups_created = fake.calls("CreateAutoScalingGroup");
+    let started = tokio::time::Instant::now();
+    // Canary settings do not matter: a rollback goes straight to 100 %.
+    let ledger = engine.release(&canary(IMAGE_A), true, LIMIT).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no canary pauses on rollback"
+    );
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), groups_created);
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(current_release(&ledger), Some(3));
+    assert_eq!(ledger.previous_image_id().as_deref(), Some(IMAGE_B));
+    assert_eq!(ledger.history[1].status, Status::RolledBack);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_outside_the_window_scales_the_fleet_back() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    // The window ended: the retained fleet was scaled to zero.
+    crate::cloud::Fleets::set_capacity(
+        &*fake,
+        "web-r1",
+        Capacity {
+            min: 0,
+            max: 0,
+            desired: 0,
+        },
+    )
+    .await
+    .unwrap();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let g = engine
+        .cloud()
+        .fleets
+        .describe_groups(&["web-r1".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        g[0].capacity,
+        Capacity {
+            min: 2,
+            max: 4,
+            desired: 2
+        }
+    );
+    assert_eq!(g[0].instances.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn foreign_group_with_the_name_is_refused_and_untouched() {
+    let (fake, engine) = world();
+    fake.add_foreign_group("web-r1");
+    let err = engine
+        .release(&spec(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Refused(_)), "{err}");
+    assert!(
+        err.to_string().contains("not owned by release web"),
+        "{err}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    assert_eq!(fake.calls("DeleteAutoScalingGroup"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn destroy_removes_everything_and_answers_503() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    engine.destroy("web", LISTENER).await.unwrap();
+    assert!(fake.group_names().is_empty());
+    assert!(fake.target_group_names().is_empty());
+    assert!(fake.template_names().is_empty());
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Fixed("503".into()))
+    );
+}
