@@ -23,7 +23,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 tf() { "$TERRAFORM" "$@" -no-color 2>&1 | grep -v -e 'Provider development overrides' -e 'dev_overrides' \
   -e '^ - immutable-infra' -e 'may therefore not match' -e 'incompatible with published' -e 'The following provider development' -e '^configuration:$' | cat -s; }
 
-curl -fsS -X POST "$ENDPOINT/moto-api/reset" >/dev/null  # every demo starts from an empty account
+# Every demo starts from an empty account.
+"$PY" -c "import urllib.request, sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/reset', method='POST'))" "$ENDPOINT"
 step "Fixtures a user already has: a VPC, subnets, an ALB listener, two images ($ENDPOINT)"
 "$PY" "$here/fixtures.py" "$ENDPOINT" > fx.json
 "$PY" - <<'PYEOF'
