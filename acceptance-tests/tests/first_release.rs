@@ -133,3 +133,44 @@ async fn capacity_change_scales_in_place() -> anyhow::Result<()> {
     assert!(h.plan_is_empty().await?);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_deleted_outside_terraform_leaves_the_state_with_a_warning() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.apply(&[]).await?;
+
+    // Someone deletes everything by hand: the listener first, then the objects.
+    h.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&h.fx.listener_arn)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder().status_code("404").build(),
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+    h.aws.asg.delete_auto_scaling_group().auto_scaling_group_name("web-r1").force_delete(true).send().await?;
+    for (arn, name) in h.aws.target_group_arns().await? {
+        if name.starts_with("web-") {
+            h.aws.elb.delete_target_group().target_group_arn(arn).send().await?;
+        }
+    }
+    for name in h.aws.launch_template_names().await? {
+        h.aws.ec2.delete_launch_template().launch_template_name(name).send().await?;
+    }
+
+    let run = h.terraform(&["plan"]).await?;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains("Release no longer exists"), "{}", run.all());
+    assert!(run.all().contains("1 to add"), "{}", run.all());
+    h.apply(&[]).await?;
+    assert_eq!(h.aws.listener_weights(&h.fx.listener_arn).await?, [("web-r1".to_string(), 100)].into());
+    assert!(h.plan_is_empty().await?);
+    Ok(())
+}
