@@ -445,14 +445,21 @@ impl Run {
         Ok(self)
     }
 
+    /// Whether the output holds `text`, white space folded on both sides.
+    pub fn says(&self, text: &str) -> bool {
+        self.all().contains(&fold(text))
+    }
+
     /// stdout and stderr together, with runs of white space folded to one space (Terraform
     /// wraps long diagnostics).
     pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        fold(&format!("{}\n{}", self.stdout, self.stderr))
     }
+}
+
+/// Folds every run of white space to one space.
+pub fn fold(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Options of the generated release configuration.

@@ -19,7 +19,7 @@ async fn create_plan_import_destroy() -> anyhow::Result<()> {
     // 1. Create: one fleet, healthy, given all of the listener's traffic.
     let run = h.apply(&[]).await?;
     assert!(run.stdout.contains("Creation complete"), "{}", run.stdout);
-    assert!(!run.all().contains("TERRAFORM CRASH"));
+    assert!(!run.says("TERRAFORM CRASH"));
     let out = h.outputs().await?;
     assert_eq!(out["release"]["value"], 1);
     assert_eq!(out["fleet_name"]["value"], "web-r1");
@@ -149,28 +149,49 @@ async fn release_deleted_outside_terraform_leaves_the_state_with_a_warning() -> 
             aws_sdk_elasticloadbalancingv2::types::Action::builder()
                 .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
                 .fixed_response_config(
-                    aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder().status_code("404").build(),
+                    aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder()
+                        .status_code("404")
+                        .build(),
                 )
                 .build(),
         )
         .send()
         .await?;
-    h.aws.asg.delete_auto_scaling_group().auto_scaling_group_name("web-r1").force_delete(true).send().await?;
+    h.aws
+        .asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name("web-r1")
+        .force_delete(true)
+        .send()
+        .await?;
     for (arn, name) in h.aws.target_group_arns().await? {
         if name.starts_with("web-") {
-            h.aws.elb.delete_target_group().target_group_arn(arn).send().await?;
+            h.aws
+                .elb
+                .delete_target_group()
+                .target_group_arn(arn)
+                .send()
+                .await?;
         }
     }
     for name in h.aws.launch_template_names().await? {
-        h.aws.ec2.delete_launch_template().launch_template_name(name).send().await?;
+        h.aws
+            .ec2
+            .delete_launch_template()
+            .launch_template_name(name)
+            .send()
+            .await?;
     }
 
     let run = h.terraform(&["plan"]).await?;
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.all().contains("Release no longer exists"), "{}", run.all());
-    assert!(run.all().contains("1 to add"), "{}", run.all());
+    assert!(run.says("Release no longer exists"), "{}", run.all());
+    assert!(run.says("1 to add"), "{}", run.all());
     h.apply(&[]).await?;
-    assert_eq!(h.aws.listener_weights(&h.fx.listener_arn).await?, [("web-r1".to_string(), 100)].into());
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
     assert!(h.plan_is_empty().await?);
     Ok(())
 }

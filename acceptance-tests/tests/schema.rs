@@ -140,10 +140,10 @@ async fn a_second_configuration_cannot_take_over_a_release() -> anyhow::Result<(
     let run = h.terraform(&["plan"]).await?;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.all().contains("a release named web already exists"),
+        run.says("a release named web already exists"),
         "{}",
         run.all()
     );
-    assert!(run.all().contains("terraform import"), "{}", run.all());
+    assert!(run.says("terraform import"), "{}", run.all());
     Ok(())
 }

@@ -518,14 +518,18 @@ impl ReleaseState {
                         Some(i) => AttributePath::new("canary_step")
                             .index(i as i64)
                             .attribute("weight"),
-                        None => path(&["canary_step"]),
+                        // The whole list: the first block when there is one, else `strategy`.
+                        None if weights.is_empty() => path(&["strategy"]),
+                        None => AttributePath::new("canary_step")
+                            .index(0)
+                            .attribute("weight"),
                     };
                     fail(p, e);
                 }
             }
         } else if strategy == Some(Strategy::Canary) && self.canary_step.is_null() {
             for (_, e) in spec::check_canary_steps(Strategy::Canary, &[]) {
-                fail(path(&["canary_step"]), e);
+                fail(path(&["strategy"]), e);
             }
         }
         for (attr, v) in [
