@@ -29,6 +29,9 @@ async fn release_rollback_and_retention() -> anyhow::Result<()> {
     assert_eq!(out["previous_image_id"]["value"], a.as_str());
     assert_eq!(out["release"]["value"], 2);
     assert!(h.plan_is_empty_with(&[("image_id", &b)]).await?);
+    // The retained fleet keeps full capacity until its rollback window ends, enforced by AWS.
+    assert_eq!(window_ends(&h, "web-r1").await?, 1);
+    assert_eq!(window_ends(&h, "web-r2").await?, 0);
 
     // 3. One-line rollback: back to the retained fleet, no new group.
     h.apply(&[("image_id", &a)]).await?;
@@ -45,6 +48,12 @@ async fn release_rollback_and_retention() -> anyhow::Result<()> {
     assert_eq!(out["fleet_name"]["value"], "web-r1");
     assert_eq!(out["previous_image_id"]["value"], b.as_str());
     assert!(h.plan_is_empty_with(&[("image_id", &a)]).await?);
+    assert_eq!(
+        window_ends(&h, "web-r1").await?,
+        0,
+        "serving again: no scale to zero"
+    );
+    assert_eq!(window_ends(&h, "web-r2").await?, 1);
 
     // 4. Another release with retain_fleets = 1: exactly two fleets remain.
     h.apply(&[("image_id", &c)]).await?;
@@ -79,4 +88,20 @@ async fn release_rollback_and_retention() -> anyhow::Result<()> {
         ]
     );
     Ok(())
+}
+
+/// Scheduled actions that scale the group to zero.
+async fn window_ends(h: &Harness, group: &str) -> anyhow::Result<usize> {
+    let out = h
+        .aws
+        .asg
+        .describe_scheduled_actions()
+        .auto_scaling_group_name(group)
+        .send()
+        .await?;
+    Ok(out
+        .scheduled_update_group_actions()
+        .iter()
+        .filter(|a| a.desired_capacity() == Some(0) && a.max_size() == Some(0))
+        .count())
 }

@@ -494,6 +494,15 @@ impl Engine {
         if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
             *f = record.clone();
         }
+        let created = match created {
+            Ok(()) => self
+                .cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await
+                .map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
         if let Err(e) = created {
             return Err(self
                 .abort(
@@ -506,10 +515,6 @@ impl Engine {
                 )
                 .await);
         }
-        self.cloud
-            .ledger
-            .save(&ledger, &Self::ledger_tags(spec))
-            .await?;
 
         let health_limit = spec
             .health
@@ -634,7 +639,9 @@ impl Engine {
             }
         }
 
-        // Done: the new fleet serves; the previous one is retained; the oldest go.
+        // Done: the new fleet serves; the previous one is retained; the oldest go. The
+        // ledger saved here is the commit point: if it cannot be written, the release aborts.
+        let uncommitted = ledger.clone();
         for f in ledger.fleets.iter_mut() {
             if f.release == release {
                 f.role = Role::Active;
@@ -657,12 +664,29 @@ impl Engine {
                 image_id: spec.fleet.image_id.clone(),
                 fleet_name: name.clone(),
                 status: Status::Active,
-                started_at,
+                started_at: started_at.clone(),
                 finished_at: Some(finished),
                 reason: None,
             },
             spec.history_limit as usize,
         );
+        if let Err(e) = self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            return Err(self
+                .abort(
+                    spec,
+                    uncommitted,
+                    &record,
+                    &previous_action,
+                    &started_at,
+                    e.to_string(),
+                )
+                .await);
+        }
         let _ = self
             .cloud
             .fleets
@@ -671,12 +695,32 @@ impl Engine {
                 &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
             )
             .await;
+        if let Some(s) = &serving {
+            self.start_rollback_window(spec, &s.fleet_name).await;
+        }
         self.retire(spec, &mut ledger).await?;
         log::info(format!(
             "release {name}: done, serving 100 % in {}",
             fmt_duration(started.elapsed())
         ));
         Ok(ledger)
+    }
+
+    /// A fleet just left traffic: it keeps full capacity until `rollback_window` ends, then
+    /// an Auto Scaling scheduled action scales it to zero, with no Terraform run needed. A
+    /// failure here does not undo a finished release; it is logged.
+    async fn start_rollback_window(&self, spec: &ReleaseSpec, fleet_name: &str) {
+        let at = std::time::SystemTime::now() + spec.rollback_window;
+        if let Err(e) = self
+            .cloud
+            .fleets
+            .schedule_scale_to_zero(fleet_name, at)
+            .await
+        {
+            log::warn(format!(
+                "{fleet_name}: the end of its rollback window could not be scheduled: {e}"
+            ));
+        }
     }
 
     /// Keeps the newest `retain_fleets` retained fleets and deletes the rest (listener
@@ -744,6 +788,11 @@ impl Engine {
             .expect("retained fleet exists");
         let serving = ledger.active().cloned();
         log::info(format!("rollback to {}: starting", target.fleet_name));
+        // It serves again: its window must not scale it to zero.
+        self.cloud
+            .fleets
+            .cancel_scale_to_zero(&target.fleet_name)
+            .await?;
         let group = self
             .cloud
             .fleets
@@ -808,6 +857,7 @@ impl Engine {
             .filter(|f| f.release != to)
             .map(|f| f.target_group_arn.clone())
             .collect();
+        let before = self.cloud.traffic.read(&spec.listener_arn).await?;
         self.set_traffic(
             &spec.listener_arn,
             &decide::split(&target.target_group_arn, 100, None, &others),
@@ -853,6 +903,21 @@ impl Engine {
             },
             spec.history_limit as usize,
         );
+        // The commit point: if the ledger cannot say so, traffic goes back.
+        if let Err(e) = self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            if let Some(ListenerAction::Forward(w)) = &before {
+                let _ = self.set_traffic(&spec.listener_arn, w).await;
+            }
+            return Err(e.into());
+        }
+        if let Some(s) = &serving {
+            self.start_rollback_window(spec, &s.fleet_name).await;
+        }
         self.retire(spec, &mut ledger).await?;
         log::info(format!(
             "rollback to {}: done in {}",

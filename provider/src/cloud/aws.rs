@@ -45,6 +45,9 @@ pub struct AwsCloud {
     cw: cw::Client,
 }
 
+/// The name of the scheduled action that ends a retained fleet's rollback window.
+pub const ROLLBACK_WINDOW_ACTION: &str = "immutable-rollback-window-end";
+
 /// The ledger's launch template name: `<name>-ledger`. Fleets are `<name>-r<N>`, so the two
 /// never collide, whatever the names.
 pub fn ledger_template_name(release_name: &str) -> String {
@@ -530,6 +533,44 @@ impl Fleets for AwsCloud {
         Ok(())
     }
 
+    async fn schedule_scale_to_zero(
+        &self,
+        name: &str,
+        at: std::time::SystemTime,
+    ) -> CloudResult<()> {
+        self.asg
+            .put_scheduled_update_group_action()
+            .auto_scaling_group_name(name)
+            .scheduled_action_name(ROLLBACK_WINDOW_ACTION)
+            .start_time(aws_smithy_types::DateTime::from(at))
+            .min_size(0)
+            .max_size(0)
+            .desired_capacity(0)
+            .send()
+            .await
+            .map_err(err(format!(
+                "scheduling the end of the rollback window of Auto Scaling group ({name})"
+            )))?;
+        Ok(())
+    }
+
+    async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()> {
+        match self
+            .asg
+            .delete_scheduled_action()
+            .auto_scaling_group_name(name)
+            .scheduled_action_name(ROLLBACK_WINDOW_ACTION)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ValidationError") => Ok(()),
+            Err(e) => Err(err(format!(
+                "cancelling the end of the rollback window of Auto Scaling group ({name})"
+            ))(e)),
+        }
+    }
+
     async fn delete_group(&self, name: &str) -> CloudResult<()> {
         match self
             .asg
@@ -709,14 +750,19 @@ impl Alarms for AwsCloud {
                 .send()
                 .await
                 .map_err(err("reading CloudWatch alarms"))?;
+            // The state is checked here too: the filter is a hint that not every endpoint
+            // (emulators among them) applies.
+            let alarm = cw::types::StateValue::Alarm;
             firing.extend(
                 out.metric_alarms()
                     .iter()
+                    .filter(|a| a.state_value() == Some(&alarm))
                     .filter_map(|a| a.alarm_name().map(String::from)),
             );
             firing.extend(
                 out.composite_alarms()
                     .iter()
+                    .filter(|a| a.state_value() == Some(&alarm))
                     .filter_map(|a| a.alarm_name().map(String::from)),
             );
         }

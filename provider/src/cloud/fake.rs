@@ -39,9 +39,10 @@ struct State {
     images: BTreeMap<String, String>,
     alarms: BTreeSet<String>,
     ledgers: BTreeMap<String, Ledger>,
-    fail: BTreeMap<String, u32>,
+    fail: BTreeMap<String, (u32, u32)>,
     calls: BTreeMap<String, u32>,
     listener_log: Vec<Vec<(String, i64)>>,
+    schedules: BTreeMap<String, std::time::SystemTime>,
 }
 
 /// The fake cloud.
@@ -93,7 +94,16 @@ impl FakeCloud {
 
     /// Makes the next `times` calls of `action` fail with a 500.
     pub fn fail(&self, action: &str, times: u32) {
-        self.state.lock().unwrap().fail.insert(action.into(), times);
+        self.fail_after(action, 0, times);
+    }
+
+    /// Lets `skip` calls of `action` through, then fails the next `times`.
+    pub fn fail_after(&self, action: &str, skip: u32, times: u32) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail
+            .insert(action.into(), (skip, times));
     }
 
     /// How many times `action` was called.
@@ -144,6 +154,11 @@ impl FakeCloud {
         self.state.lock().unwrap().listener_log.clone()
     }
 
+    /// The scale-to-zero schedule of a group, if any.
+    pub fn schedule(&self, group: &str) -> Option<std::time::SystemTime> {
+        self.state.lock().unwrap().schedules.get(group).copied()
+    }
+
     /// Adds a group that the release does not own.
     pub fn add_foreign_group(&self, name: &str) {
         let mut s = self.state.lock().unwrap();
@@ -168,8 +183,10 @@ impl FakeCloud {
     fn call(&self, action: &str) -> CloudResult<std::sync::MutexGuard<'_, State>> {
         let mut s = self.state.lock().unwrap();
         *s.calls.entry(action.into()).or_default() += 1;
-        if let Some(n) = s.fail.get_mut(action) {
-            if *n > 0 {
+        if let Some((skip, n)) = s.fail.get_mut(action) {
+            if *skip > 0 {
+                *skip -= 1;
+            } else if *n > 0 {
                 *n -= 1;
                 return Err(CloudError::Api {
                     action: action.into(),
@@ -351,9 +368,26 @@ impl Fleets for FakeCloud {
         Ok(())
     }
 
+    async fn schedule_scale_to_zero(
+        &self,
+        name: &str,
+        at: std::time::SystemTime,
+    ) -> CloudResult<()> {
+        let mut s = self.call("PutScheduledUpdateGroupAction")?;
+        s.schedules.insert(name.into(), at);
+        Ok(())
+    }
+
+    async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteScheduledAction")?;
+        s.schedules.remove(name);
+        Ok(())
+    }
+
     async fn delete_group(&self, name: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteAutoScalingGroup")?;
         s.groups.remove(name);
+        s.schedules.remove(name);
         Ok(())
     }
 

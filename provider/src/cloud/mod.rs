@@ -183,6 +183,15 @@ pub trait Fleets: Send + Sync {
     async fn set_capacity(&self, name: &str, capacity: Capacity) -> CloudResult<()>;
     /// Sets tags on a group (added or overwritten).
     async fn tag_group(&self, name: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
+    /// Schedules the group to scale to zero at `at` (the end of the rollback window),
+    /// replacing any earlier schedule of the provider's.
+    async fn schedule_scale_to_zero(
+        &self,
+        name: &str,
+        at: std::time::SystemTime,
+    ) -> CloudResult<()>;
+    /// Removes that schedule; absent is fine.
+    async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()>;
     /// Deletes a group and its instances; absent is fine.
     async fn delete_group(&self, name: &str) -> CloudResult<()>;
     /// Health of every target of a target group.

@@ -142,6 +142,21 @@ async fn blue_green_release_retains_the_previous_fleet() {
     );
     assert_eq!(ledger.previous_image_id().as_deref(), Some(IMAGE_A));
     assert_eq!(fake.group_names(), vec!["web-r1", "web-r2"]);
+    let window_end = fake
+        .schedule("web-r1")
+        .expect("the retained fleet's window is scheduled");
+    let from_now = window_end
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(
+        from_now > Duration::from_secs(3590) && from_now <= Duration::from_secs(3600),
+        "{from_now:?}"
+    );
+    assert_eq!(
+        fake.schedule("web-r2"),
+        None,
+        "the serving fleet has no window"
+    );
     let statuses: Vec<Status> = ledger.history.iter().map(|h| h.status).collect();
     assert_eq!(statuses, vec![Status::Active, Status::Retained]);
 }
@@ -291,6 +306,15 @@ async fn rollback_inside_the_window_launches_nothing() {
     assert_eq!(current_release(&ledger), Some(3));
     assert_eq!(ledger.previous_image_id().as_deref(), Some(IMAGE_B));
     assert_eq!(ledger.history[1].status, Status::RolledBack);
+    assert_eq!(
+        fake.schedule("web-r1"),
+        None,
+        "the fleet serving again lost its window"
+    );
+    assert!(
+        fake.schedule("web-r2").is_some(),
+        "the replaced fleet got one"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -358,4 +382,121 @@ async fn destroy_removes_everything_and_answers_503() {
         fake.listener(LISTENER),
         Some(ListenerAction::Fixed("503".into()))
     );
+}
+
+/// Properties over every single failure point of a canary release: whatever call fails,
+/// the release aborts with traffic exactly where it was, nothing of the new fleet remains,
+/// every split ever set sums to 100, and the new fleet never got traffic while unhealthy.
+#[tokio::test(start_paused = true)]
+async fn any_single_failure_aborts_cleanly() {
+    let actions = [
+        "CreateLaunchTemplate",
+        "CreateTargetGroup",
+        "CreateAutoScalingGroup",
+        "DescribeAutoScalingGroups",
+        "DescribeTargetHealth",
+        "ModifyListener",
+        "DescribeListeners",
+        "DescribeAlarms",
+        "SaveLedger",
+    ];
+    let mut aborted = 0;
+    for action in actions {
+        for skip in 0..6 {
+            let (fake, engine) = world();
+            engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+            let before = fake.listener(LISTENER);
+            fake.fail_after(action, skip, 1);
+            let result = engine.release(&canary(IMAGE_B), true, LIMIT).await;
+            for split in fake.listener_log() {
+                assert_eq!(
+                    split.iter().map(|(_, w)| w).sum::<i64>(),
+                    100,
+                    "{action} #{skip}: {split:?}"
+                );
+            }
+            match result {
+                Ok(ledger) => {
+                    assert_eq!(
+                        ledger.active().unwrap().fleet_name,
+                        "web-r2",
+                        "{action} #{skip}"
+                    );
+                    assert_eq!(
+                        fake.listener(LISTENER),
+                        Some(ListenerAction::Forward(vec![
+                            (tg("web-r2"), 100),
+                            (tg("web-r1"), 0)
+                        ]))
+                    );
+                }
+                Err(EngineError::Aborted { .. }) | Err(EngineError::Cloud(_)) => {
+                    let ledger = engine.observe("web").await.unwrap().unwrap().ledger;
+                    if ledger.active().unwrap().fleet_name == "web-r2" {
+                        // The release committed; only its retirement failed. Traffic is on
+                        // the new fleet, as the ledger says, and the next apply finishes.
+                        let Some(ListenerAction::Forward(split)) = fake.listener(LISTENER) else {
+                            panic!("{action} #{skip}: no forward action")
+                        };
+                        assert!(
+                            split.contains(&(tg("web-r2"), 100)),
+                            "{action} #{skip}: {split:?}"
+                        );
+                        continue;
+                    }
+                    aborted += 1;
+                    assert_eq!(
+                        fake.listener(LISTENER),
+                        before,
+                        "{action} #{skip}: traffic moved"
+                    );
+                    assert_eq!(fake.group_names(), vec!["web-r1"], "{action} #{skip}");
+                    assert!(
+                        !fake.target_group_names().contains(&"web-r2".to_string()),
+                        "{action} #{skip}"
+                    );
+                }
+                Err(e) => panic!("{action} #{skip}: {e}"),
+            }
+        }
+    }
+    assert!(
+        aborted >= actions.len(),
+        "every action failed at least once: {aborted}"
+    );
+}
+
+/// A rollback never launches a fleet, whichever retained fleet it goes back to.
+#[tokio::test(start_paused = true)]
+async fn rollback_never_launches() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.retain_fleets = 3;
+    let images = [
+        "ami-0000000a",
+        "ami-0000000b",
+        "ami-0000000c",
+        "ami-0000000d",
+    ];
+    for image in images {
+        fake.add_image(image);
+        s.fleet.image_id = image.into();
+        engine.release(&s, true, LIMIT).await.unwrap();
+    }
+    for image in [
+        "ami-0000000b",
+        "ami-0000000a",
+        "ami-0000000d",
+        "ami-0000000c",
+    ] {
+        let launched = fake.calls("CreateAutoScalingGroup");
+        s.fleet.image_id = image.into();
+        let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+        assert_eq!(
+            fake.calls("CreateAutoScalingGroup"),
+            launched,
+            "rollback to {image} launched a fleet"
+        );
+        assert_eq!(ledger.active().unwrap().image_id, image);
+    }
 }

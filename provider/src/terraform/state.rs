@@ -643,7 +643,8 @@ mod tests {
         s.retain_fleets = Value::Value(4);
         let e = errors(&s);
         assert!(e.iter().any(|p| p.contains("name")), "{e:?}");
-        assert!(e.iter().any(|p| p.contains("canary_step")), "{e:?}");
+        // A canary without steps is reported on `strategy` (there is no block to point at).
+        assert!(e.iter().any(|p| p.contains("strategy")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("retain_fleets")), "{e:?}");
     }
 }

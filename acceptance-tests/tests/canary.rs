@@ -1,0 +1,155 @@
+//! Canary releases: the listener's weights change in order while a watcher samples them,
+//! and an alarm in ALARM during a pause aborts the release with traffic back on the old
+//! fleet.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acceptance_tests::{Aws, Harness, ReleaseOpts};
+
+const CANARY: &str = r#"  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "2s"
+  }
+  canary_step {
+    weight = 50
+    pause  = "2s"
+  }
+  alarm_names = ["web-5xx"]"#;
+
+/// Distinct listener splits, in the order they were seen.
+type Splits = Vec<BTreeMap<String, i64>>;
+
+/// Samples the listener every 50 ms until stopped; returns the distinct splits in order.
+fn watch(aws: Aws, listener: String) -> (Arc<Mutex<bool>>, tokio::task::JoinHandle<Splits>) {
+    let stop = Arc::new(Mutex::new(false));
+    let s2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut seen: Splits = Vec::new();
+        while !*s2.lock().unwrap() {
+            if let Ok(w) = aws.listener_weights(&listener).await {
+                if seen.last() != Some(&w) {
+                    seen.push(w);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen
+    });
+    (stop, task)
+}
+
+async fn alarm(aws: &Aws) -> anyhow::Result<()> {
+    aws.cw
+        .put_metric_alarm()
+        .alarm_name("web-5xx")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .namespace("AWS/ApplicationELB")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_weights_change_in_order() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    alarm(&h.aws).await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: CANARY.into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+
+    let (stop, task) = watch(h.aws.clone(), h.fx.listener_arn.clone());
+    h.apply(&[("image_id", &h.fx.image_b)]).await?;
+    *stop.lock().unwrap() = true;
+    let seen = task.await?;
+    let new_weights: Vec<i64> = seen
+        .iter()
+        .filter_map(|w| w.get("web-r2").copied())
+        .collect();
+    assert_eq!(new_weights, vec![10, 50, 100], "splits seen: {seen:?}");
+    for split in &seen {
+        assert_eq!(split.values().sum::<i64>(), 100, "{split:?}");
+    }
+    assert!(h.plan_is_empty_with(&[("image_id", &h.fx.image_b)]).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    alarm(&h.aws).await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: CANARY.into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+
+    // When the canary reaches 10 %, the alarm fires.
+    let aws = h.aws.clone();
+    let listener = h.fx.listener_arn.clone();
+    let firing = tokio::spawn(async move {
+        for _ in 0..400 {
+            if aws
+                .listener_weights(&listener)
+                .await
+                .ok()
+                .and_then(|w| w.get("web-r2").copied())
+                == Some(10)
+            {
+                aws.cw
+                    .set_alarm_state()
+                    .alarm_name("web-5xx")
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                    .state_reason("test")
+                    .send()
+                    .await
+                    .unwrap();
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    });
+    let run = h
+        .terraform(&[
+            "apply",
+            "-auto-approve",
+            &format!("-var=image_id={}", h.fx.image_b),
+        ])
+        .await?;
+    assert!(firing.await?, "the canary never reached 10 %");
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.says("alarm web-5xx is in ALARM during canary pause at 10 %"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.says("Traffic stayed on release 1 (web-r1)"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
+    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
+    assert_eq!(
+        h.owned_objects("web")
+            .await?
+            .iter()
+            .filter(|o| o.contains("web-r2"))
+            .count(),
+        0
+    );
+    Ok(())
+}
