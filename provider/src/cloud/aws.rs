@@ -775,17 +775,24 @@ impl Alarms for AwsCloud {
 impl LedgerStore for AwsCloud {
     async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
         let name = ledger_template_name(release_name);
-        if self.find_launch_template(&name).await?.is_none() {
-            return Ok(None);
-        }
-        let out = self
+        // One call: a missing ledger is the NotFound answer, not a prior look-up.
+        let out = match self
             .ec2
             .describe_launch_template_versions()
             .launch_template_name(&name)
             .versions("$Latest")
             .send()
             .await
-            .map_err(err(format!("reading release ledger ({name})")))?;
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.starts_with("InvalidLaunchTemplateName")) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(err(format!("reading release ledger ({name})"))(e)),
+        };
         let Some(data) = out
             .launch_template_versions()
             .first()
@@ -814,30 +821,40 @@ impl LedgerStore for AwsCloud {
         let data = ec2::types::RequestLaunchTemplateData::builder()
             .user_data(base64::engine::general_purpose::STANDARD.encode(ledger.to_json()))
             .build();
-        if self.find_launch_template(&name).await?.is_some() {
-            self.ec2
-                .create_launch_template_version()
-                .launch_template_name(&name)
-                .version_description("immutable_release ledger: not for launching")
-                .launch_template_data(data)
-                .send()
-                .await
-                .map_err(err(format!("writing release ledger ({name})")))?;
-        } else {
-            self.ec2
-                .create_launch_template()
-                .launch_template_name(&name)
-                .version_description("immutable_release ledger: not for launching")
-                .launch_template_data(data)
-                .tag_specifications(
-                    ec2::types::TagSpecification::builder()
-                        .resource_type(ec2::types::ResourceType::LaunchTemplate)
-                        .set_tags(Some(ec2_tags(tags)))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(err(format!("creating release ledger ({name})")))?;
+        // Most saves append a version to an existing ledger; the first one creates it.
+        let appended = self
+            .ec2
+            .create_launch_template_version()
+            .launch_template_name(&name)
+            .version_description("immutable_release ledger: not for launching")
+            .launch_template_data(data.clone())
+            .send()
+            .await;
+        match appended {
+            Ok(_) => {}
+            Err(e)
+                if !e
+                    .code()
+                    .is_some_and(|c| c.starts_with("InvalidLaunchTemplateName")) =>
+            {
+                return Err(err(format!("writing release ledger ({name})"))(e));
+            }
+            Err(_) => {
+                self.ec2
+                    .create_launch_template()
+                    .launch_template_name(&name)
+                    .version_description("immutable_release ledger: not for launching")
+                    .launch_template_data(data)
+                    .tag_specifications(
+                        ec2::types::TagSpecification::builder()
+                            .resource_type(ec2::types::ResourceType::LaunchTemplate)
+                            .set_tags(Some(ec2_tags(tags)))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(err(format!("creating release ledger ({name})")))?;
+            }
         }
         Ok(())
     }

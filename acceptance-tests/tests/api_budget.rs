@@ -1,0 +1,59 @@
+//! What a release and a rollback cost in AWS calls and wall time, counted by the proxy.
+//! Prints the figures (`cargo test --test api_budget -- --nocapture`) and holds a budget.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use acceptance_tests::proxy::FaultProxy;
+use acceptance_tests::{Harness, ReleaseOpts};
+
+fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_and_rollback_stay_within_their_api_budget() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let proxy = FaultProxy::start(&h.emulator.url).await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        endpoint: Some(proxy.url.clone()),
+        ..Default::default()
+    }))?;
+    let (a, b) = (h.fx.image_a.clone(), h.fx.image_b.clone());
+
+    let mut rows = Vec::new();
+    for (what, image) in [
+        ("first release", &a),
+        ("blue/green release", &b),
+        ("rollback", &a),
+    ] {
+        let before = proxy.calls();
+        let t = Instant::now();
+        h.apply(&[("image_id", image)]).await?;
+        let secs = t.elapsed().as_secs_f64();
+        let calls = diff(&proxy.calls(), &before);
+        let total: u64 = calls.values().sum();
+        eprintln!("{what}: terraform apply {secs:.2} s, {total} AWS calls: {calls:?}");
+        rows.push((what, total, calls));
+    }
+    // A budget, not a figure: a release that starts polling in a loop or re-reading
+    // everything shows here.
+    for (what, total, calls) in &rows {
+        assert!(*total < 80, "{what} made {total} calls: {calls:?}");
+        assert!(
+            calls.get("DescribeTargetHealth").copied().unwrap_or(0) <= 6,
+            "{what}: {calls:?}"
+        );
+    }
+    let rollback = &rows[2].2;
+    assert_eq!(
+        rollback.get("CreateAutoScalingGroup"),
+        None,
+        "a rollback launches nothing"
+    );
+    Ok(())
+}
