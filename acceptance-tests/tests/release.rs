@@ -105,3 +105,44 @@ async fn window_ends(h: &Harness, group: &str) -> anyhow::Result<usize> {
         .filter(|a| a.desired_capacity() == Some(0) && a.max_size() == Some(0))
         .count())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_releases_with_retain_one_leave_two_fleets() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: "  retain_fleets = 1\n  history_limit = 2".into(),
+        ..Default::default()
+    }))?;
+    for image in [&h.fx.image_a, &h.fx.image_b, &h.fx.image_c] {
+        h.apply(&[("image_id", image)]).await?;
+        assert!(h.plan_is_empty_with(&[("image_id", image)]).await?);
+    }
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r2".to_string(), "web-r3".to_string()]
+    );
+    assert_eq!(
+        h.aws.target_group_names().await?,
+        vec!["web-r2".to_string(), "web-r3".to_string()]
+    );
+    let lts: Vec<String> = h.aws.launch_template_names().await?;
+    assert_eq!(
+        lts,
+        vec![
+            "web-ledger".to_string(),
+            "web-r2".to_string(),
+            "web-r3".to_string()
+        ]
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r2".to_string(), 0), ("web-r3".to_string(), 100)].into()
+    );
+    let values = h.resource_values().await?;
+    assert_eq!(
+        values["history"].as_array().unwrap().len(),
+        2,
+        "history_limit bounds the history"
+    );
+    Ok(())
+}

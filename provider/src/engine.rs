@@ -235,6 +235,8 @@ impl Engine {
         limit: Duration,
     ) -> EngineResult<Result<Gate, String>> {
         let started = Instant::now();
+        // The group was created just before the wait; a little slack covers clock skew.
+        let since = std::time::SystemTime::now() - Duration::from_secs(30);
         let deadline = started + limit;
         let mut interval = None;
         loop {
@@ -245,6 +247,20 @@ impl Engine {
                     fleet.fleet_name, gate.healthy, gate.desired
                 ));
                 return Ok(Ok(gate));
+            }
+            // Fail fast: an instance that cannot launch will not become healthy by waiting.
+            let failed = self
+                .cloud
+                .fleets
+                .failed_activities(&fleet.fleet_name, since)
+                .await?;
+            if let Some(first) = failed.first() {
+                return Ok(Err(format!(
+                    "Auto Scaling group ({}) failed to launch instances: {first}; {} after {}",
+                    fleet.fleet_name,
+                    gate.reason(),
+                    fmt_duration(started.elapsed())
+                )));
             }
             if Instant::now() >= deadline {
                 return Ok(Err(format!(

@@ -586,6 +586,37 @@ impl Fleets for AwsCloud {
         }
     }
 
+    async fn failed_activities(
+        &self,
+        name: &str,
+        since: std::time::SystemTime,
+    ) -> CloudResult<Vec<String>> {
+        let out = self
+            .asg
+            .describe_scaling_activities()
+            .auto_scaling_group_name(name)
+            .max_records(20)
+            .send()
+            .await
+            .map_err(err(format!(
+                "reading scaling activities of Auto Scaling group ({name})"
+            )))?;
+        let since = aws_smithy_types::DateTime::from(since);
+        Ok(out
+            .activities()
+            .iter()
+            .filter(|a| a.status_code() == Some(&asg::types::ScalingActivityStatusCode::Failed))
+            .filter(|a| a.start_time().is_some_and(|t| t.secs() >= since.secs()))
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    a.status_message().unwrap_or("no message"),
+                    a.description().unwrap_or("scaling activity")
+                )
+            })
+            .collect())
+    }
+
     async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
         let out = self
             .elb

@@ -43,6 +43,7 @@ struct State {
     calls: BTreeMap<String, u32>,
     listener_log: Vec<Vec<(String, i64)>>,
     schedules: BTreeMap<String, std::time::SystemTime>,
+    failed_activities: BTreeMap<String, Vec<String>>,
 }
 
 /// The fake cloud.
@@ -152,6 +153,17 @@ impl FakeCloud {
     /// Every weighted forward ever set, in order.
     pub fn listener_log(&self) -> Vec<Vec<(String, i64)>> {
         self.state.lock().unwrap().listener_log.clone()
+    }
+
+    /// Records a failed scaling activity of a group (e.g. an instance that cannot launch).
+    pub fn fail_activity(&self, group: &str, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .failed_activities
+            .entry(group.into())
+            .or_default()
+            .push(message.into());
     }
 
     /// The scale-to-zero schedule of a group, if any.
@@ -389,6 +401,15 @@ impl Fleets for FakeCloud {
         s.groups.remove(name);
         s.schedules.remove(name);
         Ok(())
+    }
+
+    async fn failed_activities(
+        &self,
+        name: &str,
+        _since: std::time::SystemTime,
+    ) -> CloudResult<Vec<String>> {
+        let s = self.call("DescribeScalingActivities")?;
+        Ok(s.failed_activities.get(name).cloned().unwrap_or_default())
     }
 
     async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {

@@ -194,6 +194,12 @@ pub trait Fleets: Send + Sync {
     async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()>;
     /// Deletes a group and its instances; absent is fine.
     async fn delete_group(&self, name: &str) -> CloudResult<()>;
+    /// Scaling activities of the group that failed since `since`: their status messages.
+    async fn failed_activities(
+        &self,
+        name: &str,
+        since: std::time::SystemTime,
+    ) -> CloudResult<Vec<String>>;
     /// Health of every target of a target group.
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>>;
 }

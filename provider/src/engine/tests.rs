@@ -500,3 +500,34 @@ async fn rollback_never_launches() {
         assert_eq!(ledger.active().unwrap().image_id, image);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn failed_scaling_activity_aborts_at_once() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.script_health("web-r2", HealthScript::Never);
+    fake.fail_activity(
+        "web-r2",
+        "The image id 'ami-0000000b' does not exist. Launching EC2 instance failed.",
+    );
+    let started = tokio::time::Instant::now();
+    let err = engine
+        .release(&spec(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "failed fast, not at the timeout"
+    );
+    assert!(
+        err.contains("failed to launch instances: The image id"),
+        "{err}"
+    );
+    assert!(err.contains("have 0"), "{err}");
+    assert!(
+        err.contains("Traffic stayed on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
