@@ -594,6 +594,11 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     /// Runs terraform with the arguments (plus `-no-color` and, where it applies,
     /// `-input=false`) in the working directory.
     pub async fn terraform(&self, args: &[&str]) -> anyhow::Result<Run> {
+        self.terraform_env(args, &[]).await
+    }
+
+    /// [`Harness::terraform`] with extra environment variables (e.g. `TF_LOG`).
+    pub async fn terraform_env(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Run> {
         // Options go right after the (sub)command: `providers schema -json`, `import -no-color A B`.
         let words = if args[0] == "providers" && args.len() > 1 {
             2
@@ -623,6 +628,7 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             .env("AWS_EC2_METADATA_DISABLED", "true")
             // The hostile setting of this machine: the provider must neutralise it itself.
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .await

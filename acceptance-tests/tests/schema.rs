@@ -147,3 +147,22 @@ async fn a_second_configuration_cannot_take_over_a_release() -> anyhow::Result<(
     assert!(run.says("terraform import"), "{}", run.all());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_progress_reaches_tf_log_at_info() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    let run = h
+        .terraform_env(&["apply", "-auto-approve"], &[("TF_LOG", "INFO")])
+        .await?
+        .ok()?;
+    assert!(
+        run.stderr.contains(
+            "[INFO]  provider.terraform-provider-immutable: release web-r1: traffic 0 % → 100 %"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("TERRAFORM CRASH"));
+    Ok(())
+}

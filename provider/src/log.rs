@@ -27,9 +27,19 @@ impl Level {
 
 /// Writes one hclog JSON line to stderr.
 pub fn log(level: Level, message: &str) {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    // go-plugin parses `@timestamp` with Go's layout "2006-01-02T15:04:05.000000Z07:00"
+    // (exactly six fractional digits); any other form demotes the line to a raw DEBUG one.
+    let t = time::OffsetDateTime::now_utc();
+    let now = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    );
     let line = serde_json::json!({
         "@level": level.as_str(),
         "@message": message,
