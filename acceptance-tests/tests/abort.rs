@@ -63,6 +63,22 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
         unhealthy_targets: true,
     });
     let image_b = h.fx.image_b.clone();
+    // A watcher samples the listener through the whole failed release.
+    let (aws, listener) = (h.aws.clone(), h.fx.listener_arn.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(w) = aws.listener_weights(&listener).await {
+                if seen.last() != Some(&w) {
+                    seen.push(w);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        seen
+    });
     let run = h
         .terraform(&[
             "apply",
@@ -82,6 +98,19 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
         [("web-r1".to_string(), 100)].into()
     );
     assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = watcher.await?;
+    // The unhealthy fleet was attached at weight 0 (so the ALB health-checks it) and never
+    // got traffic.
+    assert!(
+        seen.iter().any(|w| w.get("web-r2") == Some(&0)),
+        "web-r2 never attached: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|w| w.get("web-r2").copied().unwrap_or(0) == 0),
+        "an unhealthy fleet got traffic: {seen:?}"
+    );
 
     // The state still describes release 1, and the next plan proposes the release again.
     proxy.set_faults(Faults::default());

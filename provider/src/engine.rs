@@ -532,6 +532,27 @@ impl Engine {
                 .await);
         }
 
+        // An ALB only health-checks target groups it routes to: when the listener already
+        // forwards, the new target group joins the action at weight 0 before the gate.
+        if let ListenerAction::Forward(current) = &previous_action {
+            if current.len() < 5 && !current.iter().any(|(a, _)| a == &record.target_group_arn) {
+                let mut attached = current.clone();
+                attached.push((record.target_group_arn.clone(), 0));
+                if let Err(e) = self.set_traffic(&spec.listener_arn, &attached).await {
+                    return Err(self
+                        .abort(
+                            spec,
+                            ledger,
+                            &record,
+                            &previous_action,
+                            &started_at,
+                            e.to_string(),
+                        )
+                        .await);
+                }
+            }
+        }
+
         let health_limit = spec
             .health
             .timeout
@@ -746,10 +767,9 @@ impl Engine {
         let keep = spec.retain_fleets.max(0) as usize;
         let cut = keep.min(retained.len());
         let (kept, gone) = (retained[..cut].to_vec(), retained[cut..].to_vec());
-        let active = ledger
-            .active()
-            .cloned()
-            .expect("a release has an active fleet when it retires");
+        let Some(active) = ledger.active().cloned() else {
+            return Ok(());
+        };
         let kept_arns: Vec<String> = kept.iter().map(|f| f.target_group_arn.clone()).collect();
         self.set_traffic(
             &spec.listener_arn,

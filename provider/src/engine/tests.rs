@@ -181,8 +181,8 @@ async fn canary_walks_its_steps_in_order() {
         .collect();
     assert_eq!(
         new_weights,
-        vec![10, 20, 50, 100, 100],
-        "steps, 100 %, then the retirement split"
+        vec![0, 10, 20, 50, 100, 100],
+        "attached at 0 for health checks, the steps, 100 %, then the retirement split"
     );
     assert!(
         started.elapsed() >= Duration::from_secs(180),
