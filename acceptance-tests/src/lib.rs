@@ -253,6 +253,21 @@ impl Aws {
         Ok(v)
     }
 
+    /// Listener rules other than the default one.
+    pub async fn rules(&self, listener_arn: &str) -> anyhow::Result<usize> {
+        let out = self
+            .elb
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .send()
+            .await?;
+        Ok(out
+            .rules()
+            .iter()
+            .filter(|r| r.is_default() != Some(true))
+            .count())
+    }
+
     /// The listener's default action: target group name → weight for a forward, or
     /// `{"fixed-response": status}`.
     pub async fn listener_weights(

@@ -39,6 +39,11 @@ async fn unhealthy_first_release_fails_with_figures_and_leaves_nothing() -> anyh
 
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
     assert_eq!(
+        h.aws.rules(&h.fx.listener_arn).await?,
+        0,
+        "no health-check rule left"
+    );
+    assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("fixed-response".to_string(), 404)].into()
     );

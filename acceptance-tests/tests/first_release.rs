@@ -51,6 +51,11 @@ async fn create_plan_import_destroy() -> anyhow::Result<()> {
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 100)].into()
     );
+    assert_eq!(
+        h.aws.rules(&h.fx.listener_arn).await?,
+        0,
+        "the health-check rule is gone"
+    );
     assert!(h
         .aws
         .target_group_names()

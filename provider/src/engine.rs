@@ -467,6 +467,7 @@ impl Engine {
             fingerprint: spec.fleet.fingerprint(),
             role: Role::Launching,
             last_served: release,
+            health_rule_arn: None,
         };
         ledger.fleets.push(record.clone());
         self.cloud
@@ -532,24 +533,44 @@ impl Engine {
                 .await);
         }
 
-        // An ALB only health-checks target groups it routes to: when the listener already
-        // forwards, the new target group joins the action at weight 0 before the gate.
-        if let ListenerAction::Forward(current) = &previous_action {
-            if current.len() < 5 && !current.iter().any(|(a, _)| a == &record.target_group_arn) {
-                let mut attached = current.clone();
-                attached.push((record.target_group_arn.clone(), 0));
-                if let Err(e) = self.set_traffic(&spec.listener_arn, &attached).await {
-                    return Err(self
-                        .abort(
-                            spec,
-                            ledger,
-                            &record,
-                            &previous_action,
-                            &started_at,
-                            e.to_string(),
-                        )
-                        .await);
-                }
+        // An ALB only health-checks target groups it routes to: the new target group joins
+        // the listener's forward action at weight 0 or, when the listener does not forward
+        // (a first release), a listener rule that no request matches.
+        if let Err(e) = self
+            .attach_for_health_checks(spec, &previous_action, &mut record)
+            .await
+        {
+            return Err(self
+                .abort(
+                    spec,
+                    ledger,
+                    &record,
+                    &previous_action,
+                    &started_at,
+                    e.to_string(),
+                )
+                .await);
+        }
+        if record.health_rule_arn.is_some() {
+            if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
+                *f = record.clone();
+            }
+            if let Err(e) = self
+                .cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await
+            {
+                return Err(self
+                    .abort(
+                        spec,
+                        ledger,
+                        &record,
+                        &previous_action,
+                        &started_at,
+                        e.to_string(),
+                    )
+                    .await);
             }
         }
 
@@ -625,7 +646,10 @@ impl Engine {
                             log::info(format!(
                                 "release {name}: traffic {current_weight} % → {w} %"
                             ));
-                            let r = self.set_traffic(&spec.listener_arn, &split).await;
+                            let mut r = self.set_traffic(&spec.listener_arn, &split).await;
+                            if r.is_ok() {
+                                r = self.detach_health_rule(&mut record).await;
+                            }
                             current_weight = w;
                             let _ = self
                                 .cloud
@@ -741,6 +765,45 @@ impl Engine {
             fmt_duration(started.elapsed())
         ));
         Ok(ledger)
+    }
+
+    async fn attach_for_health_checks(
+        &self,
+        spec: &ReleaseSpec,
+        previous: &ListenerAction,
+        record: &mut FleetRecord,
+    ) -> EngineResult<()> {
+        if let ListenerAction::Forward(current) = previous {
+            if current.iter().any(|(a, _)| a == &record.target_group_arn) {
+                return Ok(());
+            }
+            if current.len() < 5 {
+                let mut attached = current.clone();
+                attached.push((record.target_group_arn.clone(), 0));
+                return self.set_traffic(&spec.listener_arn, &attached).await;
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let token = format!("{}-{nanos:x}", record.fleet_name);
+        let rule = self
+            .cloud
+            .traffic
+            .attach_for_health_checks(&spec.listener_arn, &record.target_group_arn, &token)
+            .await?;
+        record.health_rule_arn = Some(rule);
+        Ok(())
+    }
+
+    /// Removes a fleet's health-check rule once the default action routes to it (or the
+    /// fleet goes away).
+    async fn detach_health_rule(&self, record: &mut FleetRecord) -> EngineResult<()> {
+        if let Some(rule) = record.health_rule_arn.take() {
+            self.cloud.traffic.delete_rule(&rule).await?;
+        }
+        Ok(())
     }
 
     /// A fleet just left traffic: it keeps full capacity until `rollback_window` ends, then
@@ -991,6 +1054,11 @@ impl Engine {
         if let Err(e) = restore {
             problems.push(format!("restoring the listener failed: {e}"));
         }
+        if let Some(rule) = &record.health_rule_arn {
+            if let Err(e) = self.cloud.traffic.delete_rule(rule).await {
+                problems.push(format!("removing the health-check rule failed: {e}"));
+            }
+        }
         if let Err(e) = self
             .delete_fleet(&record.fleet_name, Some(&record.target_group_arn))
             .await
@@ -1151,6 +1219,17 @@ impl Engine {
         let ledger = self.cloud.ledger.load(name).await?;
         if self.cloud.traffic.read(listener_arn).await?.is_some() {
             self.cloud.traffic.fixed_response(listener_arn, 503).await?;
+        }
+        let mut rules: Vec<String> = Vec::new();
+        if let Some(l) = &ledger {
+            for f in &l.fleets {
+                if let Some(r) = &f.health_rule_arn {
+                    rules.push(r.clone());
+                }
+            }
+        }
+        for rule in rules {
+            self.cloud.traffic.delete_rule(&rule).await?;
         }
         let mut fleets: Vec<(String, Option<String>)> = ledger
             .iter()

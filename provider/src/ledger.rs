@@ -68,6 +68,10 @@ pub struct FleetRecord {
     /// a new number); retention keeps the most recently serving fleets.
     #[serde(default)]
     pub last_served: u64,
+    /// A never-matching listener rule that routes to this fleet's target group so that the
+    /// ALB health-checks it while the listener's default action does not forward to it.
+    #[serde(default)]
+    pub health_rule_arn: Option<String>,
 }
 
 /// One line of history.

@@ -729,6 +729,70 @@ impl Traffic for AwsCloud {
         Ok(())
     }
 
+    async fn attach_for_health_checks(
+        &self,
+        listener_arn: &str,
+        target_group_arn: &str,
+        token: &str,
+    ) -> CloudResult<String> {
+        let rules = self
+            .elb
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .send()
+            .await
+            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+        let used: Vec<i64> = rules
+            .rules()
+            .iter()
+            .filter_map(|r| r.priority()?.parse().ok())
+            .collect();
+        // The highest free priority, so that the user's own rules always come first.
+        let priority = (1..=50_000)
+            .rev()
+            .find(|p| !used.contains(p))
+            .unwrap_or(50_000);
+        let out = self
+            .elb
+            .create_rule()
+            .listener_arn(listener_arn)
+            .priority(priority as i32)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("http-header")
+                    .http_header_config(
+                        elb::types::HttpHeaderConditionConfig::builder()
+                            .http_header_name("X-Immutable-Health-Attach")
+                            .values(token)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(target_group_arn)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err(format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")))?;
+        Ok(out
+            .rules()
+            .first()
+            .and_then(|r| r.rule_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
+        match self.elb.delete_rule().rule_arn(rule_arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("RuleNotFound") => Ok(()),
+            Err(e) => Err(err(format!("deleting listener rule ({rule_arn})"))(e)),
+        }
+    }
+
     async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
         let action = elb::types::Action::builder()
             .r#type(elb::types::ActionTypeEnum::FixedResponse)

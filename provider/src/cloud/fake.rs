@@ -44,6 +44,7 @@ struct State {
     listener_log: Vec<Vec<(String, i64)>>,
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
+    rules: BTreeMap<String, String>,
 }
 
 /// The fake cloud.
@@ -164,6 +165,11 @@ impl FakeCloud {
             .entry(group.into())
             .or_default()
             .push(message.into());
+    }
+
+    /// Listener rules that exist: rule ARN → target group ARN.
+    pub fn rules(&self) -> BTreeMap<String, String> {
+        self.state.lock().unwrap().rules.clone()
     }
 
     /// The scale-to-zero schedule of a group, if any.
@@ -296,10 +302,10 @@ impl Fleets for FakeCloud {
 
     async fn delete_target_group(&self, arn: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteTargetGroup")?;
-        let in_use = s
-            .listeners
-            .values()
-            .any(|l| matches!(l, ListenerAction::Forward(w) if w.iter().any(|(a, _)| a == arn)));
+        let in_use =
+            s.listeners.values().any(
+                |l| matches!(l, ListenerAction::Forward(w) if w.iter().any(|(a, _)| a == arn)),
+            ) || s.rules.values().any(|t| t == arn);
         if in_use {
             return Err(CloudError::Api {
                 action: "DeleteTargetGroup".into(),
@@ -463,6 +469,26 @@ impl Traffic for FakeCloud {
             ListenerAction::Forward(weights.to_vec()),
         );
         s.listener_log.push(weights.to_vec());
+        Ok(())
+    }
+
+    async fn attach_for_health_checks(
+        &self,
+        _listener_arn: &str,
+        target_group_arn: &str,
+        token: &str,
+    ) -> CloudResult<String> {
+        let mut s = self.call("CreateRule")?;
+        let arn = format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/1/2/{token}"
+        );
+        s.rules.insert(arn.clone(), target_group_arn.into());
+        Ok(arn)
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteRule")?;
+        s.rules.remove(rule_arn);
         Ok(())
     }
 

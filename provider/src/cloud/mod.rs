@@ -211,6 +211,16 @@ pub trait Traffic: Send + Sync {
     async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>>;
     /// Sets a weighted forward default action.
     async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()>;
+    /// Creates a listener rule that no request matches (a header with a random value) and
+    /// that forwards to the target group, so that the ALB health-checks it; returns its ARN.
+    async fn attach_for_health_checks(
+        &self,
+        listener_arn: &str,
+        target_group_arn: &str,
+        token: &str,
+    ) -> CloudResult<String>;
+    /// Deletes a listener rule; absent is fine.
+    async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()>;
     /// Sets a fixed-response default action.
     async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()>;
 }

@@ -99,6 +99,15 @@ async fn first_release_waits_for_health_then_takes_all_traffic() {
         fake.listener(LISTENER),
         Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
     );
+    assert_eq!(
+        fake.calls("CreateRule"),
+        1,
+        "a first release is health-checked through a rule"
+    );
+    assert!(
+        fake.rules().is_empty(),
+        "the rule is gone once the default action routes to the fleet"
+    );
     assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
     assert_eq!(ledger.history[0].status, Status::Active);
     assert_eq!(current_release(&ledger), Some(1));
@@ -118,6 +127,7 @@ async fn never_healthy_first_release_aborts_and_leaves_nothing() {
     assert!(fake.group_names().is_empty());
     assert!(fake.target_group_names().is_empty());
     assert!(fake.template_names().is_empty());
+    assert!(fake.rules().is_empty(), "no health-check rule left behind");
     assert_eq!(
         fake.listener(LISTENER),
         Some(ListenerAction::Fixed("404".into()))
