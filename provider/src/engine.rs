@@ -103,6 +103,15 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Flattens the two ways a step can fail (an AWS error, or a reason to abort) into the
+/// reason an abort reports.
+fn reason_of<T>(result: EngineResult<Result<T, String>>) -> Result<T, String> {
+    match result {
+        Ok(r) => r,
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The fleet name of a release number: `<name>-r<N>`.
 pub fn fleet_name(release_name: &str, release: u64) -> String {
     format!("{release_name}-r{release}")
@@ -578,28 +587,13 @@ impl Engine {
             .health
             .timeout
             .min(limit.saturating_sub(started.elapsed()));
-        match self
+        let healthy = self
             .wait_healthy(&record, spec.health.min_healthy_percentage, health_limit)
-            .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(reason)) => {
-                return Err(self
-                    .abort(spec, ledger, &record, &previous_action, &started_at, reason)
-                    .await)
-            }
-            Err(e) => {
-                return Err(self
-                    .abort(
-                        spec,
-                        ledger,
-                        &record,
-                        &previous_action,
-                        &started_at,
-                        e.to_string(),
-                    )
-                    .await)
-            }
+            .await;
+        if let Err(reason) = reason_of(healthy) {
+            return Err(self
+                .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                .await);
         }
 
         let retained_arns: Vec<String> = ledger
@@ -678,25 +672,10 @@ impl Engine {
                 }
                 Step::Bake(d) => self.watch(spec, &record, d, "bake").await,
             };
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => {
-                    return Err(self
-                        .abort(spec, ledger, &record, &previous_action, &started_at, reason)
-                        .await)
-                }
-                Err(e) => {
-                    return Err(self
-                        .abort(
-                            spec,
-                            ledger,
-                            &record,
-                            &previous_action,
-                            &started_at,
-                            e.to_string(),
-                        )
-                        .await)
-                }
+            if let Err(reason) = reason_of(result) {
+                return Err(self
+                    .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                    .await);
             }
         }
 

@@ -14,6 +14,7 @@ use crate::decide::PlanKind;
 use crate::engine::{self, EngineError, Observed};
 use crate::ledger::{Ledger, Role};
 use crate::log;
+use crate::spec::ReleaseSpec;
 use serde::{Deserialize, Serialize};
 
 /// The resource.
@@ -113,6 +114,17 @@ fn history_items(ledger: &Ledger) -> Vec<HistoryItem> {
         .collect()
 }
 
+/// The domain spec of a planned value, or an error diagnostic.
+fn spec_of(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) -> Option<ReleaseSpec> {
+    match planned.to_spec(&ctx.default_tags) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            diags.root_error("Invalid configuration", e);
+            None
+        }
+    }
+}
+
 /// What the Terraform layer records in the ledger for import: the arguments, without the
 /// user data (read back from the launch template) and without the read-only attributes.
 fn settings_snapshot(state: &ReleaseState) -> serde_json::Value {
@@ -168,6 +180,26 @@ impl ReleaseResource {
                 }
             }
         }
+    }
+
+    /// After an apply: the state as AWS now says, and the arguments recorded for import.
+    async fn settle(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: ReleaseState,
+        spec: &ReleaseSpec,
+    ) -> Option<(ReleaseState, Private)> {
+        let mut state = planned;
+        let private = self.observe_into(ctx, diags, &mut state).await?;
+        if let Err(e) = ctx
+            .engine
+            .record_settings(spec, settings_snapshot(&state))
+            .await
+        {
+            log::warn(format!("recording settings of {}: {e}", spec.name));
+        }
+        Some((state, private))
     }
 
     async fn observe_into(
@@ -352,13 +384,7 @@ impl Resource for ReleaseResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let ctx = context(&self.shared, diags)?;
-        let spec = match planned.to_spec(&ctx.default_tags) {
-            Ok(s) => s,
-            Err(e) => {
-                diags.root_error("Invalid configuration", e);
-                return None;
-            }
-        };
+        let spec = spec_of(ctx, diags, &planned)?;
         let explicit_desired = !config.desired_capacity.is_null();
         if let Err(e) = ctx
             .engine
@@ -368,16 +394,7 @@ impl Resource for ReleaseResource {
             report(diags, e);
             return None;
         }
-        let mut state = planned;
-        let private = self.observe_into(ctx, diags, &mut state).await?;
-        if let Err(e) = ctx
-            .engine
-            .record_settings(&spec, settings_snapshot(&state))
-            .await
-        {
-            log::warn(format!("recording settings of {}: {e}", spec.name));
-        }
-        Some((state, private))
+        self.settle(ctx, diags, planned, &spec).await
     }
 
     async fn update<'a>(
@@ -390,13 +407,7 @@ impl Resource for ReleaseResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let ctx = context(&self.shared, diags)?;
-        let spec = match planned.to_spec(&ctx.default_tags) {
-            Ok(s) => s,
-            Err(e) => {
-                diags.root_error("Invalid configuration", e);
-                return None;
-            }
-        };
+        let spec = spec_of(ctx, diags, &planned)?;
         let limit = spec.timeouts.update;
         let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
         let ledger = ctx
@@ -441,16 +452,7 @@ impl Resource for ReleaseResource {
         if let Err(e) = after {
             report(diags, e);
         }
-        let mut state = planned;
-        let private = self.observe_into(ctx, diags, &mut state).await?;
-        if let Err(e) = ctx
-            .engine
-            .record_settings(&spec, settings_snapshot(&state))
-            .await
-        {
-            log::warn(format!("recording settings of {}: {e}", spec.name));
-        }
-        Some((state, private))
+        self.settle(ctx, diags, planned, &spec).await
     }
 
     async fn destroy<'a>(
