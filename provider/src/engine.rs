@@ -103,6 +103,22 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Consecutive failed observations a wait tolerates before it gives up: one bad poll
+/// (after the SDK's own retries) never fails a release.
+const MAX_BAD_POLLS: u32 = 3;
+
+/// Counts a failed observation; Err once there have been too many in a row.
+fn tolerate(bad_polls: &mut u32, e: EngineError, fleet: &str) -> EngineResult<()> {
+    *bad_polls += 1;
+    if *bad_polls > MAX_BAD_POLLS {
+        return Err(e);
+    }
+    log::warn(format!(
+        "release {fleet}: an observation failed ({e}); trying again"
+    ));
+    Ok(())
+}
+
 /// Flattens the two ways a step can fail (an AWS error, or a reason to abort) into the
 /// reason an abort reports.
 fn reason_of<T>(result: EngineResult<Result<T, String>>) -> Result<T, String> {
@@ -248,8 +264,19 @@ impl Engine {
         let since = std::time::SystemTime::now() - Duration::from_secs(30);
         let deadline = started + limit;
         let mut interval = None;
+        let mut bad_polls = 0;
         loop {
-            let gate = self.gate(fleet, min_pct).await?;
+            let gate = match self.gate(fleet, min_pct).await {
+                Ok(g) => {
+                    bad_polls = 0;
+                    g
+                }
+                Err(e) => {
+                    tolerate(&mut bad_polls, e, &fleet.fleet_name)?;
+                    interval = Some(self.pause(interval, deadline).await);
+                    continue;
+                }
+            };
             if gate.open() {
                 log::info(format!(
                     "release {}: healthy, {}/{} healthy targets",
@@ -258,11 +285,21 @@ impl Engine {
                 return Ok(Ok(gate));
             }
             // Fail fast: an instance that cannot launch will not become healthy by waiting.
-            let failed = self
+            let failed = match self
                 .cloud
                 .fleets
                 .failed_activities(&fleet.fleet_name, since)
-                .await?;
+                .await
+            {
+                Ok(f) => {
+                    bad_polls = 0;
+                    f
+                }
+                Err(e) => {
+                    tolerate(&mut bad_polls, e.into(), &fleet.fleet_name)?;
+                    Vec::new()
+                }
+            };
             if let Some(first) = failed.first() {
                 return Ok(Err(format!(
                     "Auto Scaling group ({}) failed to launch instances: {first}; {} after {}",
@@ -315,12 +352,35 @@ impl Engine {
         let deadline = Instant::now() + length;
         let alarms: Vec<String> = spec.alarm_names.iter().cloned().collect();
         let mut interval = None;
+        let mut bad_polls = 0;
         loop {
-            let gate = self.gate(fleet, spec.health.min_healthy_percentage).await?;
-            let firing = if alarms.is_empty() {
-                Vec::new()
-            } else {
-                self.cloud.alarms.in_alarm(&alarms).await?
+            let observed = async {
+                let gate = self.gate(fleet, spec.health.min_healthy_percentage).await?;
+                let firing = if alarms.is_empty() {
+                    Vec::new()
+                } else {
+                    self.cloud.alarms.in_alarm(&alarms).await?
+                };
+                EngineResult::Ok((gate, firing))
+            }
+            .await;
+            let (gate, firing) = match observed {
+                Ok(o) => {
+                    bad_polls = 0;
+                    o
+                }
+                Err(e) => {
+                    // A pause only ends on a good observation.
+                    tolerate(&mut bad_polls, e, &fleet.fleet_name)?;
+                    interval = Some(
+                        self.pause(
+                            interval,
+                            deadline.max(Instant::now() + Duration::from_millis(100)),
+                        )
+                        .await,
+                    );
+                    continue;
+                }
             };
             if let Verdict::Abort(reason) = decide::watch(&gate, &firing, &fleet.fleet_name) {
                 return Ok(Err(format!("{reason} during {what}")));
@@ -421,6 +481,7 @@ impl Engine {
             None => Ledger::new(&spec.name, &spec.listener_arn),
         };
         ledger.listener_arn = spec.listener_arn.clone();
+        self.remove_uncommitted(spec, &mut ledger).await?;
         let previous_action = self
             .cloud
             .traffic
@@ -744,6 +805,82 @@ impl Engine {
             fmt_duration(started.elapsed())
         ));
         Ok(ledger)
+    }
+
+    /// A fleet still `launching` in the ledger was left by an interrupted apply and never
+    /// committed: traffic goes back to the serving split (verified), then the fleet and its
+    /// health-check rule are removed and the attempt is recorded as aborted.
+    async fn remove_uncommitted(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+    ) -> EngineResult<()> {
+        let leftovers: Vec<FleetRecord> = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.role == Role::Launching)
+            .cloned()
+            .collect();
+        if leftovers.is_empty() {
+            return Ok(());
+        }
+        match ledger.active() {
+            Some(active) => {
+                let retained: Vec<String> = ledger
+                    .retained()
+                    .iter()
+                    .map(|f| f.target_group_arn.clone())
+                    .collect();
+                let split = decide::split(&active.target_group_arn, 100, None, &retained);
+                self.set_traffic(&spec.listener_arn, &split).await?;
+            }
+            None => {
+                let forwards_to_leftover = matches!(
+                    self.cloud.traffic.read(&spec.listener_arn).await?,
+                    Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| leftovers.iter().any(|f| &f.target_group_arn == a))
+                );
+                if forwards_to_leftover {
+                    self.cloud
+                        .traffic
+                        .fixed_response(&spec.listener_arn, 503)
+                        .await?;
+                }
+            }
+        }
+        for f in leftovers {
+            log::warn(format!(
+                "release {}: removing {}, left half-made by an interrupted apply",
+                spec.name, f.fleet_name
+            ));
+            if let Some(rule) = &f.health_rule_arn {
+                self.cloud.traffic.delete_rule(rule).await?;
+            }
+            self.delete_fleet(
+                &f.fleet_name,
+                Some(&f.target_group_arn)
+                    .filter(|a| !a.is_empty())
+                    .map(String::as_str),
+            )
+            .await?;
+            ledger.fleets.retain(|x| x.release != f.release);
+            ledger.push_history(
+                HistoryEntry {
+                    release: f.release,
+                    image_id: f.image_id.clone(),
+                    fleet_name: f.fleet_name.clone(),
+                    status: Status::Aborted,
+                    started_at: now_rfc3339(),
+                    finished_at: Some(now_rfc3339()),
+                    reason: Some("interrupted apply; removed by the next apply".into()),
+                },
+                spec.history_limit as usize,
+            );
+        }
+        self.cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await?;
+        Ok(())
     }
 
     async fn attach_for_health_checks(

@@ -541,3 +541,71 @@ async fn failed_scaling_activity_aborts_at_once() {
     );
     assert_eq!(fake.group_names(), vec!["web-r1"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_bad_poll_never_fails_a_release() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.script_health("web-r2", HealthScript::AfterPolls(2));
+    // One failure in the health wait, one in a canary pause.
+    fake.fail_after("DescribeTargetHealth", 1, 1);
+    fake.fail_after("DescribeAlarms", 2, 1);
+    let ledger = engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_persistent_failure_aborts_the_release() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.script_health("web-r2", HealthScript::AfterPolls(2));
+    fake.fail_after("DescribeTargetHealth", 1, 10);
+    let err = engine
+        .release(&spec(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("injected failure"), "{err}");
+    assert!(err.contains("Traffic stayed on release 1"), "{err}");
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
+
+/// An apply killed in the middle of a canary leaves a `launching` fleet with some traffic;
+/// the next release puts traffic back on the serving fleet, removes the leftover and
+/// releases anew.
+#[tokio::test(start_paused = true)]
+async fn a_half_made_release_is_removed_by_the_next_one() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    // Kill the release during its first canary pause.
+    let e2 = engine.clone();
+    let task = tokio::spawn(async move { e2.release(&canary(IMAGE_B), true, LIMIT).await });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    task.abort();
+    let _ = task.await;
+    assert_eq!(fake.group_names(), vec!["web-r1", "web-r2"]);
+    let Some(ListenerAction::Forward(split)) = fake.listener(LISTENER) else {
+        panic!()
+    };
+    assert!(
+        split.contains(&(tg("web-r2"), 10)),
+        "killed at 10 %: {split:?}"
+    );
+
+    let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(fake.group_names(), vec!["web-r1", "web-r3"]);
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r3");
+    let r2 = ledger.history.iter().find(|h| h.release == 2).unwrap();
+    assert_eq!(r2.status, Status::Aborted);
+    // Before the new fleet got traffic, the leftover was out of the listener.
+    let log = fake.listener_log();
+    let restored = log
+        .iter()
+        .position(|s| s == &vec![(tg("web-r1"), 100)])
+        .expect("restored");
+    let r3_first = log
+        .iter()
+        .position(|s| s.iter().any(|(a, w)| a == &tg("web-r3") && *w > 0))
+        .unwrap();
+    assert!(restored < r3_first);
+}
