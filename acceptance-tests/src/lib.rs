@@ -631,20 +631,9 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         }
         full.extend(&args[words..]);
         let started = Instant::now();
-        let out = Command::new(terraform_bin())
+        let out = self
+            .command()
             .args(&full)
-            .current_dir(&self.dir.0)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir.0)
-            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            // The hostile setting of this machine: the provider must neutralise it itself.
-            .env("RUST_BACKTRACE", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
@@ -662,13 +651,12 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         })
     }
 
-    /// Starts terraform in its own process group (so that it and the provider it starts
-    /// can be killed together), without waiting for it.
-    pub fn spawn_terraform(&self, args: &[&str]) -> anyhow::Result<Child> {
-        let child = Command::new(terraform_bin())
-            .args(args)
-            .arg("-no-color")
-            .current_dir(&self.dir.0)
+    /// Terraform in the working directory with an environment of the harness's own (the
+    /// caller's is cleared), including the hostile `RUST_BACKTRACE=1` of this machine,
+    /// which the provider must neutralise itself.
+    fn command(&self) -> Command {
+        let mut c = Command::new(terraform_bin());
+        c.current_dir(&self.dir.0)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &self.dir.0)
@@ -678,6 +666,17 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_BACKTRACE", "1");
+        c
+    }
+
+    /// Starts terraform in its own process group (so that it and the provider it starts
+    /// can be killed together), without waiting for it.
+    pub fn spawn_terraform(&self, args: &[&str]) -> anyhow::Result<Child> {
+        let child = self
+            .command()
+            .args(args)
+            .arg("-no-color")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
