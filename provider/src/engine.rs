@@ -549,7 +549,8 @@ impl Engine {
         instance_tags.extend(spec.fleet.instance_tags.clone());
         instance_tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
         instance_tags.insert(TAG_RELEASE.into(), release.to_string());
-        let created: EngineResult<()> = async {
+        // Everything up to the health gate; any failure aborts through one path.
+        let prepared: EngineResult<()> = async {
             let tags = self.owned_tags(spec, release, "launching");
             let (lt_id, lt_version) = self
                 .cloud
@@ -575,13 +576,17 @@ impl Engine {
                     tags,
                 })
                 .await?;
-            Ok(())
+            // An ALB only health-checks target groups it routes to: the new target group
+            // joins the listener's forward action at weight 0 or, when the listener does not
+            // forward (a first release), a listener rule that no request matches.
+            self.attach_for_health_checks(spec, &previous_action, &mut record)
+                .await
         }
         .await;
         if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
             *f = record.clone();
         }
-        let created = match created {
+        let prepared = match prepared {
             Ok(()) => self
                 .cloud
                 .ledger
@@ -590,7 +595,7 @@ impl Engine {
                 .map_err(EngineError::from),
             Err(e) => Err(e),
         };
-        if let Err(e) = created {
+        if let Err(e) = prepared {
             return Err(self
                 .abort(
                     spec,
@@ -601,47 +606,6 @@ impl Engine {
                     e.to_string(),
                 )
                 .await);
-        }
-
-        // An ALB only health-checks target groups it routes to: the new target group joins
-        // the listener's forward action at weight 0 or, when the listener does not forward
-        // (a first release), a listener rule that no request matches.
-        if let Err(e) = self
-            .attach_for_health_checks(spec, &previous_action, &mut record)
-            .await
-        {
-            return Err(self
-                .abort(
-                    spec,
-                    ledger,
-                    &record,
-                    &previous_action,
-                    &started_at,
-                    e.to_string(),
-                )
-                .await);
-        }
-        if record.health_rule_arn.is_some() {
-            if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
-                *f = record.clone();
-            }
-            if let Err(e) = self
-                .cloud
-                .ledger
-                .save(&ledger, &Self::ledger_tags(spec))
-                .await
-            {
-                return Err(self
-                    .abort(
-                        spec,
-                        ledger,
-                        &record,
-                        &previous_action,
-                        &started_at,
-                        e.to_string(),
-                    )
-                    .await);
-            }
         }
 
         let health_limit = spec
