@@ -492,6 +492,8 @@ pub struct ReleaseOpts {
     pub lb_extra: String,
     /// Endpoint the provider talks to (default: the emulator).
     pub endpoint: Option<String>,
+    /// The provider's `max_retries`.
+    pub max_retries: u32,
 }
 
 impl Default for ReleaseOpts {
@@ -502,6 +504,7 @@ impl Default for ReleaseOpts {
             extra: String::new(),
             lb_extra: String::new(),
             endpoint: None,
+            max_retries: 3,
         }
     }
 }
@@ -574,7 +577,7 @@ provider "immutable" {{
   region        = "us-east-1"
   endpoint_url  = "{endpoint}"
   poll_interval = "100ms"
-  max_retries   = 3
+  max_retries   = {max_retries}
 }}
 
 variable "image_id" {{
@@ -601,6 +604,7 @@ output "previous_image_id" {{ value = immutable_release.web.previous_image_id }}
 output "traffic" {{ value = immutable_release.web.traffic }}
 "#,
             name = o.name,
+            max_retries = o.max_retries,
             extra = o.extra,
             lb_extra = o.lb_extra,
             listener = self.fx.listener_arn,
@@ -655,11 +659,16 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     /// caller's is cleared), including the hostile `RUST_BACKTRACE=1` of this machine,
     /// which the provider must neutralise itself.
     fn command(&self) -> Command {
+        self.command_in(&self.dir.0)
+    }
+
+    /// [`Harness::command`] in another working directory.
+    pub fn command_in(&self, dir: &std::path::Path) -> Command {
         let mut c = Command::new(terraform_bin());
-        c.current_dir(&self.dir.0)
+        c.current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir.0)
+            .env("HOME", dir)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("TF_IN_AUTOMATION", "1")
             .env("CHECKPOINT_DISABLE", "1")
@@ -686,8 +695,89 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         Ok(child)
     }
 
+    /// Starts terraform (own process group) in `dir` with its output captured, without
+    /// waiting for it.
+    pub fn spawn_terraform_in(
+        &self,
+        dir: &std::path::Path,
+        args: &[&str],
+    ) -> anyhow::Result<Child> {
+        let child = self
+            .command_in(dir)
+            .args(args)
+            .arg("-no-color")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// A copy of the working directory (configuration and state) for a second runner.
+    pub fn copy_workdir(&self) -> anyhow::Result<TempDir> {
+        let copy = TempDir::new("immutable-acc-copy")?;
+        for f in ["main.tf", "terraform.tfstate"] {
+            let from = self.dir.0.join(f);
+            if from.exists() {
+                std::fs::copy(&from, copy.0.join(f))?;
+            }
+        }
+        Ok(copy)
+    }
+
+    /// Sends SIGINT to one process.
+    pub fn interrupt(pid: u32) -> anyhow::Result<()> {
+        let pid = i32::try_from(pid)?;
+        anyhow::ensure!(pid > 1, "refusing to signal process {pid}");
+        // SAFETY: kill(2) with a positive pid signals exactly that process.
+        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        anyhow::ensure!(
+            rc == 0,
+            "kill({pid}, SIGINT) failed: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    }
+
+    /// Ctrl-C in a terminal: SIGINT to the whole process group (Terraform, the Terraform
+    /// process doing the work, and the provider).
+    pub fn interrupt_group(pgid: u32) -> anyhow::Result<()> {
+        Self::signal_group(pgid, libc::SIGINT)
+    }
+
+    /// Terraform 1.0 runs its work in a child of the process it was started as (panicwrap;
+    /// the parent ignores SIGINT): the child's pid.
+    pub fn terraform_worker(pid: u32) -> anyhow::Result<u32> {
+        for entry in std::fs::read_dir("/proc")? {
+            let entry = entry?;
+            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+                continue;
+            };
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let ppid: u32 = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+            if ppid == pid && exe.file_name().is_some_and(|n| n == "terraform") {
+                return Ok(child);
+            }
+        }
+        bail!("terraform process {pid} has no worker child")
+    }
+
     /// Kills a process group with SIGKILL: Terraform and the provider it started.
     pub fn kill_group(pgid: u32) -> anyhow::Result<()> {
+        Self::signal_group(pgid, libc::SIGKILL)
+    }
+
+    fn signal_group(pgid: u32, signal: i32) -> anyhow::Result<()> {
         let pgid = i32::try_from(pgid)?;
         // Never 0 or 1: that would be this test's own group or every process.
         anyhow::ensure!(pgid > 1, "refusing to kill process group {pgid}");
@@ -706,10 +796,10 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             "process {pgid} is in group {group}, not its own"
         );
         // SAFETY: kill(2) with a negative pid signals exactly that process group.
-        let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let rc = unsafe { libc::kill(-pgid, signal) };
         anyhow::ensure!(
             rc == 0,
-            "kill(-{pgid}) failed: {}",
+            "kill(-{pgid}, {signal}) failed: {}",
             std::io::Error::last_os_error()
         );
         Ok(())
@@ -790,5 +880,116 @@ output "traffic" {{ value = immutable_release.web.traffic }}
                 .map(|n| format!("launch template {n}")),
         );
         Ok(v)
+    }
+}
+
+/// Samples the listener, and the target health of every target group it sends traffic to,
+/// for as long as it runs; any sample where traffic pointed at a target group that was not
+/// healthy at that moment (no target, or a target not `healthy`) is a violation. Give it
+/// clients that see what the provider sees (through the fault proxy when there is one).
+pub struct TrafficWatcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl TrafficWatcher {
+    /// Starts sampling every 20 ms.
+    pub fn start(aws: Aws, listener_arn: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut samples = 0;
+            let mut violations = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                if let Ok(Some(v)) = Self::sample(&aws, &listener_arn).await {
+                    violations.push(v);
+                }
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (samples, violations)
+        });
+        Self { stop, task }
+    }
+
+    async fn sample(aws: &Aws, listener_arn: &str) -> anyhow::Result<Option<String>> {
+        let out = aws
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await?;
+        let Some(action) = out
+            .listeners()
+            .first()
+            .and_then(|l| l.default_actions().first())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let Some(fc) = action.forward_config() else {
+            return Ok(None);
+        };
+        for t in fc.target_groups() {
+            if t.weight().unwrap_or(1) == 0 {
+                continue;
+            }
+            let arn = t.target_group_arn().unwrap_or_default();
+            let health = aws
+                .elb
+                .describe_target_health()
+                .target_group_arn(arn)
+                .send()
+                .await?;
+            let states: Vec<String> = health
+                .target_health_descriptions()
+                .iter()
+                .map(|d| {
+                    d.target_health()
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if states.is_empty() || states.iter().any(|s| s != "healthy") {
+                return Ok(Some(format!(
+                    "weight {} on {arn} while its targets were {states:?}",
+                    t.weight().unwrap_or(1)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stops; returns the number of samples and the violations seen.
+    pub async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Polls `cond` every 20 ms for up to `limit`; Ok(true) as soon as it holds.
+pub async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> anyhow::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond().await? {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(false)
+}
+
+/// Kills a process group (SIGKILL) when dropped, unless it is already gone: a failing test
+/// never leaves Terraform or a provider running.
+pub struct GroupGuard(pub u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = Harness::kill_group(self.0);
     }
 }

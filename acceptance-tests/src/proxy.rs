@@ -1,11 +1,22 @@
-//! A fault-injecting HTTP proxy between the provider and the local AWS. It forwards every
-//! call, counts calls by action, and by configuration rewrites what AWS says (target health
-//! reported unhealthy), so that tests can make a fleet fail its health checks.
+//! The fault proxy: an HTTP proxy between the provider and the local AWS. It forwards
+//! every call, counts calls by action, keeps a log of what it saw, and by configuration
+//! makes AWS misbehave the ways real AWS does:
+//!
+//! - throttles a share of calls (`Throttling` / EC2's `RequestLimitExceeded`, HTTP 400),
+//! - fails a share with HTTP 500 (`InternalFailure` / EC2's `InternalError`),
+//! - resets a share of connections (the connection closes with no answer),
+//! - adds latency,
+//! - reports targets of chosen target groups (or all) as unhealthy, for a while or for good.
+//!
+//! Faults can apply to every action or only to listed ones. A faulted call never reaches
+//! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
+//! tests as a library and by contributors as the `fault-proxy` binary (see
+//! `docs/contributing/fault-proxy.md`).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -23,12 +34,78 @@ use tokio::net::TcpListener;
 pub struct Faults {
     /// Report every target of every target group as unhealthy.
     pub unhealthy_targets: bool,
+    /// Report the targets of these target groups (by name) as unhealthy, until the instant
+    /// given (None: for good).
+    pub unhealthy_target_groups: Vec<(String, Option<Instant>)>,
+    /// Share of calls answered with a throttling error, 0.0–1.0.
+    pub throttle: f64,
+    /// Share of calls answered with HTTP 500.
+    pub error_5xx: f64,
+    /// Share of connections reset with no answer.
+    pub reset: f64,
+    /// Added to every call before it is forwarded.
+    pub latency: Duration,
+    /// Actions the shares and latency apply to; empty: every action.
+    pub actions: Vec<String>,
+    /// Seed of the random choices (0: from the clock).
+    pub seed: u64,
+}
+
+/// What happened to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Forwarded to the emulator.
+    Forwarded,
+    /// Answered with a throttling error.
+    Throttled,
+    /// Answered with HTTP 500.
+    Failed,
+    /// Connection reset.
+    Reset,
+}
+
+/// One call the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// When.
+    pub at: Instant,
+    /// AWS action.
+    pub action: String,
+    /// The request body (form-encoded for the query protocols).
+    pub body: String,
+    /// What the proxy did.
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     faults: Faults,
+    rng: u64,
     calls: BTreeMap<String, u64>,
+    outcomes: BTreeMap<Outcome, u64>,
+    log: Vec<Seen>,
+}
+
+impl Shared {
+    /// xorshift64*: enough randomness for fault shares, no dependency.
+    fn roll(&mut self) -> f64 {
+        if self.rng == 0 {
+            self.rng = match self.faults.seed {
+                0 => {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(1)
+                        ^ 0x9E37_79B9_7F4A_7C15
+                }
+                s => s,
+            } | 1;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// A running proxy; it stops when dropped.
@@ -58,10 +135,20 @@ fn action_of(headers: &hyper::HeaderMap, body: &[u8]) -> String {
         .to_string()
 }
 
+/// Whether a form-encoded body names the target group `name` (in an ARN).
+pub fn names_target_group(body: &str, name: &str) -> bool {
+    body.contains(&format!("%2F{name}%2F")) || body.contains(&format!("/{name}/"))
+}
+
 impl FaultProxy {
     /// Starts a proxy to `upstream` (e.g. the emulator's URL) on a free loopback port.
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0", upstream).await
+    }
+
+    /// Starts a proxy to `upstream` listening on `listen` (`HOST:PORT`).
+    pub async fn start_on(listen: &str, upstream: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
         let addr: SocketAddr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let client: Client<HttpConnector, Full<Bytes>> =
@@ -81,9 +168,7 @@ impl FaultProxy {
                         let shared = shared.clone();
                         let client = client.clone();
                         let upstream = upstream.clone();
-                        async move {
-                            Ok::<_, Infallible>(forward(req, &upstream, &client, &shared).await)
-                        }
+                        async move { forward(req, &upstream, &client, &shared).await }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -100,21 +185,77 @@ impl FaultProxy {
 
     /// Replaces the faults.
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.lock().unwrap().faults = faults;
+        let mut s = self.shared.lock().unwrap();
+        s.faults = faults;
+        s.rng = 0;
     }
 
-    /// Calls seen so far, by action.
+    /// Calls seen so far, by action (faulted ones included: each is one attempt).
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.lock().unwrap().calls.clone()
     }
+
+    /// Calls by what the proxy did with them.
+    pub fn outcomes(&self) -> BTreeMap<Outcome, u64> {
+        self.shared.lock().unwrap().outcomes.clone()
+    }
+
+    /// Every call seen so far, in order.
+    pub fn log(&self) -> Vec<Seen> {
+        self.shared.lock().unwrap().log.clone()
+    }
+
+    /// Whether a call of `action` whose body contains `needle` has been seen.
+    pub fn saw(&self, action: &str, needle: &str) -> bool {
+        self.shared
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .any(|s| s.action == action && s.body.contains(needle))
+    }
+
+    /// Forgets the counts and the log.
+    pub fn reset_counts(&self) {
+        let mut s = self.shared.lock().unwrap();
+        s.calls.clear();
+        s.outcomes.clear();
+        s.log.clear();
+    }
 }
+
+fn xml_error(status: u16, ec2: bool, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = if ec2 {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>")
+    } else {
+        let kind = if status >= 500 { "Receiver" } else { "Sender" };
+        format!("<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>")
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// A reset: the service fails, and hyper closes the connection without an answer.
+#[derive(Debug)]
+struct ConnectionReset;
+
+impl std::fmt::Display for ConnectionReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fault proxy: connection reset")
+    }
+}
+
+impl std::error::Error for ConnectionReset {}
 
 async fn forward(
     req: Request<Incoming>,
     upstream: &str,
     client: &Client<HttpConnector, Full<Bytes>>,
     shared: &Arc<Mutex<Shared>>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, ConnectionReset> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -122,11 +263,65 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let action = action_of(&parts.headers, &body);
-    let faults = {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let ec2 = text.contains("Version=2016-11-15");
+    let (faults, outcome) = {
         let mut s = shared.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
-        s.faults.clone()
+        let faults = s.faults.clone();
+        let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
+        let outcome = if !applies {
+            Outcome::Forwarded
+        } else {
+            let r = s.roll();
+            if r < faults.throttle {
+                Outcome::Throttled
+            } else if r < faults.throttle + faults.error_5xx {
+                Outcome::Failed
+            } else if r < faults.throttle + faults.error_5xx + faults.reset {
+                Outcome::Reset
+            } else {
+                Outcome::Forwarded
+            }
+        };
+        *s.outcomes.entry(outcome).or_default() += 1;
+        s.log.push(Seen {
+            at: Instant::now(),
+            action: action.clone(),
+            body: text.clone(),
+            outcome,
+        });
+        (faults, outcome)
     };
+    let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
+    if applies && !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    match outcome {
+        Outcome::Throttled => {
+            let code = if ec2 {
+                "RequestLimitExceeded"
+            } else {
+                "Throttling"
+            };
+            return Ok(xml_error(400, ec2, code, "Rate exceeded (fault proxy)"));
+        }
+        Outcome::Failed => {
+            let code = if ec2 {
+                "InternalError"
+            } else {
+                "InternalFailure"
+            };
+            return Ok(xml_error(
+                500,
+                ec2,
+                code,
+                "An internal error occurred (fault proxy)",
+            ));
+        }
+        Outcome::Reset => return Err(ConnectionReset),
+        Outcome::Forwarded => {}
+    }
     let uri = format!(
         "{upstream}{}",
         parts
@@ -145,10 +340,10 @@ async fn forward(
     let resp = match client.request(out).await {
         Ok(r) => r,
         Err(e) => {
-            return Response::builder()
+            return Ok(Response::builder()
                 .status(502)
                 .body(Full::new(Bytes::from(format!("proxy: {e}"))))
-                .unwrap()
+                .unwrap())
         }
     };
     let (mut rparts, rbody) = resp.into_parts();
@@ -157,7 +352,13 @@ async fn forward(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    if faults.unhealthy_targets && action == "DescribeTargetHealth" {
+    let now = Instant::now();
+    let unhealthy = action == "DescribeTargetHealth"
+        && (faults.unhealthy_targets
+            || faults.unhealthy_target_groups.iter().any(|(name, until)| {
+                names_target_group(&text, name) && until.is_none_or(|u| now < u)
+            }));
+    if unhealthy {
         let text = String::from_utf8_lossy(&rbody).replace(
             "<State>healthy</State>",
             "<State>unhealthy</State><Reason>Target.FailedHealthChecks</Reason>",
@@ -166,5 +367,5 @@ async fn forward(
     }
     rparts.headers.remove("content-length");
     rparts.headers.remove("transfer-encoding");
-    Response::from_parts(rparts, Full::new(rbody))
+    Ok(Response::from_parts(rparts, Full::new(rbody)))
 }

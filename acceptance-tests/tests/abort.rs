@@ -10,6 +10,7 @@ async fn unhealthy_first_release_fails_with_figures_and_leaves_nothing() -> anyh
     let proxy = FaultProxy::start(&h.emulator.url).await?;
     proxy.set_faults(Faults {
         unhealthy_targets: true,
+        ..Default::default()
     });
     h.write(&h.release_hcl(&ReleaseOpts {
         endpoint: Some(proxy.url.clone()),
@@ -66,6 +67,7 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
 
     proxy.set_faults(Faults {
         unhealthy_targets: true,
+        ..Default::default()
     });
     let image_b = h.fx.image_b.clone();
     // A watcher samples the listener through the whole failed release.

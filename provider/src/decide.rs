@@ -220,6 +220,59 @@ pub fn classify(
     }
 }
 
+/// Why the serving fleet cannot be trusted to serve as it is (empty when it can): its
+/// group or target group was deleted outside Terraform, the group was switched to another
+/// launch template, or it runs instances not launched from the fleet's own launch template
+/// version. Each is repaired by a replacement fleet, never in place.
+pub fn serving_faults(
+    fleet: &str,
+    launch_template: (&str, i64),
+    group: Option<&GroupStatus>,
+    target_group_exists: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let want = (launch_template.0.to_string(), launch_template.1.to_string());
+    match group {
+        None => out.push(format!(
+            "the Auto Scaling group of serving fleet {fleet} was deleted outside Terraform"
+        )),
+        Some(g) if g.deleting => out.push(format!(
+            "the Auto Scaling group of serving fleet {fleet} is being deleted outside Terraform"
+        )),
+        Some(g) => {
+            if let Some(lt) = &g.launch_template {
+                if lt != &want {
+                    out.push(format!(
+                        "the Auto Scaling group of serving fleet {fleet} was switched to launch template {} version {} outside Terraform (the fleet's is {} version {})",
+                        lt.0, lt.1, want.0, want.1
+                    ));
+                }
+            }
+            let strays: Vec<&str> = g
+                .instances
+                .iter()
+                .filter(|i| i.launch_template.as_ref() != Some(&want))
+                .map(|i| i.id.as_str())
+                .collect();
+            if !strays.is_empty() {
+                out.push(format!(
+                    "{} instance(s) of serving fleet {fleet} were not launched from its launch template {} version {}: {}",
+                    strays.len(),
+                    want.0,
+                    want.1,
+                    strays.join(", ")
+                ));
+            }
+        }
+    }
+    if !target_group_exists {
+        out.push(format!(
+            "the target group of serving fleet {fleet} was deleted outside Terraform"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +293,7 @@ mod tests {
                     id: id.to_string(),
                     lifecycle_state: lc.to_string(),
                     health_status: h.to_string(),
+                    launch_template: Some(("lt-1".into(), "1".into())),
                 })
                 .collect(),
             tags: Default::default(),
@@ -441,6 +495,41 @@ mod tests {
         assert_eq!(
             classify("c", "c", &retained, false, true),
             PlanKind::Settings
+        );
+    }
+
+    #[test]
+    fn serving_faults_table() {
+        let healthy = group(2, &[("i-1", "InService", "Healthy")]);
+        let mut g = healthy.clone();
+        g.launch_template = Some(("lt-1".into(), "1".into()));
+        assert!(serving_faults("web-r1", ("lt-1", 1), Some(&g), true).is_empty());
+        // Deleted group, deleted target group.
+        let f = serving_faults("web-r1", ("lt-1", 1), None, false);
+        assert_eq!(f.len(), 2);
+        assert!(f[0].contains("Auto Scaling group of serving fleet web-r1 was deleted"));
+        assert!(f[1].contains("target group of serving fleet web-r1 was deleted"));
+        // The group switched to version 2, an instance launched from it.
+        let mut switched = g.clone();
+        switched.launch_template = Some(("lt-1".into(), "2".into()));
+        switched.instances[0].launch_template = Some(("lt-1".into(), "2".into()));
+        let f = serving_faults("web-r1", ("lt-1", 1), Some(&switched), true);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].contains("switched to launch template lt-1 version 2"));
+        assert!(f[1].contains("1 instance(s) of serving fleet web-r1 were not launched"));
+        assert!(f[1].contains("i-1"));
+        // An instance attached by hand has no launch template at all.
+        let mut attached = g.clone();
+        attached.instances[0].launch_template = None;
+        assert!(
+            serving_faults("web-r1", ("lt-1", 1), Some(&attached), true)[0]
+                .contains("not launched from its launch template")
+        );
+        let mut deleting = g;
+        deleting.deleting = true;
+        assert!(
+            serving_faults("web-r1", ("lt-1", 1), Some(&deleting), true)[0]
+                .contains("being deleted")
         );
     }
 }

@@ -15,6 +15,7 @@ use crate::duration::format as fmt_duration;
 use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
 use crate::log;
 use crate::spec::{Capacity, ReleaseSpec};
+use crate::stop::Stop;
 
 /// Tag: the release name that owns an object.
 pub const TAG_RELEASE_NAME: &str = "immutable:release-name";
@@ -60,6 +61,8 @@ pub struct Observed {
     pub listener: Option<ListenerAction>,
     /// The live groups of the ledger's fleets.
     pub groups: Vec<GroupStatus>,
+    /// Why the serving fleet cannot serve as it is (see [`decide::serving_faults`]).
+    pub serving_faults: Vec<String>,
 }
 
 impl Observed {
@@ -86,6 +89,36 @@ impl Observed {
         }
         out
     }
+
+    /// Everything the next apply has to put right besides listener weights and capacity
+    /// (which the plan shows as attribute changes): a broken serving fleet, a fleet left
+    /// half-made, retained fleets beyond `retain_fleets`.
+    pub fn drift(&self, retain_fleets: Option<i64>) -> Vec<String> {
+        let mut out = self.serving_faults.clone();
+        for f in self
+            .ledger
+            .fleets
+            .iter()
+            .filter(|f| f.role == Role::Launching)
+        {
+            out.push(match &f.stopped {
+                Some(at) => format!("release {} was {at}", f.fleet_name),
+                None => format!(
+                    "fleet {} was left half-made by an interrupted apply (or another apply is releasing it right now)",
+                    f.fleet_name
+                ),
+            });
+        }
+        if let Some(keep) = retain_fleets {
+            let retained = self.ledger.retained().len();
+            if retained > keep.max(0) as usize {
+                out.push(format!(
+                    "{retained} retained fleet(s), more than retain_fleets = {keep}"
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Runs operations against a cloud.
@@ -93,6 +126,7 @@ impl Observed {
 pub struct Engine {
     cloud: Cloud,
     poll_ceiling: Duration,
+    stop: Stop,
 }
 
 fn now_rfc3339() -> String {
@@ -139,7 +173,15 @@ impl Engine {
         Self {
             cloud,
             poll_ceiling,
+            stop: Stop::new(),
         }
+    }
+
+    /// The same engine, stopping when `stop` is requested (the provider passes
+    /// [`crate::stop::global`]).
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The cloud this engine acts on.
@@ -155,11 +197,83 @@ impl Engine {
         let listener = self.cloud.traffic.read(&ledger.listener_arn).await?;
         let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
+        let serving_faults = self.serving_faults(&ledger, &groups).await?;
         Ok(Some(Observed {
             ledger,
             listener,
             groups,
+            serving_faults,
         }))
+    }
+
+    /// Why the serving fleet of `ledger` cannot serve as it is; `groups` holds the groups
+    /// already described (the serving one is looked up if missing from it).
+    async fn serving_faults(
+        &self,
+        ledger: &Ledger,
+        groups: &[GroupStatus],
+    ) -> EngineResult<Vec<String>> {
+        let Some(active) = ledger.active() else {
+            return Ok(Vec::new());
+        };
+        let group = match groups.iter().find(|g| g.name == active.fleet_name) {
+            Some(g) => Some(g.clone()),
+            None => self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&active.fleet_name))
+                .await?
+                .into_iter()
+                .next(),
+        };
+        let tg_exists = self
+            .cloud
+            .fleets
+            .find_target_group(&active.fleet_name)
+            .await?
+            .is_some_and(|t| t.arn == active.target_group_arn);
+        Ok(decide::serving_faults(
+            &active.fleet_name,
+            (&active.launch_template_id, active.launch_template_version),
+            group.as_ref(),
+            tg_exists,
+        ))
+    }
+
+    /// Puts right what a read reported besides weights and capacity: a broken serving fleet
+    /// is replaced by a new fleet of the same arguments (all traffic at once once healthy,
+    /// the broken one deleted); a half-made fleet that matches the arguments is finished,
+    /// others are removed.
+    pub async fn repair(
+        &self,
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        limit: Duration,
+    ) -> EngineResult<()> {
+        let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? else {
+            return Ok(());
+        };
+        let faults = self.serving_faults(&ledger, &[]).await?;
+        if !faults.is_empty() {
+            log::warn(format!(
+                "release {}: replacing the serving fleet: {}",
+                spec.name,
+                faults.join("; ")
+            ));
+            self.release_replacing(spec, explicit_desired, limit, Some(faults.join("; ")))
+                .await?;
+            return Ok(());
+        }
+        let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
+        if launching
+            .clone()
+            .any(|f| f.fingerprint == spec.fleet.fingerprint())
+        {
+            self.release(spec, explicit_desired, limit).await?;
+        } else if launching.count() > 0 {
+            self.settle_leftovers(spec, &mut ledger).await?;
+        }
+        Ok(())
     }
 
     fn owned_tags(
@@ -225,7 +339,10 @@ impl Engine {
     async fn pause(&self, previous: Option<Duration>, deadline: Instant) -> Duration {
         let left = deadline.saturating_duration_since(Instant::now());
         let d = decide::next_poll(previous, self.poll_ceiling, left);
-        tokio::time::sleep(d).await;
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.stop.wait() => {}
+        }
         d
     }
 
@@ -266,6 +383,9 @@ impl Engine {
         let mut interval = None;
         let mut bad_polls = 0;
         loop {
+            if let Some(why) = self.stop.requested() {
+                return Ok(Err(format!("stopped waiting for health: {why}")));
+            }
             let gate = match self.gate(fleet, min_pct).await {
                 Ok(g) => {
                     bad_polls = 0;
@@ -354,6 +474,9 @@ impl Engine {
         let mut interval = None;
         let mut bad_polls = 0;
         loop {
+            if let Some(why) = self.stop.requested() {
+                return Ok(Err(format!("stopped during {what}: {why}")));
+            }
             let observed = async {
                 let gate = self.gate(fleet, spec.health.min_healthy_percentage).await?;
                 let firing = if alarms.is_empty() {
@@ -475,13 +598,27 @@ impl Engine {
         explicit_desired: bool,
         limit: Duration,
     ) -> EngineResult<Ledger> {
+        self.release_replacing(spec, explicit_desired, limit, None)
+            .await
+    }
+
+    /// A release; with `broken` (why the serving fleet cannot serve: its group or target
+    /// group deleted, instances not from its launch template), the new fleet takes all
+    /// traffic at once and the broken fleet is deleted instead of retained.
+    async fn release_replacing(
+        &self,
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        limit: Duration,
+        broken: Option<String>,
+    ) -> EngineResult<Ledger> {
         let started = Instant::now();
         let mut ledger = match self.cloud.ledger.load(&spec.name).await? {
             Some(l) => l,
             None => Ledger::new(&spec.name, &spec.listener_arn),
         };
         ledger.listener_arn = spec.listener_arn.clone();
-        self.remove_uncommitted(spec, &mut ledger).await?;
+        let resumed = self.settle_leftovers(spec, &mut ledger).await?;
         let previous_action = self
             .cloud
             .traffic
@@ -498,15 +635,9 @@ impl Engine {
             .iter()
             .find(|f| f.fingerprint == spec.fleet.fingerprint())
             .map(|f| f.release);
-        if let Some(release) = retained_fp {
+        if let (Some(release), None, None) = (retained_fp, &resumed, &broken) {
             return self.rollback(spec, ledger, release, limit).await;
         }
-
-        let release = ledger.next_release;
-        let name = fleet_name(&spec.name, release);
-        self.check_free(spec, &name).await?;
-        // A leftover of an interrupted attempt with the same number is ours: clear it.
-        self.delete_fleet(&name, None).await?;
 
         let serving = ledger.active().cloned();
         let serving_group = match &serving {
@@ -521,68 +652,74 @@ impl Engine {
         };
         let capacity = Self::new_capacity(spec, explicit_desired, serving_group.as_ref());
         let started_at = now_rfc3339();
-        log::info(format!(
-            "release {name}: launching {} × {} from {}",
-            capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
-        ));
-
-        ledger.next_release = release + 1;
-        let mut record = FleetRecord {
-            release,
-            fleet_name: name.clone(),
-            launch_template_id: String::new(),
-            launch_template_version: 0,
-            target_group_arn: String::new(),
-            image_id: spec.fleet.image_id.clone(),
-            fingerprint: spec.fleet.fingerprint(),
-            role: Role::Launching,
-            last_served: release,
-            health_rule_arn: None,
+        let (release, name, mut record, prepared) = match resumed {
+            Some(mut record) => {
+                record.stopped = None;
+                let name = record.fleet_name.clone();
+                log::info(format!(
+                    "release {name}: finishing the release an interrupted apply left half-made"
+                ));
+                let prepared: EngineResult<()> = async {
+                    let group = self
+                        .cloud
+                        .fleets
+                        .describe_groups(std::slice::from_ref(&name))
+                        .await?;
+                    if group.first().map(|g| g.capacity) != Some(capacity) {
+                        self.cloud.fleets.set_capacity(&name, capacity).await?;
+                    }
+                    // The health-check rule may or may not have survived: start afresh.
+                    self.detach_health_rule(&mut record).await?;
+                    self.attach_for_health_checks(spec, &previous_action, &mut record)
+                        .await?;
+                    self.tag_phase(&name, "launching").await;
+                    Ok(())
+                }
+                .await;
+                (record.release, name, record, prepared)
+            }
+            None => {
+                let release = ledger.next_release;
+                let name = fleet_name(&spec.name, release);
+                self.check_free(spec, &name).await?;
+                // A leftover of an interrupted attempt with the same number is ours: clear it.
+                self.delete_fleet(&name, None).await?;
+                log::info(format!(
+                    "release {name}: launching {} × {} from {}",
+                    capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
+                ));
+                ledger.next_release = release + 1;
+                let mut record = FleetRecord {
+                    release,
+                    fleet_name: name.clone(),
+                    launch_template_id: String::new(),
+                    launch_template_version: 0,
+                    target_group_arn: String::new(),
+                    image_id: spec.fleet.image_id.clone(),
+                    fingerprint: spec.fleet.fingerprint(),
+                    role: Role::Launching,
+                    last_served: release,
+                    health_rule_arn: None,
+                    stopped: None,
+                };
+                ledger.fleets.push(record.clone());
+                self.cloud
+                    .ledger
+                    .save(&ledger, &Self::ledger_tags(spec))
+                    .await?;
+                let prepared = self
+                    .create_fleet(
+                        spec,
+                        &name,
+                        release,
+                        capacity,
+                        &previous_action,
+                        &mut record,
+                    )
+                    .await;
+                (release, name, record, prepared)
+            }
         };
-        ledger.fleets.push(record.clone());
-        self.cloud
-            .ledger
-            .save(&ledger, &Self::ledger_tags(spec))
-            .await?;
-
-        let mut instance_tags = spec.tags.clone();
-        instance_tags.extend(spec.fleet.instance_tags.clone());
-        instance_tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
-        instance_tags.insert(TAG_RELEASE.into(), release.to_string());
-        // Everything up to the health gate; any failure aborts through one path.
-        let prepared: EngineResult<()> = async {
-            let tags = self.owned_tags(spec, release, "launching");
-            let (lt_id, lt_version) = self
-                .cloud
-                .fleets
-                .create_launch_template(&name, &spec.fleet, &tags, &instance_tags)
-                .await?;
-            record.launch_template_id = lt_id.clone();
-            record.launch_template_version = lt_version;
-            record.target_group_arn = self
-                .cloud
-                .fleets
-                .create_target_group(&name, &spec.vpc_id, &spec.fleet.target_group, &tags)
-                .await?;
-            self.cloud
-                .fleets
-                .create_group(&GroupRequest {
-                    name: name.clone(),
-                    launch_template: (lt_id, lt_version),
-                    target_group_arn: record.target_group_arn.clone(),
-                    subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
-                    capacity,
-                    grace_period: spec.health.grace_period,
-                    tags,
-                })
-                .await?;
-            // An ALB only health-checks target groups it routes to: the new target group
-            // joins the listener's forward action at weight 0 or, when the listener does not
-            // forward (a first release), a listener rule that no request matches.
-            self.attach_for_health_checks(spec, &previous_action, &mut record)
-                .await
-        }
-        .await;
         if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
             *f = record.clone();
         }
@@ -597,7 +734,7 @@ impl Engine {
         };
         if let Err(e) = prepared {
             return Err(self
-                .abort(
+                .fail(
                     spec,
                     ledger,
                     &record,
@@ -617,7 +754,7 @@ impl Engine {
             .await;
         if let Err(reason) = reason_of(healthy) {
             return Err(self
-                .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                .fail(spec, ledger, &record, &previous_action, &started_at, reason)
                 .await);
         }
 
@@ -626,9 +763,18 @@ impl Engine {
             .iter()
             .map(|f| f.target_group_arn.clone())
             .collect();
-        let serving_arn = serving.as_ref().map(|s| s.target_group_arn.clone());
+        // A broken serving fleet leaves the listener with the first weight change.
+        let serving_arn = serving
+            .as_ref()
+            .filter(|_| broken.is_none())
+            .map(|s| s.target_group_arn.clone());
+        let strategy = if broken.is_some() {
+            crate::spec::Strategy::BlueGreen
+        } else {
+            spec.strategy
+        };
         let steps = decide::traffic_steps(
-            spec.strategy,
+            strategy,
             &spec.canary_steps,
             spec.bake_time,
             serving.is_none(),
@@ -699,7 +845,7 @@ impl Engine {
             };
             if let Err(reason) = reason_of(result) {
                 return Err(self
-                    .abort(spec, ledger, &record, &previous_action, &started_at, reason)
+                    .fail(spec, ledger, &record, &previous_action, &started_at, reason)
                     .await);
             }
         }
@@ -760,8 +906,21 @@ impl Engine {
                 &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
             )
             .await;
-        if let Some(s) = &serving {
-            self.start_rollback_window(spec, &s.fleet_name).await;
+        match (&serving, &broken) {
+            (Some(s), Some(why)) => {
+                log::warn(format!(
+                    "release {name}: deleting {}, which could not serve: {why}",
+                    s.fleet_name
+                ));
+                if let Some(rule) = &s.health_rule_arn {
+                    self.cloud.traffic.delete_rule(rule).await?;
+                }
+                self.delete_fleet(&s.fleet_name, None).await?;
+                ledger.fleets.retain(|x| x.release != s.release);
+                ledger.retire_fleet(&s.fleet_name, &format!("fleet deleted: {why}"));
+            }
+            (Some(s), None) => self.start_rollback_window(spec, &s.fleet_name).await,
+            _ => {}
         }
         self.retire(spec, &mut ledger).await?;
         log::info(format!(
@@ -771,14 +930,76 @@ impl Engine {
         Ok(ledger)
     }
 
-    /// A fleet still `launching` in the ledger was left by an interrupted apply and never
-    /// committed: traffic goes back to the serving split (verified), then the fleet and its
-    /// health-check rule are removed and the attempt is recorded as aborted.
-    async fn remove_uncommitted(
+    /// Creates the new fleet's launch template, target group and group, and attaches the
+    /// target group so the load balancer health-checks it.
+    async fn create_fleet(
+        &self,
+        spec: &ReleaseSpec,
+        name: &str,
+        release: u64,
+        capacity: Capacity,
+        previous_action: &ListenerAction,
+        record: &mut FleetRecord,
+    ) -> EngineResult<()> {
+        let mut instance_tags = spec.tags.clone();
+        instance_tags.extend(spec.fleet.instance_tags.clone());
+        instance_tags.insert(TAG_RELEASE_NAME.into(), spec.name.clone());
+        instance_tags.insert(TAG_RELEASE.into(), release.to_string());
+        let tags = self.owned_tags(spec, release, "launching");
+        let (lt_id, lt_version) = self
+            .cloud
+            .fleets
+            .create_launch_template(name, &spec.fleet, &tags, &instance_tags)
+            .await?;
+        record.launch_template_id = lt_id.clone();
+        record.launch_template_version = lt_version;
+        record.target_group_arn = self
+            .cloud
+            .fleets
+            .create_target_group(name, &spec.vpc_id, &spec.fleet.target_group, &tags)
+            .await?;
+        self.cloud
+            .fleets
+            .create_group(&GroupRequest {
+                name: name.to_string(),
+                launch_template: (lt_id, lt_version),
+                target_group_arn: record.target_group_arn.clone(),
+                subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
+                capacity,
+                grace_period: spec.health.grace_period,
+                tags,
+            })
+            .await?;
+        // An ALB only health-checks target groups it routes to: the new target group
+        // joins the listener's forward action at weight 0 or, when the listener does not
+        // forward (a first release), a listener rule that no request matches.
+        self.attach_for_health_checks(spec, previous_action, record)
+            .await
+    }
+
+    /// Sets a group's phase tag; best effort (the ledger is the record, the tag a courtesy
+    /// for people looking at the console).
+    async fn tag_phase(&self, name: &str, phase: &str) {
+        let _ = self
+            .cloud
+            .fleets
+            .tag_group(
+                name,
+                &BTreeMap::from([(TAG_PHASE.to_string(), phase.to_string())]),
+            )
+            .await;
+    }
+
+    /// Fleets still `launching` in the ledger were left by an interrupted or stopped apply
+    /// and never committed. Traffic goes back to the serving split first (verified). The
+    /// newest one whose fleet-shaping arguments match `spec` and whose objects all still
+    /// exist is kept, to be finished (returned; its target group stays in the listener at
+    /// weight 0); the others are removed and recorded as aborted.
+    async fn settle_leftovers(
         &self,
         spec: &ReleaseSpec,
         ledger: &mut Ledger,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<Option<FleetRecord>> {
         let leftovers: Vec<FleetRecord> = ledger
             .fleets
             .iter()
@@ -786,16 +1007,51 @@ impl Engine {
             .cloned()
             .collect();
         if leftovers.is_empty() {
-            return Ok(());
+            return Ok(None);
+        }
+        let mut resumed = None;
+        for f in leftovers.iter().rev() {
+            if f.fingerprint != spec.fleet.fingerprint()
+                || f.launch_template_id.is_empty()
+                || f.target_group_arn.is_empty()
+            {
+                continue;
+            }
+            let group = self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&f.fleet_name))
+                .await?;
+            let group_ok = group.first().is_some_and(|g| {
+                !g.deleting
+                    && g.tags.get(TAG_RELEASE_NAME) == Some(&spec.name)
+                    && g.launch_template
+                        == Some((
+                            f.launch_template_id.clone(),
+                            f.launch_template_version.to_string(),
+                        ))
+            });
+            let tg_ok = group_ok
+                && self
+                    .cloud
+                    .fleets
+                    .find_target_group(&f.fleet_name)
+                    .await?
+                    .is_some_and(|t| t.arn == f.target_group_arn);
+            if tg_ok {
+                resumed = Some(f.clone());
+                break;
+            }
         }
         match ledger.active() {
             Some(active) => {
-                let retained: Vec<String> = ledger
+                let mut idle: Vec<String> = ledger
                     .retained()
                     .iter()
                     .map(|f| f.target_group_arn.clone())
                     .collect();
-                let split = decide::split(&active.target_group_arn, 100, None, &retained);
+                idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
+                let split = decide::split(&active.target_group_arn, 100, None, &idle);
                 self.set_traffic(&spec.listener_arn, &split).await?;
             }
             None => {
@@ -811,7 +1067,8 @@ impl Engine {
                 }
             }
         }
-        for f in leftovers {
+        let keep = resumed.as_ref().map(|r| r.release);
+        for f in leftovers.into_iter().filter(|f| Some(f.release) != keep) {
             log::warn(format!(
                 "release {}: removing {}, left half-made by an interrupted apply",
                 spec.name, f.fleet_name
@@ -827,6 +1084,10 @@ impl Engine {
             )
             .await?;
             ledger.fleets.retain(|x| x.release != f.release);
+            let reason = match &f.stopped {
+                Some(at) => format!("{at}; removed by the next apply"),
+                None => "interrupted apply; removed by the next apply".to_string(),
+            };
             ledger.push_history(
                 HistoryEntry {
                     release: f.release,
@@ -835,7 +1096,7 @@ impl Engine {
                     status: Status::Aborted,
                     started_at: now_rfc3339(),
                     finished_at: Some(now_rfc3339()),
-                    reason: Some("interrupted apply; removed by the next apply".into()),
+                    reason: Some(crate::ledger::shorten(&reason)),
                 },
                 spec.history_limit as usize,
             );
@@ -844,7 +1105,106 @@ impl Engine {
             .ledger
             .save(ledger, &Self::ledger_tags(spec))
             .await?;
-        Ok(())
+        Ok(resumed)
+    }
+
+    /// Ends a release that did not finish: stopped (Ctrl-C, SIGINT, SIGTERM) → [`Self::halt`],
+    /// anything else → [`Self::abort`].
+    async fn fail(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: Ledger,
+        record: &FleetRecord,
+        previous: &ListenerAction,
+        started_at: &str,
+        reason: String,
+    ) -> EngineError {
+        match self.stop.requested() {
+            Some(why) => {
+                self.halt(spec, ledger, record, previous, &why, &reason)
+                    .await
+            }
+            None => {
+                self.abort(spec, ledger, record, previous, started_at, reason)
+                    .await
+            }
+        }
+    }
+
+    /// A graceful stop: traffic back on the split that served before the release (verified),
+    /// the new fleet kept out of traffic and recorded as stopped, so that the next apply
+    /// finishes it (same arguments) or removes it. Nothing slow: no deletion waits.
+    async fn halt(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        record: &FleetRecord,
+        previous: &ListenerAction,
+        why: &str,
+        during: &str,
+    ) -> EngineError {
+        log::warn(format!("release {}: stopping: {why}", record.fleet_name));
+        let restored = self.restore_action(spec, previous).await;
+        let at = format!(
+            "{} at {}",
+            during.split(':').next().unwrap_or(during),
+            now_rfc3339()
+        );
+        if let Some(f) = ledger
+            .fleets
+            .iter_mut()
+            .find(|f| f.release == record.release)
+        {
+            *f = record.clone();
+            f.stopped = Some(at.clone());
+        }
+        let saved = self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await;
+        self.tag_phase(&record.fleet_name, "stopped").await;
+        let mut traffic = match (ledger.active(), &restored) {
+            (Some(a), Ok(())) => format!(
+                "Traffic is back on release {} ({}).",
+                current_release(&ledger).unwrap_or(a.release),
+                a.fleet_name
+            ),
+            (None, Ok(())) => "The listener's default action is back as it was.".to_string(),
+            (_, Err(e)) => format!("Putting the listener back failed: {e}."),
+        };
+        traffic.push_str(&format!(
+            " Fleet {} was kept out of traffic: the next apply finishes this release if the configuration still asks for it, or removes it.",
+            record.fleet_name
+        ));
+        if let Err(e) = saved {
+            traffic.push_str(&format!(" Recording the stop failed: {e}."));
+        }
+        EngineError::Aborted {
+            summary: format!("release {} stopped", record.fleet_name),
+            reason: format!("{why}, {at}"),
+            traffic,
+        }
+    }
+
+    /// Puts the listener's default action back to `previous` (weights verified).
+    async fn restore_action(
+        &self,
+        spec: &ReleaseSpec,
+        previous: &ListenerAction,
+    ) -> EngineResult<()> {
+        match previous {
+            ListenerAction::Forward(w) => self.set_traffic(&spec.listener_arn, w).await,
+            ListenerAction::Fixed(code) => {
+                let code = code.parse().unwrap_or(503);
+                self.cloud
+                    .traffic
+                    .fixed_response(&spec.listener_arn, code)
+                    .await
+                    .map_err(EngineError::from)
+            }
+            ListenerAction::Other(_) => Ok(()),
+        }
     }
 
     async fn attach_for_health_checks(
@@ -1119,18 +1479,7 @@ impl Engine {
     ) -> EngineError {
         log::warn(format!("release {}: aborting: {reason}", record.fleet_name));
         let mut problems = Vec::new();
-        let restore = match previous {
-            ListenerAction::Forward(w) => self.set_traffic(&spec.listener_arn, w).await,
-            ListenerAction::Fixed(code) => {
-                let code = code.parse().unwrap_or(503);
-                self.cloud
-                    .traffic
-                    .fixed_response(&spec.listener_arn, code)
-                    .await
-                    .map_err(EngineError::from)
-            }
-            ListenerAction::Other(_) => Ok(()),
-        };
+        let restore = self.restore_action(spec, previous).await;
         if let Err(e) = restore {
             problems.push(format!("restoring the listener failed: {e}"));
         }

@@ -72,6 +72,10 @@ pub struct FleetRecord {
     /// ALB health-checks it while the listener's default action does not forward to it.
     #[serde(default)]
     pub health_rule_arn: Option<String>,
+    /// Where a gracefully stopped release stopped (e.g. "stopped during canary pause at
+    /// 10 % at 2026-11-27T12:00:00Z"); the next apply finishes or removes the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// One line of history.

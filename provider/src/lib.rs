@@ -14,14 +14,18 @@
 //! - [`spec`], [`ledger`], [`duration`] — the domain types: what the user asked for, what
 //!   a release records about itself in AWS, Go-style durations.
 //! - [`log`] — hclog-JSON lines on stderr for `TF_LOG`.
+//! - [`lease`] — one apply at a time per release: a lease held in AWS, with an expiry.
+//! - [`stop`] — graceful stop: `StopProvider`, SIGINT and SIGTERM reach operations in flight.
 
 pub mod cloud;
 pub mod decide;
 pub mod duration;
 pub mod engine;
+pub mod lease;
 pub mod ledger;
 pub mod log;
 pub mod spec;
+pub mod stop;
 pub mod terraform;
 
 /// Process start-up hygiene, to be called first thing in `main`, before any thread exists:

@@ -48,6 +48,11 @@ pub struct AwsCloud {
 /// The name of the scheduled action that ends a retained fleet's rollback window.
 pub const ROLLBACK_WINDOW_ACTION: &str = "immutable-rollback-window-end";
 
+/// The launch template that holds a release's lease: `<name>-lease`.
+fn lease_template_name(release_name: &str) -> String {
+    format!("{release_name}-lease")
+}
+
 /// The ledger's launch template name: `<name>-ledger`. Fleets are `<name>-r<N>`, so the two
 /// never collide, whatever the names.
 pub fn ledger_template_name(release_name: &str) -> String {
@@ -73,6 +78,15 @@ impl AwsCloud {
                 .with_max_attempts(settings.max_retries.max(1))
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(20)),
+        );
+        // A call that hangs is abandoned and retried like any transient error: no wait is
+        // ever stuck on one dead connection.
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(30))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
         );
         let sdk = loader.load().await;
         if sdk.region().is_none() {
@@ -169,6 +183,12 @@ fn group_status(g: &asg::types::AutoScalingGroup) -> GroupStatus {
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_default(),
                 health_status: i.health_status().unwrap_or_default().to_string(),
+                launch_template: i.launch_template().map(|lt| {
+                    (
+                        lt.launch_template_id().unwrap_or_default().to_string(),
+                        lt.version().unwrap_or_default().to_string(),
+                    )
+                }),
             })
             .collect(),
         tags: g
@@ -956,6 +976,71 @@ impl LedgerStore for AwsCloud {
 
     async fn delete(&self, release_name: &str) -> CloudResult<()> {
         self.delete_launch_template(&ledger_template_name(release_name))
+            .await
+    }
+
+    async fn create_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<bool> {
+        let name = lease_template_name(release_name);
+        let data = ec2::types::RequestLaunchTemplateData::builder()
+            .user_data(base64::engine::general_purpose::STANDARD.encode("lease"))
+            .build();
+        // Launch template names are unique in a region: creating one is an atomic test-and-set.
+        match self
+            .ec2
+            .create_launch_template()
+            .launch_template_name(&name)
+            .version_description("immutable_release lease: not for launching")
+            .launch_template_data(data)
+            .tag_specifications(
+                ec2::types::TagSpecification::builder()
+                    .resource_type(ec2::types::ResourceType::LaunchTemplate)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code().is_some_and(|c| c.contains("AlreadyExists")) => Ok(false),
+            Err(e) => Err(err(format!("taking the release lease ({name})"))(e)),
+        }
+    }
+
+    async fn read_lease(
+        &self,
+        release_name: &str,
+    ) -> CloudResult<Option<BTreeMap<String, String>>> {
+        Ok(self
+            .find_launch_template(&lease_template_name(release_name))
+            .await?
+            .map(|(_, tags)| tags))
+    }
+
+    async fn renew_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        let name = lease_template_name(release_name);
+        let Some((id, _)) = self.find_launch_template(&name).await? else {
+            return Ok(());
+        };
+        self.ec2
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(ec2_tags(tags)))
+            .send()
+            .await
+            .map_err(err(format!("renewing the release lease ({name})")))?;
+        Ok(())
+    }
+
+    async fn delete_lease(&self, release_name: &str) -> CloudResult<()> {
+        self.delete_launch_template(&lease_template_name(release_name))
             .await
     }
 }

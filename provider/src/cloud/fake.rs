@@ -45,6 +45,7 @@ struct State {
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
     rules: BTreeMap<String, String>,
+    leases: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The fake cloud.
@@ -122,6 +123,16 @@ impl FakeCloud {
     /// Names of the groups that exist.
     pub fn group_names(&self) -> Vec<String> {
         self.state.lock().unwrap().groups.keys().cloned().collect()
+    }
+
+    /// Deletes a group as someone in the console would (no call counted).
+    pub fn delete_group_outside(&self, name: &str) {
+        self.state.lock().unwrap().groups.remove(name);
+    }
+
+    /// The stored ledger of a release.
+    pub fn ledger(&self, name: &str) -> Option<Ledger> {
+        self.state.lock().unwrap().ledgers.get(name).cloned()
     }
 
     /// Names of the target groups that exist.
@@ -220,12 +231,14 @@ impl FakeCloud {
 fn launch(s: &mut State, group: &str, desired: i64) {
     let Some(g) = s.groups.get(group) else { return };
     let mut instances = g.instances.clone();
+    let template = g.launch_template.clone();
     while (instances.len() as i64) < desired {
         s.next_id += 1;
         instances.push(InstanceStatus {
             id: format!("i-{:08x}", s.next_id),
             lifecycle_state: "InService".into(),
             health_status: "Healthy".into(),
+            launch_template: template.clone(),
         });
     }
     instances.truncate(desired.max(0) as usize);
@@ -538,6 +551,45 @@ impl LedgerStore for FakeCloud {
     async fn delete(&self, release_name: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteLedger")?;
         s.ledgers.remove(release_name);
+        Ok(())
+    }
+
+    async fn create_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<bool> {
+        let mut s = self.call("CreateLease")?;
+        if s.leases.contains_key(release_name) {
+            return Ok(false);
+        }
+        s.leases.insert(release_name.to_string(), tags.clone());
+        Ok(true)
+    }
+
+    async fn read_lease(
+        &self,
+        release_name: &str,
+    ) -> CloudResult<Option<BTreeMap<String, String>>> {
+        let s = self.call("ReadLease")?;
+        Ok(s.leases.get(release_name).cloned())
+    }
+
+    async fn renew_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        let mut s = self.call("RenewLease")?;
+        if let Some(l) = s.leases.get_mut(release_name) {
+            l.extend(tags.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_lease(&self, release_name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeleteLease")?;
+        s.leases.remove(release_name);
         Ok(())
     }
 }

@@ -78,6 +78,8 @@ pub struct InstanceStatus {
     pub lifecycle_state: String,
     /// `Healthy` or `Unhealthy`.
     pub health_status: String,
+    /// Launch template ID and version it was launched from, when known.
+    pub launch_template: Option<(String, String)>,
 }
 
 impl InstanceStatus {
@@ -248,6 +250,24 @@ pub trait LedgerStore: Send + Sync {
     async fn save(&self, ledger: &Ledger, tags: &BTreeMap<String, String>) -> CloudResult<()>;
     /// Deletes the ledger; absent is fine.
     async fn delete(&self, release_name: &str) -> CloudResult<()>;
+    /// Creates the release's lease with these tags, atomically: Ok(false) when a lease
+    /// exists already.
+    async fn create_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<bool>;
+    /// The tags of the release's lease, None when there is none.
+    async fn read_lease(&self, release_name: &str)
+        -> CloudResult<Option<BTreeMap<String, String>>>;
+    /// Overwrites some tags of the lease (renewal).
+    async fn renew_lease(
+        &self,
+        release_name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()>;
+    /// Deletes the lease; absent is fine.
+    async fn delete_lease(&self, release_name: &str) -> CloudResult<()>;
 }
 
 /// The whole cloud, as the engine uses it.

@@ -570,14 +570,10 @@ async fn a_persistent_failure_aborts_the_release() {
     assert_eq!(fake.group_names(), vec!["web-r1"]);
 }
 
-/// An apply killed in the middle of a canary leaves a `launching` fleet with some traffic;
-/// the next release puts traffic back on the serving fleet, removes the leftover and
-/// releases anew.
-#[tokio::test(start_paused = true)]
-async fn a_half_made_release_is_removed_by_the_next_one() {
-    let (fake, engine) = world();
+/// Starts a canary release of image B and kills it (the task, as a SIGKILL would) during
+/// its first pause, at 10 %.
+async fn killed_at_ten_percent(fake: &FakeCloud, engine: &Engine) {
     engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
-    // Kill the release during its first canary pause.
     let e2 = engine.clone();
     let task = tokio::spawn(async move { e2.release(&canary(IMAGE_B), true, LIMIT).await });
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -591,8 +587,39 @@ async fn a_half_made_release_is_removed_by_the_next_one() {
         split.contains(&(tg("web-r2"), 10)),
         "killed at 10 %: {split:?}"
     );
+}
 
+/// The next apply with the same arguments finishes the half-made release: traffic first
+/// back on the serving fleet, then the same fleet (no second one) through the steps.
+#[tokio::test(start_paused = true)]
+async fn a_half_made_release_that_matches_is_finished_not_relaunched() {
+    let (fake, engine) = world();
+    killed_at_ten_percent(&fake, &engine).await;
+    let before = fake.listener_log().len();
     let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(fake.group_names(), vec!["web-r1", "web-r2"]);
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), 2, "no third fleet");
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(ledger.retained()[0].fleet_name, "web-r1");
+    let log = fake.listener_log()[before..].to_vec();
+    assert_eq!(
+        log[0],
+        vec![(tg("web-r1"), 100), (tg("web-r2"), 0)],
+        "the half-way split is put back first"
+    );
+    assert!(log.last().unwrap().contains(&(tg("web-r2"), 100)));
+    assert_eq!(ledger.history.iter().filter(|h| h.release == 2).count(), 1);
+    assert_eq!(ledger.history[0].status, Status::Active);
+}
+
+/// With other arguments, the half-made fleet is removed and a new one released.
+#[tokio::test(start_paused = true)]
+async fn a_half_made_release_that_does_not_match_is_removed() {
+    let (fake, engine) = world();
+    killed_at_ten_percent(&fake, &engine).await;
+    let mut other = spec(IMAGE_B);
+    other.fleet.instance_type = "t3.small".into();
+    let ledger = engine.release(&other, true, LIMIT).await.unwrap();
     assert_eq!(fake.group_names(), vec!["web-r1", "web-r3"]);
     assert_eq!(ledger.active().unwrap().fleet_name, "web-r3");
     let r2 = ledger.history.iter().find(|h| h.release == 2).unwrap();
@@ -608,4 +635,77 @@ async fn a_half_made_release_is_removed_by_the_next_one() {
         .position(|s| s.iter().any(|(a, w)| a == &tg("web-r3") && *w > 0))
         .unwrap();
     assert!(restored < r3_first);
+}
+
+/// A stop (Ctrl-C) during a canary pause: traffic back on the serving fleet within one
+/// poll, the new fleet kept and marked stopped, a clear error; the next apply finishes it.
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_pause_puts_traffic_back_and_the_next_apply_finishes() {
+    let (fake, engine) = world();
+    let stop = crate::stop::Stop::new();
+    let engine = engine.with_stop(stop.clone());
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let e2 = engine.clone();
+    let task = tokio::spawn(async move { e2.release(&canary(IMAGE_B), true, LIMIT).await });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let asked = tokio::time::Instant::now();
+    stop.request("Ctrl-C");
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        asked.elapsed() < Duration::from_millis(100),
+        "stopped at once, not at the end of the pause"
+    );
+    assert!(err.contains("release web-r2 stopped"), "{err}");
+    assert!(err.contains("canary pause at 10 %"), "{err}");
+    assert!(
+        err.contains("Traffic is back on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    let ledger = fake.ledger("web").unwrap();
+    let r2 = ledger.fleets.iter().find(|f| f.release == 2).unwrap();
+    assert_eq!(r2.role, Role::Launching);
+    assert!(r2
+        .stopped
+        .as_deref()
+        .unwrap()
+        .contains("canary pause at 10 %"));
+
+    let engine = engine.with_stop(crate::stop::Stop::new());
+    let ledger = engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(fake.group_names(), vec!["web-r1", "web-r2"]);
+}
+
+/// A serving fleet whose group was deleted outside Terraform is replaced by a new fleet of
+/// the same arguments, which takes all traffic; the broken fleet is deleted, not retained.
+#[tokio::test(start_paused = true)]
+async fn a_deleted_serving_group_is_replaced() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.delete_group_outside("web-r1");
+    let obs = engine.observe("web").await.unwrap().unwrap();
+    assert!(obs.drift(Some(1))[0].contains("was deleted outside Terraform"));
+    engine.repair(&canary(IMAGE_A), true, LIMIT).await.unwrap();
+    assert_eq!(fake.group_names(), vec!["web-r2"]);
+    let ledger = fake.ledger("web").unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert!(ledger.retained().is_empty());
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r2"), 100)])),
+        "all at once, whatever the strategy"
+    );
+    let r1 = ledger.history.iter().find(|h| h.release == 1).unwrap();
+    assert_eq!(r1.status, Status::Retired);
+    assert!(engine
+        .observe("web")
+        .await
+        .unwrap()
+        .unwrap()
+        .drift(Some(1))
+        .is_empty());
 }

@@ -152,7 +152,8 @@ impl Provider for ImmutableProvider {
             }
         };
         let ctx = Context {
-            engine: Engine::new(Cloud::from_one(Arc::new(aws)), poll),
+            engine: Engine::new(Cloud::from_one(Arc::new(aws)), poll)
+                .with_stop(crate::stop::global().clone()),
             default_tags: config
                 .default_tags
                 .as_ref_option()

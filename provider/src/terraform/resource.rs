@@ -51,12 +51,16 @@ pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
 pub struct ReleasePrivate {
     /// Fleet name → weight it should have: 100 for the serving fleet, 0 for retained ones.
     pub expected_traffic: BTreeMap<String, i64>,
+    /// What the next apply must put right besides weights and capacity (see
+    /// [`Observed::drift`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 /// Private state as Terraform stores it (null when empty).
 pub type Private = Value<ReleasePrivate>;
 
-fn private_of(obs: &Observed) -> Private {
+fn private_of(obs: &Observed, retain_fleets: Option<i64>) -> Private {
     let mut expected = BTreeMap::new();
     for f in &obs.ledger.fleets {
         match f.role {
@@ -71,6 +75,7 @@ fn private_of(obs: &Observed) -> Private {
     }
     Value::Value(ReleasePrivate {
         expected_traffic: expected,
+        drift: obs.drift(retain_fleets),
     })
 }
 
@@ -212,7 +217,10 @@ impl ReleaseResource {
         match ctx.engine.observe(&name).await {
             Ok(Some(obs)) => {
                 fill(state, &obs);
-                Some(private_of(&obs))
+                Some(private_of(
+                    &obs,
+                    state.retain_fleets.as_ref_option().copied(),
+                ))
             }
             Ok(None) => {
                 diags.root_error(
@@ -226,6 +234,71 @@ impl ReleaseResource {
                 None
             }
         }
+    }
+}
+
+impl ReleaseResource {
+    /// An update, once the lease is held.
+    async fn update_leased(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        prior: ReleaseState,
+        planned: ReleaseState,
+        config: ReleaseState,
+    ) -> Option<(ReleaseState, Private)> {
+        let spec = spec_of(ctx, diags, &planned)?;
+        let limit = spec.timeouts.update;
+        let explicit_desired = !config.desired_capacity.is_null();
+        let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
+        let ledger = ctx
+            .engine
+            .cloud()
+            .ledger
+            .load(&spec.name)
+            .await
+            .ok()
+            .flatten();
+        let kind = engine::classify(
+            ledger.as_ref(),
+            &spec.fleet.fingerprint(),
+            prior.capacity() != planned.capacity(),
+            true,
+        );
+        let kind =
+            if fleet_changed && kind != PlanKind::Release && !matches!(kind, PlanKind::Rollback(_))
+            {
+                PlanKind::Release
+            } else {
+                kind
+            };
+        let result = match kind {
+            PlanKind::Release | PlanKind::Rollback(_) => ctx
+                .engine
+                .release(&spec, explicit_desired, limit)
+                .await
+                .map(|_| ()),
+            PlanKind::Scale => match ctx.engine.repair(&spec, explicit_desired, limit).await {
+                Ok(()) => ctx.engine.scale(&spec, limit).await,
+                Err(e) => Err(e),
+            },
+            PlanKind::Settings | PlanKind::NoChange => {
+                ctx.engine.repair(&spec, explicit_desired, limit).await
+            }
+        };
+        if let Err(e) = result {
+            report(diags, e);
+            return None;
+        }
+        let after = async {
+            ctx.engine.restore_traffic(&spec).await?;
+            ctx.engine.save_settings(&spec).await
+        }
+        .await;
+        if let Err(e) = after {
+            report(diags, e);
+        }
+        self.settle(ctx, diags, planned, &spec).await
     }
 }
 
@@ -257,7 +330,8 @@ impl Resource for ReleaseResource {
         match ctx.engine.observe(&name).await {
             Ok(Some(obs)) => {
                 fill(&mut state, &obs);
-                Some((state, private_of(&obs)))
+                let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
+                Some((state, private))
             }
             Ok(None) => {
                 diags.root_warning(
@@ -362,6 +436,20 @@ impl Resource for ReleaseResource {
                 planned.traffic = Value::Value(p.expected_traffic.clone());
             }
         }
+        if let Value::Value(p) = &private {
+            if !p.drift.is_empty() {
+                // A broken serving fleet, a half-made one, extra retained fleets: the apply
+                // may change every read-only attribute.
+                planned.unknown_read_only();
+                diags.root_warning(
+                    "Drift: this apply puts the release back in shape",
+                    format!(
+                        "{}. `terraform apply` repairs this: a broken serving fleet is replaced by a new fleet of the same arguments, a half-made fleet is finished if it matches the configuration or removed, extra retained fleets are retired.",
+                        p.drift.join("; ")
+                    ),
+                );
+            }
+        }
         Some((planned, private, replace))
     }
 
@@ -386,15 +474,27 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let spec = spec_of(ctx, diags, &planned)?;
         let explicit_desired = !config.desired_capacity.is_null();
-        if let Err(e) = ctx
+        let _busy = crate::stop::Busy::start();
+        let lease = match crate::lease::acquire(ctx.engine.cloud(), &spec.name).await {
+            Ok(l) => l,
+            Err(e) => {
+                report(diags, e);
+                return None;
+            }
+        };
+        let released = ctx
             .engine
             .release(&spec, explicit_desired, spec.timeouts.create)
-            .await
-        {
-            report(diags, e);
-            return None;
-        }
-        self.settle(ctx, diags, planned, &spec).await
+            .await;
+        let settled = match released {
+            Ok(_) => self.settle(ctx, diags, planned, &spec).await,
+            Err(e) => {
+                report(diags, e);
+                None
+            }
+        };
+        lease.release().await;
+        settled
     }
 
     async fn update<'a>(
@@ -408,51 +508,17 @@ impl Resource for ReleaseResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let ctx = context(&self.shared, diags)?;
         let spec = spec_of(ctx, diags, &planned)?;
-        let limit = spec.timeouts.update;
-        let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
-        let ledger = ctx
-            .engine
-            .cloud()
-            .ledger
-            .load(&spec.name)
-            .await
-            .ok()
-            .flatten();
-        let kind = engine::classify(
-            ledger.as_ref(),
-            &spec.fleet.fingerprint(),
-            prior.capacity() != planned.capacity(),
-            true,
-        );
-        let kind =
-            if fleet_changed && kind != PlanKind::Release && !matches!(kind, PlanKind::Rollback(_))
-            {
-                PlanKind::Release
-            } else {
-                kind
-            };
-        let result = match kind {
-            PlanKind::Release | PlanKind::Rollback(_) => ctx
-                .engine
-                .release(&spec, !config.desired_capacity.is_null(), limit)
-                .await
-                .map(|_| ()),
-            PlanKind::Scale => ctx.engine.scale(&spec, limit).await,
-            PlanKind::Settings | PlanKind::NoChange => Ok(()),
+        let _busy = crate::stop::Busy::start();
+        let lease = match crate::lease::acquire(ctx.engine.cloud(), &spec.name).await {
+            Ok(l) => l,
+            Err(e) => {
+                report(diags, e);
+                return None;
+            }
         };
-        if let Err(e) = result {
-            report(diags, e);
-            return None;
-        }
-        let after = async {
-            ctx.engine.restore_traffic(&spec).await?;
-            ctx.engine.save_settings(&spec).await
-        }
-        .await;
-        if let Err(e) = after {
-            report(diags, e);
-        }
-        self.settle(ctx, diags, planned, &spec).await
+        let out = self.update_leased(ctx, diags, prior, planned, config).await;
+        lease.release().await;
+        out
     }
 
     async fn destroy<'a>(
@@ -469,13 +535,23 @@ impl Resource for ReleaseResource {
             .as_ref_option()
             .and_then(|lb| lb.listener_arn.as_ref_option().cloned())
             .unwrap_or_default();
-        match ctx.engine.destroy(&name, &listener).await {
+        let _busy = crate::stop::Busy::start();
+        let lease = match crate::lease::acquire(ctx.engine.cloud(), &name).await {
+            Ok(l) => l,
+            Err(e) => {
+                report(diags, e);
+                return None;
+            }
+        };
+        let out = match ctx.engine.destroy(&name, &listener).await {
             Ok(()) => Some(()),
             Err(e) => {
                 report(diags, e);
                 None
             }
-        }
+        };
+        lease.release().await;
+        out
     }
 
     async fn import<'a>(
@@ -523,6 +599,7 @@ impl Resource for ReleaseResource {
             }
         }
         fill(&mut state, &obs);
-        Some((state, private_of(&obs)))
+        let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
+        Some((state, private))
     }
 }

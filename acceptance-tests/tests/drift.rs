@@ -1,0 +1,211 @@
+//! Drift made outside Terraform: each case shows in `terraform plan`, `apply` puts it back,
+//! and the plan after that is empty. (Capacity changed by hand is in `first_release.rs`.)
+
+use aws_sdk_elasticloadbalancingv2 as elb;
+
+use acceptance_tests::{Harness, ReleaseOpts};
+
+/// Two releases: web-r2 serves, web-r1 is retained.
+async fn two_releases() -> anyhow::Result<Harness> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.apply(&[]).await?;
+    h.apply(&[("image_id", &h.fx.image_b)]).await?;
+    Ok(h)
+}
+
+/// Plan shows changes, and (if given) says `text`; apply; plan is empty.
+async fn plan_shows_then_apply_fixes(h: &Harness, text: Option<&str>) -> anyhow::Result<()> {
+    let vars = [("image_id", h.fx.image_b.as_str())];
+    let run = h
+        .terraform(&[
+            "plan",
+            "-detailed-exitcode",
+            &format!("-var=image_id={}", h.fx.image_b),
+        ])
+        .await?;
+    assert_eq!(run.code, 2, "the plan shows the drift:\n{}", run.all());
+    if let Some(t) = text {
+        assert!(run.says(t), "the plan says {t:?}:\n{}", run.all());
+    }
+    h.apply(&vars).await?;
+    assert!(h.plan_is_empty_with(&vars).await?, "plan after the fix");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn weights_changed_by_hand_are_put_back() -> anyhow::Result<()> {
+    let h = two_releases().await?;
+    let arns = h.aws.target_group_arns().await?;
+    let arn = |name: &str| {
+        arns.iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(a, _)| a.clone())
+            .unwrap()
+    };
+    let forward = elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::types::ForwardActionConfig::builder()
+                .target_groups(
+                    elb::types::TargetGroupTuple::builder()
+                        .target_group_arn(arn("web-r1"))
+                        .weight(50)
+                        .build(),
+                )
+                .target_groups(
+                    elb::types::TargetGroupTuple::builder()
+                        .target_group_arn(arn("web-r2"))
+                        .weight(50)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    h.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&h.fx.listener_arn)
+        .default_actions(forward)
+        .send()
+        .await?;
+    plan_shows_then_apply_fixes(&h, Some("traffic")).await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_serving_group_is_replaced() -> anyhow::Result<()> {
+    let h = two_releases().await?;
+    h.aws
+        .asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name("web-r2")
+        .force_delete(true)
+        .send()
+        .await?;
+    plan_shows_then_apply_fixes(
+        &h,
+        Some("the Auto Scaling group of serving fleet web-r2 was deleted outside Terraform"),
+    )
+    .await?;
+    // A new fleet of the same arguments serves; the broken one is gone; web-r1 retained.
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r3".to_string(), 100)].into()
+    );
+    let mut owned = h.owned_objects("web").await?;
+    owned.sort();
+    assert!(
+        owned.iter().all(|o| !o.contains("web-r2")),
+        "nothing of the broken fleet is left: {owned:?}"
+    );
+    let values = h.resource_values().await?;
+    assert_eq!(values["fleet_name"], "web-r3");
+    assert_eq!(values["image_id"], h.fx.image_b.as_str());
+    let r2 = values["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["release"] == 2)
+        .cloned()
+        .unwrap();
+    assert_eq!(r2["status"], "retired");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_serving_target_group_is_replaced() -> anyhow::Result<()> {
+    let h = two_releases().await?;
+    // AWS refuses to delete a target group a listener uses: someone repointed the listener
+    // first, then deleted it.
+    let fixed = elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            elb::types::FixedResponseActionConfig::builder()
+                .status_code("200")
+                .build(),
+        )
+        .build();
+    h.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&h.fx.listener_arn)
+        .default_actions(fixed)
+        .send()
+        .await?;
+    let arns = h.aws.target_group_arns().await?;
+    let r2 = arns
+        .iter()
+        .find(|(_, n)| n.as_str() == "web-r2")
+        .map(|(a, _)| a.clone())
+        .unwrap();
+    h.aws
+        .elb
+        .delete_target_group()
+        .target_group_arn(r2)
+        .send()
+        .await?;
+    plan_shows_then_apply_fixes(
+        &h,
+        Some("the target group of serving fleet web-r2 was deleted outside Terraform"),
+    )
+    .await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r3".to_string(), 100)].into()
+    );
+    assert!(h.aws.group_names().await?.iter().all(|g| g != "web-r2"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_not_from_the_serving_launch_template_are_replaced() -> anyhow::Result<()> {
+    let h = two_releases().await?;
+    // Someone made a new version of the fleet's launch template (another image) and
+    // pointed the group at it.
+    let lt = h
+        .aws
+        .ec2
+        .create_launch_template_version()
+        .launch_template_name("web-r2")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(&h.fx.image_a)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await?;
+    let version = lt
+        .launch_template_version()
+        .and_then(|v| v.version_number())
+        .unwrap();
+    h.aws
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("web-r2")
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("web-r2")
+                .version(version.to_string())
+                .build(),
+        )
+        .send()
+        .await?;
+    plan_shows_then_apply_fixes(&h, Some("was switched to launch template")).await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r3".to_string(), 100)].into()
+    );
+    let g = h.aws.group("web-r3").await?;
+    assert_eq!(
+        g.launch_template().and_then(|l| l.version()),
+        Some("1"),
+        "the replacement pins its own template's version"
+    );
+    Ok(())
+}
