@@ -750,6 +750,25 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     /// Terraform 1.0 runs its work in a child of the process it was started as (panicwrap;
     /// the parent ignores SIGINT): the child's pid.
     pub fn terraform_worker(pid: u32) -> anyhow::Result<u32> {
+        Self::child_named(pid, "terraform")
+    }
+
+    /// The provider process Terraform (started as `pid`) is running now.
+    pub fn provider_process(pid: u32) -> anyhow::Result<u32> {
+        Self::child_named(Self::terraform_worker(pid)?, "terraform-provider-immutable")
+    }
+
+    /// Sends SIGTERM to one process.
+    pub fn terminate(pid: u32) -> anyhow::Result<()> {
+        let pid = i32::try_from(pid)?;
+        anyhow::ensure!(pid > 1, "refusing to signal process {pid}");
+        // SAFETY: kill(2) with a positive pid signals exactly that process.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        anyhow::ensure!(rc == 0, "kill({pid}, SIGTERM) failed");
+        Ok(())
+    }
+
+    fn child_named(pid: u32, name: &str) -> anyhow::Result<u32> {
         for entry in std::fs::read_dir("/proc")? {
             let entry = entry?;
             let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -765,11 +784,11 @@ output "traffic" {{ value = immutable_release.web.traffic }}
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(0);
             let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
-            if ppid == pid && exe.file_name().is_some_and(|n| n == "terraform") {
+            if ppid == pid && exe.file_name().is_some_and(|n| n == name) {
                 return Ok(child);
             }
         }
-        bail!("terraform process {pid} has no worker child")
+        bail!("process {pid} has no child {name}")
     }
 
     /// Kills a process group with SIGKILL: Terraform and the provider it started.

@@ -57,6 +57,8 @@ async fn crash_at(phase: Phase) -> anyhow::Result<String> {
         }),
         _ => {}
     }
+    // Only what the killed apply does counts below.
+    proxy.reset_counts();
     let var = format!("-var=image_id={}", h.fx.image_b);
     let mut child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", &var])?;
     let pgid = child.id().expect("terraform runs");
@@ -66,7 +68,7 @@ async fn crash_at(phase: Phase) -> anyhow::Result<String> {
     let reached = match phase {
         Phase::FleetCreated => {
             wait_until(limit, || async {
-                Ok(proxy.saw("CreateAutoScalingGroup", "web-r2"))
+                Ok(proxy.saw("CreateAutoScalingGroup", "AutoScalingGroupName=web-r2&"))
             })
             .await?
         }
@@ -105,7 +107,7 @@ async fn crash_at(phase: Phase) -> anyhow::Result<String> {
         }
         Phase::Retirement => {
             wait_until(limit, || async {
-                Ok(proxy.saw("DeleteAutoScalingGroup", "web-r1"))
+                Ok(proxy.saw("DeleteAutoScalingGroup", "AutoScalingGroupName=web-r1&"))
             })
             .await?
         }
@@ -218,6 +220,9 @@ enum Interrupt {
     /// SIGINT to the Terraform process doing the work only: Terraform asks the provider to
     /// stop (StopProvider), which is all the provider hears.
     TerraformOnly,
+    /// SIGTERM to the provider alone (a supervisor ending it): it stops the release,
+    /// answers, and exits.
+    ProviderSigterm,
 }
 
 /// Ctrl-C during a canary pause: traffic goes back on the serving fleet, the apply exits
@@ -251,6 +256,7 @@ async fn ctrl_c_during_a_canary_pause(how: Interrupt) -> anyhow::Result<()> {
     match how {
         Interrupt::Terminal => Harness::interrupt_group(pid)?,
         Interrupt::TerraformOnly => Harness::interrupt(Harness::terraform_worker(pid)?)?,
+        Interrupt::ProviderSigterm => Harness::terminate(Harness::provider_process(pid)?)?,
     }
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
@@ -283,8 +289,8 @@ async fn ctrl_c_during_a_canary_pause(how: Interrupt) -> anyhow::Result<()> {
         [("web-r1".to_string(), 100)].into()
     );
     eprintln!(
-        "Ctrl-C ({how:?}): apply exited {:.1} s after SIGINT",
-        took.as_secs_f64()
+        "Interrupt ({how:?}): apply exited {} ms after the signal",
+        took.as_millis()
     );
 
     // The next apply (a short pause this time; same fleet arguments) finishes web-r2.
@@ -314,4 +320,9 @@ async fn ctrl_c_in_a_terminal_during_a_canary_pause() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_provider_during_a_canary_pause() -> anyhow::Result<()> {
     ctrl_c_during_a_canary_pause(Interrupt::TerraformOnly).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_to_the_provider_during_a_canary_pause() -> anyhow::Result<()> {
+    ctrl_c_during_a_canary_pause(Interrupt::ProviderSigterm).await
 }

@@ -298,8 +298,10 @@ impl Engine {
         tags
     }
 
-    /// Refuses to touch a same-named object that the release does not own.
-    async fn check_free(&self, spec: &ReleaseSpec, fleet: &str) -> EngineResult<()> {
+    /// Refuses to touch a same-named object that the release does not own. Ok(true) when
+    /// an object of that name exists and is the release's own (a leftover to clear).
+    async fn check_free(&self, spec: &ReleaseSpec, fleet: &str) -> EngineResult<bool> {
+        let mut ours = false;
         let owned_by_us =
             |tags: &BTreeMap<String, String>| tags.get(TAG_RELEASE_NAME) == Some(&spec.name);
         if let Some(g) = self
@@ -309,6 +311,7 @@ impl Engine {
             .await?
             .first()
         {
+            ours = true;
             if !owned_by_us(&g.tags) {
                 return Err(EngineError::Refused(format!(
                     "an Auto Scaling group named {fleet} already exists and is not owned by release {} (it has no {TAG_RELEASE_NAME} = {} tag); the provider never adopts or deletes objects it does not own: rename the release or remove that group",
@@ -317,6 +320,7 @@ impl Engine {
             }
         }
         if let Some(tg) = self.cloud.fleets.find_target_group(fleet).await? {
+            ours = true;
             if !owned_by_us(&tg.tags) {
                 return Err(EngineError::Refused(format!(
                     "a target group named {fleet} already exists and is not owned by release {}; the provider never adopts or deletes objects it does not own: rename the release or remove that target group",
@@ -325,6 +329,7 @@ impl Engine {
             }
         }
         if let Some((_, tags)) = self.cloud.fleets.find_launch_template(fleet).await? {
+            ours = true;
             if !owned_by_us(&tags) {
                 return Err(EngineError::Refused(format!(
                     "a launch template named {fleet} already exists and is not owned by release {}; rename the release or remove that launch template",
@@ -332,7 +337,7 @@ impl Engine {
                 )));
             }
         }
-        Ok(())
+        Ok(ours)
     }
 
     /// Sleeps for the next poll interval; returns the interval used.
@@ -681,9 +686,10 @@ impl Engine {
             None => {
                 let release = ledger.next_release;
                 let name = fleet_name(&spec.name, release);
-                self.check_free(spec, &name).await?;
-                // A leftover of an interrupted attempt with the same number is ours: clear it.
-                self.delete_fleet(&name, None).await?;
+                // A leftover of an earlier attempt with the same number is ours: clear it.
+                if self.check_free(spec, &name).await? {
+                    self.delete_fleet(&name, None).await?;
+                }
                 log::info(format!(
                     "release {name}: launching {} × {} from {}",
                     capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
@@ -1011,35 +1017,8 @@ impl Engine {
         }
         let mut resumed = None;
         for f in leftovers.iter().rev() {
-            if f.fingerprint != spec.fleet.fingerprint()
-                || f.launch_template_id.is_empty()
-                || f.target_group_arn.is_empty()
-            {
-                continue;
-            }
-            let group = self
-                .cloud
-                .fleets
-                .describe_groups(std::slice::from_ref(&f.fleet_name))
-                .await?;
-            let group_ok = group.first().is_some_and(|g| {
-                !g.deleting
-                    && g.tags.get(TAG_RELEASE_NAME) == Some(&spec.name)
-                    && g.launch_template
-                        == Some((
-                            f.launch_template_id.clone(),
-                            f.launch_template_version.to_string(),
-                        ))
-            });
-            let tg_ok = group_ok
-                && self
-                    .cloud
-                    .fleets
-                    .find_target_group(&f.fleet_name)
-                    .await?
-                    .is_some_and(|t| t.arn == f.target_group_arn);
-            if tg_ok {
-                resumed = Some(f.clone());
+            if let Some(r) = self.intact(spec, f).await? {
+                resumed = Some(r);
                 break;
             }
         }
@@ -1106,6 +1085,68 @@ impl Engine {
             .save(ledger, &Self::ledger_tags(spec))
             .await?;
         Ok(resumed)
+    }
+
+    /// A leftover fleet, with its IDs filled in from AWS, when it matches `spec` and all its
+    /// objects exist, carry the release's ownership and fingerprint tags, and fit together
+    /// (the group runs the template and feeds the target group). A kill can land between
+    /// any two calls, so the ledger record may lack IDs the tags still tell.
+    async fn intact(
+        &self,
+        spec: &ReleaseSpec,
+        f: &FleetRecord,
+    ) -> EngineResult<Option<FleetRecord>> {
+        let fp = spec.fleet.fingerprint();
+        if f.fingerprint != fp {
+            return Ok(None);
+        }
+        let ours = |tags: &BTreeMap<String, String>| {
+            tags.get(TAG_RELEASE_NAME) == Some(&spec.name) && tags.get(TAG_FINGERPRINT) == Some(&fp)
+        };
+        let Some(group) = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&f.fleet_name))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let Some((group_lt, group_version)) = group.launch_template.clone() else {
+            return Ok(None);
+        };
+        if group.deleting || !ours(&group.tags) {
+            return Ok(None);
+        }
+        let Some((lt_id, lt_tags)) = self
+            .cloud
+            .fleets
+            .find_launch_template(&f.fleet_name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(tg) = self.cloud.fleets.find_target_group(&f.fleet_name).await? else {
+            return Ok(None);
+        };
+        let Ok(version) = group_version.parse::<i64>() else {
+            return Ok(None);
+        };
+        let fits = ours(&lt_tags)
+            && ours(&tg.tags)
+            && lt_id == group_lt
+            && group.target_group_arns.contains(&tg.arn)
+            && (f.launch_template_id.is_empty() || f.launch_template_id == lt_id)
+            && (f.target_group_arn.is_empty() || f.target_group_arn == tg.arn);
+        if !fits {
+            return Ok(None);
+        }
+        let mut r = f.clone();
+        r.launch_template_id = lt_id;
+        r.launch_template_version = version;
+        r.target_group_arn = tg.arn;
+        Ok(Some(r))
     }
 
     /// Ends a release that did not finish: stopped (Ctrl-C, SIGINT, SIGTERM) → [`Self::halt`],
