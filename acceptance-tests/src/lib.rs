@@ -49,6 +49,10 @@ pub fn terraform_bin() -> PathBuf {
 /// (`cargo build --workspace --bins`); a missing or stale binary is an error, not a hidden
 /// rebuild (a build with another feature set than the outer `cargo test` takes minutes).
 pub fn provider_dir() -> anyhow::Result<PathBuf> {
+    // The benchmark points at the release build.
+    if let Some(dir) = std::env::var_os("TF_ACC_PROVIDER_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
@@ -255,6 +259,35 @@ impl Aws {
         Ok(v)
     }
 
+    /// One more listener on the load balancer (each release owns its listener's default
+    /// action), answering 404 until a release serves.
+    pub async fn add_listener(&self, lb_arn: &str, port: i32) -> anyhow::Result<String> {
+        let listener = self
+            .elb
+            .create_listener()
+            .load_balancer_arn(lb_arn)
+            .protocol(elb::types::ProtocolEnum::Http)
+            .port(port)
+            .default_actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        elb::types::FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(listener
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .ok_or_else(|| anyhow!("no listener created"))?
+            .to_string())
+    }
+
     /// Listener rules other than the default one.
     pub async fn rules(&self, listener_arn: &str) -> anyhow::Result<usize> {
         let out = self
@@ -330,6 +363,8 @@ pub struct Fixtures {
     pub image_b: String,
     /// A third.
     pub image_c: String,
+    /// The load balancer of the listener.
+    pub load_balancer_arn: String,
 }
 
 impl Fixtures {
@@ -433,6 +468,7 @@ impl Fixtures {
             image_a: "ami-04681a1dbd79675a5".into(),
             image_b: others.next().ok_or_else(|| anyhow!("no second image"))?,
             image_c: others.next().ok_or_else(|| anyhow!("no third image"))?,
+            load_balancer_arn: lb_arn,
         })
     }
 }
@@ -494,6 +530,8 @@ pub struct ReleaseOpts {
     pub endpoint: Option<String>,
     /// The provider's `max_retries`.
     pub max_retries: u32,
+    /// The provider's `poll_interval` (empty: the provider's default).
+    pub poll_interval: String,
 }
 
 impl Default for ReleaseOpts {
@@ -505,6 +543,7 @@ impl Default for ReleaseOpts {
             lb_extra: String::new(),
             endpoint: None,
             max_retries: 3,
+            poll_interval: "100ms".into(),
         }
     }
 }
@@ -576,8 +615,7 @@ impl Harness {
 provider "immutable" {{
   region        = "us-east-1"
   endpoint_url  = "{endpoint}"
-  poll_interval = "100ms"
-  max_retries   = {max_retries}
+{poll}  max_retries   = {max_retries}
 }}
 
 variable "image_id" {{
@@ -605,6 +643,11 @@ output "traffic" {{ value = immutable_release.web.traffic }}
 "#,
             name = o.name,
             max_retries = o.max_retries,
+            poll = if o.poll_interval.is_empty() {
+                String::new()
+            } else {
+                format!("  poll_interval = \"{}\"\n", o.poll_interval)
+            },
             extra = o.extra,
             lb_extra = o.lb_extra,
             listener = self.fx.listener_arn,

@@ -37,6 +37,9 @@ pub struct Faults {
     /// Report the targets of these target groups (by name) as unhealthy, until the instant
     /// given (None: for good).
     pub unhealthy_target_groups: Vec<(String, Option<Instant>)>,
+    /// Report the targets of these target groups as `initial` (registered, health checks
+    /// in progress) until the instant given (None: for good).
+    pub pending_target_groups: Vec<(String, Option<Instant>)>,
     /// Share of calls answered with a throttling error, 0.0–1.0.
     pub throttle: f64,
     /// Share of calls answered with HTTP 500.
@@ -358,10 +361,21 @@ async fn forward(
             || faults.unhealthy_target_groups.iter().any(|(name, until)| {
                 names_target_group(&text, name) && until.is_none_or(|u| now < u)
             }));
+    let pending = action == "DescribeTargetHealth"
+        && faults
+            .pending_target_groups
+            .iter()
+            .any(|(name, until)| names_target_group(&text, name) && until.is_none_or(|u| now < u));
     if unhealthy {
         let text = String::from_utf8_lossy(&rbody).replace(
             "<State>healthy</State>",
             "<State>unhealthy</State><Reason>Target.FailedHealthChecks</Reason>",
+        );
+        rbody = Bytes::from(text);
+    } else if pending {
+        let text = String::from_utf8_lossy(&rbody).replace(
+            "<State>healthy</State>",
+            "<State>initial</State><Reason>Elb.RegistrationInProgress</Reason>",
         );
         rbody = Bytes::from(text);
     }

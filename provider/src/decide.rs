@@ -30,6 +30,8 @@ pub struct Gate {
     pub in_service: i64,
     /// Desired capacity.
     pub desired: i64,
+    /// Targets registered and being health-checked (`initial`): a change is coming.
+    pub registering: i64,
 }
 
 impl Gate {
@@ -54,6 +56,7 @@ impl Gate {
             need: healthy_needed(group.capacity.desired, min_healthy_percentage),
             in_service: in_service.len() as i64,
             desired: group.capacity.desired,
+            registering: targets.iter().filter(|t| t.state == "initial").count() as i64,
         }
     }
 
@@ -178,6 +181,37 @@ pub fn next_poll(previous: Option<Duration>, ceiling: Duration, left: Duration) 
         Some(p) => (p * 2).min(ceiling),
     };
     next.min(left).max(Duration::from_millis(1))
+}
+
+/// How long a health wait sleeps before its next look.
+///
+/// While no target is registering, nothing is expected to change soon (instances are
+/// booting): back off as [`next_poll`] does. Once targets are registering (state `initial`,
+/// first seen `registering_for` ago), none can pass before `healthy_threshold` checks
+/// `check_interval` apart: sleep toward that moment (never longer than `ceiling`), then look
+/// every `max(1 s, check_interval / 10)` (at most `ceiling`) until they pass, so the gate
+/// opens within about a second of the targets turning healthy.
+pub fn next_health_poll(
+    previous: Option<Duration>,
+    ceiling: Duration,
+    left: Duration,
+    registering_for: Option<Duration>,
+    check_interval: Duration,
+    healthy_threshold: u32,
+) -> Duration {
+    let Some(since) = registering_for else {
+        return next_poll(previous, ceiling, left);
+    };
+    let earliest = check_interval * healthy_threshold.saturating_sub(1);
+    let fast = (check_interval / 10)
+        .max(Duration::from_secs(1))
+        .min(ceiling);
+    let d = if since < earliest {
+        (earliest - since).min(ceiling)
+    } else {
+        fast
+    };
+    d.min(left).max(Duration::from_millis(1))
 }
 
 /// What a plan is, for a resource that exists.
@@ -347,7 +381,8 @@ mod tests {
                 healthy: 1,
                 need: 3,
                 in_service: 1,
-                desired: 3
+                desired: 3,
+                registering: 0,
             }
         );
         assert!(!gate.open());
@@ -440,12 +475,14 @@ mod tests {
             need: 3,
             in_service: 3,
             desired: 3,
+            registering: 0,
         };
         let closed = Gate {
             healthy: 1,
             need: 3,
             in_service: 3,
             desired: 3,
+            registering: 0,
         };
         assert_eq!(watch(&open, &[], "web-r2"), Verdict::Continue);
         assert_eq!(
@@ -530,6 +567,61 @@ mod tests {
         assert!(
             serving_faults("web-r1", ("lt-1", 1), Some(&deleting), true)[0]
                 .contains("being deleted")
+        );
+    }
+
+    #[test]
+    fn health_polls_wait_for_the_checks_then_look_often() {
+        let s = Duration::from_secs;
+        let ceiling = s(5);
+        let left = s(600);
+        // Nothing registering: the back-off of next_poll.
+        assert_eq!(next_health_poll(None, ceiling, left, None, s(30), 3), s(1));
+        assert_eq!(
+            next_health_poll(Some(s(4)), ceiling, left, None, s(30), 3),
+            s(5)
+        );
+        // Registering for 2 s, 2 checks 5 s apart needed: wait until 5 s.
+        assert_eq!(
+            next_health_poll(Some(s(1)), ceiling, left, Some(s(2)), s(5), 2),
+            s(3)
+        );
+        // Far from it: no longer than the ceiling.
+        assert_eq!(
+            next_health_poll(None, ceiling, left, Some(s(0)), s(30), 3),
+            s(5)
+        );
+        // Past it: every max(1 s, interval / 10), at most the ceiling.
+        assert_eq!(
+            next_health_poll(None, ceiling, left, Some(s(6)), s(5), 2),
+            s(1)
+        );
+        assert_eq!(
+            next_health_poll(None, ceiling, left, Some(s(70)), s(30), 3),
+            s(3)
+        );
+        assert_eq!(
+            next_health_poll(
+                None,
+                Duration::from_millis(100),
+                left,
+                Some(s(70)),
+                s(30),
+                3
+            ),
+            Duration::from_millis(100)
+        );
+        // Never past the deadline.
+        assert_eq!(
+            next_health_poll(
+                None,
+                ceiling,
+                Duration::from_millis(300),
+                Some(s(70)),
+                s(30),
+                3
+            ),
+            Duration::from_millis(300)
         );
     }
 }

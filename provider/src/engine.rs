@@ -127,6 +127,8 @@ pub struct Engine {
     cloud: Cloud,
     poll_ceiling: Duration,
     stop: Stop,
+    /// The origin of the shared poll grid.
+    epoch: Instant,
 }
 
 fn now_rfc3339() -> String {
@@ -174,6 +176,7 @@ impl Engine {
             cloud,
             poll_ceiling,
             stop: Stop::new(),
+            epoch: Instant::now(),
         }
     }
 
@@ -197,7 +200,9 @@ impl Engine {
         let listener = self.cloud.traffic.read(&ledger.listener_arn).await?;
         let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
-        let serving_faults = self.serving_faults(&ledger, &groups).await?;
+        let serving_faults = self
+            .serving_faults(&ledger, Some(&groups), listener.as_ref())
+            .await?;
         Ok(Some(Observed {
             ledger,
             listener,
@@ -208,16 +213,19 @@ impl Engine {
 
     /// Why the serving fleet of `ledger` cannot serve as it is; `groups` holds the groups
     /// already described (the serving one is looked up if missing from it).
+    /// `groups`, when given, are the described groups of every ledger fleet; `listener`,
+    /// when given, the listener's action as just read.
     async fn serving_faults(
         &self,
         ledger: &Ledger,
-        groups: &[GroupStatus],
+        groups: Option<&[GroupStatus]>,
+        listener: Option<&ListenerAction>,
     ) -> EngineResult<Vec<String>> {
         let Some(active) = ledger.active() else {
             return Ok(Vec::new());
         };
-        let group = match groups.iter().find(|g| g.name == active.fleet_name) {
-            Some(g) => Some(g.clone()),
+        let group = match groups {
+            Some(groups) => groups.iter().find(|g| g.name == active.fleet_name).cloned(),
             None => self
                 .cloud
                 .fleets
@@ -226,12 +234,16 @@ impl Engine {
                 .into_iter()
                 .next(),
         };
-        let tg_exists = self
-            .cloud
-            .fleets
-            .find_target_group(&active.fleet_name)
-            .await?
-            .is_some_and(|t| t.arn == active.target_group_arn);
+        // AWS refuses to delete a target group a listener forwards to: when the listener
+        // names it, it exists, and no call is needed to say so.
+        let in_listener = matches!(listener, Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| a == &active.target_group_arn));
+        let tg_exists = in_listener
+            || self
+                .cloud
+                .fleets
+                .find_target_group(&active.fleet_name)
+                .await?
+                .is_some_and(|t| t.arn == active.target_group_arn);
         Ok(decide::serving_faults(
             &active.fleet_name,
             (&active.launch_template_id, active.launch_template_version),
@@ -253,7 +265,10 @@ impl Engine {
         let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? else {
             return Ok(());
         };
-        let faults = self.serving_faults(&ledger, &[]).await?;
+        let listener = self.cloud.traffic.read(&spec.listener_arn).await?;
+        let faults = self
+            .serving_faults(&ledger, None, listener.as_ref())
+            .await?;
         if !faults.is_empty() {
             log::warn(format!(
                 "release {}: replacing the serving fleet: {}",
@@ -344,11 +359,27 @@ impl Engine {
     async fn pause(&self, previous: Option<Duration>, deadline: Instant) -> Duration {
         let left = deadline.saturating_duration_since(Instant::now());
         let d = decide::next_poll(previous, self.poll_ceiling, left);
+        self.sleep_aligned(d, deadline).await;
+        d
+    }
+
+    /// Sleeps about `d`, waking on the engine's shared grid (whole seconds since the engine
+    /// was made, or the poll ceiling when it is shorter) so that concurrent waits poll at the
+    /// same moments and share their calls (see [`crate::cloud::batch`]); never past
+    /// `deadline` (a pause ends on time), and at once on a stop.
+    async fn sleep_aligned(&self, d: Duration, deadline: Instant) {
+        let grid = Duration::from_secs(1)
+            .min(self.poll_ceiling)
+            .max(Duration::from_millis(1));
+        let target = Instant::now() + d;
+        let since = target.saturating_duration_since(self.epoch).as_nanos();
+        let step = grid.as_nanos();
+        let aligned = self.epoch + Duration::from_nanos((since.div_ceil(step) * step) as u64);
+        let wake = aligned.min(deadline.max(target));
         tokio::select! {
-            _ = tokio::time::sleep(d) => {}
+            _ = tokio::time::sleep_until(wake) => {}
             _ = self.stop.wait() => {}
         }
-        d
     }
 
     /// Observes the health gate of a group once.
@@ -364,6 +395,7 @@ impl Engine {
                 need: 1,
                 in_service: 0,
                 desired: 0,
+                registering: 0,
             });
         };
         let targets = self
@@ -378,9 +410,14 @@ impl Engine {
     async fn wait_healthy(
         &self,
         fleet: &FleetRecord,
-        min_pct: i64,
+        spec: &ReleaseSpec,
         limit: Duration,
     ) -> EngineResult<Result<Gate, String>> {
+        let min_pct = spec.health.min_healthy_percentage;
+        let check = &spec.fleet.target_group.health_check;
+        let check_interval = Duration::from_secs(check.interval.max(1) as u64);
+        let threshold = check.healthy_threshold.max(1) as u32;
+        let mut registering_since: Option<Instant> = None;
         let started = Instant::now();
         // The group was created just before the wait; a little slack covers clock skew.
         let since = std::time::SystemTime::now() - Duration::from_secs(30);
@@ -410,12 +447,16 @@ impl Engine {
                 return Ok(Ok(gate));
             }
             // Fail fast: an instance that cannot launch will not become healthy by waiting.
-            let failed = match self
-                .cloud
-                .fleets
-                .failed_activities(&fleet.fleet_name, since)
-                .await
-            {
+            // (Only while some are not in service: no launch is failing otherwise.)
+            let failed = if gate.in_service >= gate.desired {
+                Ok(Vec::new())
+            } else {
+                self.cloud
+                    .fleets
+                    .failed_activities(&fleet.fleet_name, since)
+                    .await
+            };
+            let failed = match failed {
                 Ok(f) => {
                     bad_polls = 0;
                     f
@@ -446,7 +487,19 @@ impl Engine {
                 fleet.fleet_name,
                 gate.reason()
             ));
-            interval = Some(self.pause(interval, deadline).await);
+            if gate.registering > 0 && registering_since.is_none() {
+                registering_since = Some(Instant::now());
+            }
+            let d = decide::next_health_poll(
+                interval,
+                self.poll_ceiling,
+                deadline.saturating_duration_since(Instant::now()),
+                registering_since.map(|t| t.elapsed()),
+                check_interval,
+                threshold,
+            );
+            self.sleep_aligned(d, deadline).await;
+            interval = Some(d);
         }
     }
 
@@ -755,9 +808,7 @@ impl Engine {
             .health
             .timeout
             .min(limit.saturating_sub(started.elapsed()));
-        let healthy = self
-            .wait_healthy(&record, spec.health.min_healthy_percentage, health_limit)
-            .await;
+        let healthy = self.wait_healthy(&record, spec, health_limit).await;
         if let Err(reason) = reason_of(healthy) {
             return Err(self
                 .fail(spec, ledger, &record, &previous_action, &started_at, reason)
@@ -924,6 +975,10 @@ impl Engine {
                 self.delete_fleet(&s.fleet_name, None).await?;
                 ledger.fleets.retain(|x| x.release != s.release);
                 ledger.retire_fleet(&s.fleet_name, &format!("fleet deleted: {why}"));
+                self.cloud
+                    .ledger
+                    .save(&ledger, &Self::ledger_tags(spec))
+                    .await?;
             }
             (Some(s), None) => self.start_rollback_window(spec, &s.fleet_name).await,
             _ => {}
@@ -1315,11 +1370,15 @@ impl Engine {
             return Ok(());
         };
         let kept_arns: Vec<String> = kept.iter().map(|f| f.target_group_arn.clone()).collect();
-        self.set_traffic(
-            &spec.listener_arn,
-            &decide::split(&active.target_group_arn, 100, None, &kept_arns),
-        )
-        .await?;
+        // With nothing to delete, the listener already has this split: the release or
+        // rollback that calls this just set and verified it.
+        if !gone.is_empty() {
+            self.set_traffic(
+                &spec.listener_arn,
+                &decide::split(&active.target_group_arn, 100, None, &kept_arns),
+            )
+            .await?;
+        }
         for f in &kept {
             let _ = self
                 .cloud
@@ -1330,7 +1389,7 @@ impl Engine {
                 )
                 .await;
         }
-        for f in gone {
+        for f in gone.iter() {
             log::info(format!(
                 "release {}: retiring {}",
                 active.fleet_name, f.fleet_name
@@ -1343,10 +1402,12 @@ impl Engine {
                 &format!("fleet deleted: beyond retain_fleets = {keep}"),
             );
         }
-        self.cloud
-            .ledger
-            .save(ledger, &Self::ledger_tags(spec))
-            .await?;
+        if !gone.is_empty() {
+            self.cloud
+                .ledger
+                .save(ledger, &Self::ledger_tags(spec))
+                .await?;
+        }
         Ok(())
     }
 
@@ -1407,11 +1468,7 @@ impl Engine {
                 .await?;
         }
         match self
-            .wait_healthy(
-                &target,
-                spec.health.min_healthy_percentage,
-                spec.health.timeout.min(limit),
-            )
+            .wait_healthy(&target, spec, spec.health.timeout.min(limit))
             .await?
         {
             Ok(_) => {}
@@ -1603,11 +1660,7 @@ impl Engine {
             .set_capacity(&active.fleet_name, spec.capacity)
             .await?;
         match self
-            .wait_healthy(
-                &active,
-                spec.health.min_healthy_percentage,
-                spec.health.timeout.min(limit),
-            )
+            .wait_healthy(&active, spec, spec.health.timeout.min(limit))
             .await?
         {
             Ok(_) => Ok(()),
@@ -1645,27 +1698,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Records the Terraform layer's snapshot of the applied arguments in the ledger.
+    /// Records the Terraform layer's snapshot of the applied arguments in `ledger` (as just
+    /// observed), saving only when it changed.
     pub async fn record_settings(
         &self,
         spec: &ReleaseSpec,
+        mut ledger: Ledger,
         settings: serde_json::Value,
     ) -> EngineResult<()> {
-        if let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? {
-            if ledger.settings.as_ref() != Some(&settings) {
-                ledger.settings = Some(settings);
-                self.cloud
-                    .ledger
-                    .save(&ledger, &Self::ledger_tags(spec))
-                    .await?;
-            }
+        if ledger.settings.as_ref() != Some(&settings) {
+            ledger.settings = Some(settings);
+            self.cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await?;
         }
         Ok(())
     }
 
-    /// Saves settings that live in the ledger (history bound).
-    pub async fn save_settings(&self, spec: &ReleaseSpec) -> EngineResult<()> {
-        if let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? {
+    /// Saves settings that live in the ledger (history bound) and retires retained fleets
+    /// beyond `retain_fleets`. `ledger` is the one an operation just returned, if any (else
+    /// it is loaded).
+    pub async fn save_settings(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: Option<Ledger>,
+    ) -> EngineResult<()> {
+        let ledger = match ledger {
+            Some(l) => Some(l),
+            None => self.cloud.ledger.load(&spec.name).await?,
+        };
+        if let Some(mut ledger) = ledger {
             let before = ledger.clone();
             ledger.trim_history(spec.history_limit as usize);
             if ledger != before {
@@ -1674,9 +1737,8 @@ impl Engine {
                     .save(&ledger, &Self::ledger_tags(spec))
                     .await?;
             }
-            let mut l = ledger;
-            if l.retained().len() > spec.retain_fleets.max(0) as usize {
-                self.retire(spec, &mut l).await?;
+            if ledger.retained().len() > spec.retain_fleets.max(0) as usize {
+                self.retire(spec, &mut ledger).await?;
             }
         }
         Ok(())

@@ -229,6 +229,10 @@ impl FakeCloud {
 }
 
 fn launch(s: &mut State, group: &str, desired: i64) {
+    // A group whose launches fail (see `fail_activity`) gets no instances.
+    if s.failed_activities.contains_key(group) {
+        return;
+    }
     let Some(g) = s.groups.get(group) else { return };
     let mut instances = g.instances.clone();
     let template = g.launch_template.clone();

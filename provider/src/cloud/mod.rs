@@ -3,6 +3,7 @@
 //! fast, deterministic engine tests.
 
 pub mod aws;
+pub mod batch;
 pub mod fake;
 
 use std::collections::BTreeMap;

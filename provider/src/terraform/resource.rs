@@ -187,7 +187,8 @@ impl ReleaseResource {
         }
     }
 
-    /// After an apply: the state as AWS now says, and the arguments recorded for import.
+    /// After an apply: the state as AWS now says, and the arguments recorded for import
+    /// (in the ledger just observed: no second read).
     async fn settle(
         &self,
         ctx: &Context,
@@ -196,44 +197,31 @@ impl ReleaseResource {
         spec: &ReleaseSpec,
     ) -> Option<(ReleaseState, Private)> {
         let mut state = planned;
-        let private = self.observe_into(ctx, diags, &mut state).await?;
-        if let Err(e) = ctx
-            .engine
-            .record_settings(spec, settings_snapshot(&state))
-            .await
-        {
-            log::warn(format!("recording settings of {}: {e}", spec.name));
-        }
-        Some((state, private))
-    }
-
-    async fn observe_into(
-        &self,
-        ctx: &Context,
-        diags: &mut Diagnostics,
-        state: &mut ReleaseState,
-    ) -> Option<Private> {
         let name = state.name.as_ref_option().cloned().unwrap_or_default();
-        match ctx.engine.observe(&name).await {
-            Ok(Some(obs)) => {
-                fill(state, &obs);
-                Some(private_of(
-                    &obs,
-                    state.retain_fleets.as_ref_option().copied(),
-                ))
-            }
+        let obs = match ctx.engine.observe(&name).await {
+            Ok(Some(obs)) => obs,
             Ok(None) => {
                 diags.root_error(
                     "Release vanished",
                     format!("release {name} was not found in AWS right after it was applied"),
                 );
-                None
+                return None;
             }
             Err(e) => {
                 report(diags, e);
-                None
+                return None;
             }
+        };
+        fill(&mut state, &obs);
+        let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
+        if let Err(e) = ctx
+            .engine
+            .record_settings(spec, obs.ledger, settings_snapshot(&state))
+            .await
+        {
+            log::warn(format!("recording settings of {}: {e}", spec.name));
         }
+        Some((state, private))
     }
 }
 
@@ -277,22 +265,30 @@ impl ReleaseResource {
                 .engine
                 .release(&spec, explicit_desired, limit)
                 .await
-                .map(|_| ()),
+                .map(Some),
             PlanKind::Scale => match ctx.engine.repair(&spec, explicit_desired, limit).await {
-                Ok(()) => ctx.engine.scale(&spec, limit).await,
+                Ok(()) => ctx.engine.scale(&spec, limit).await.map(|()| None),
                 Err(e) => Err(e),
             },
-            PlanKind::Settings | PlanKind::NoChange => {
-                ctx.engine.repair(&spec, explicit_desired, limit).await
+            PlanKind::Settings | PlanKind::NoChange => ctx
+                .engine
+                .repair(&spec, explicit_desired, limit)
+                .await
+                .map(|()| None),
+        };
+        let released = match result {
+            Ok(l) => l,
+            Err(e) => {
+                report(diags, e);
+                return None;
             }
         };
-        if let Err(e) = result {
-            report(diags, e);
-            return None;
-        }
         let after = async {
-            ctx.engine.restore_traffic(&spec).await?;
-            ctx.engine.save_settings(&spec).await
+            // A release or rollback has just set and verified the listener.
+            if released.is_none() {
+                ctx.engine.restore_traffic(&spec).await?;
+            }
+            ctx.engine.save_settings(&spec, released).await
         }
         .await;
         if let Err(e) = after {
