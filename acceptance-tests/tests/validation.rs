@@ -30,6 +30,7 @@ const CASES: &[Case] = &[
     Case { extra: "  subnet_ids = []", lb_extra: "", line: "subnet_ids = []", says: "at least one subnet" },
     Case { extra: "", lb_extra: "    port = 70000", line: "port = 70000", says: "between 1 and 65535" },
     Case { extra: "", lb_extra: "    health_check {\n      interval = 5\n      timeout = 5\n    }", line: "timeout = 5", says: "less than interval" },
+    Case { extra: "", lb_extra: "    health_check {\n      interval = 5\n    }", line: "interval = 5", says: "more than timeout (5, the default when unset)" },
 ];
 
 #[tokio::test(flavor = "multi_thread")]

@@ -368,14 +368,22 @@ impl Engine {
     /// same moments and share their calls (see [`crate::cloud::batch`]); never past
     /// `deadline` (a pause ends on time), and at once on a stop.
     async fn sleep_aligned(&self, d: Duration, deadline: Instant) {
-        let grid = Duration::from_secs(1)
-            .min(self.poll_ceiling)
-            .max(Duration::from_millis(1));
+        self.sleep_on_grid(d, deadline, Duration::from_secs(1))
+            .await
+    }
+
+    /// [`Self::sleep_aligned`] on a grid of `grid` (at most the poll ceiling).
+    async fn sleep_on_grid(&self, d: Duration, deadline: Instant, grid: Duration) {
+        let grid = grid.min(self.poll_ceiling).max(Duration::from_millis(1));
         let target = Instant::now() + d;
         let since = target.saturating_duration_since(self.epoch).as_nanos();
         let step = grid.as_nanos();
         let aligned = self.epoch + Duration::from_nanos((since.div_ceil(step) * step) as u64);
-        let wake = aligned.min(deadline.max(target));
+        self.sleep_until(aligned.min(deadline.max(target))).await;
+    }
+
+    /// Sleeps until `wake`, or until a stop is requested.
+    async fn sleep_until(&self, wake: Instant) {
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = self.stop.wait() => {}
@@ -498,7 +506,13 @@ impl Engine {
                 check_interval,
                 threshold,
             );
-            self.sleep_aligned(d, deadline).await;
+            // A change is due: look on a finer grid (a quarter second late at most).
+            let grid = if registering_since.is_some() {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            };
+            self.sleep_on_grid(d, deadline, grid).await;
             interval = Some(d);
         }
     }

@@ -219,7 +219,7 @@ async fn detection(runs: usize) -> anyhow::Result<Value> {
         let opts = ReleaseOpts {
             endpoint: Some(proxy.url.clone()),
             poll_interval: String::new(),
-            lb_extra: "    health_check {\n      interval          = 5\n      healthy_threshold = 2\n    }".into(),
+            lb_extra: "    health_check {\n      interval          = 5\n      timeout           = 2\n      healthy_threshold = 2\n    }".into(),
             extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"3s\"\n  }".into(),
             ..Default::default()
         };
@@ -301,6 +301,11 @@ resource "immutable_release" "svc" {{
   load_balancer {{
     listener_arn = var.listeners[count.index]
     vpc_id       = "{vpc}"
+    health_check {{
+      interval          = 5
+      timeout           = 2
+      healthy_threshold = 2
+    }}
   }}
 }}
 "#,
@@ -310,7 +315,8 @@ resource "immutable_release" "svc" {{
 }
 
 /// N releases in one configuration: the first release of all, then a blue/green release
-/// of all, at a given `-parallelism`.
+/// of all (whose new fleets take 6 s to pass their health checks), at a given
+/// `-parallelism`.
 async fn scale(
     n: usize,
     parallelism: usize,
@@ -336,7 +342,10 @@ async fn scale(
         }
         h.write(&many_hcl(&h, &proxy.url, &listeners))?;
         let par = format!("-parallelism={parallelism}");
-        for (op, image) in [(&mut create, &h.fx.image_a), (&mut release, &h.fx.image_b)] {
+        for (i, (op, image)) in [(&mut create, &h.fx.image_a), (&mut release, &h.fx.image_b)]
+            .into_iter()
+            .enumerate()
+        {
             let var = format!("-var=image_id={image}");
             let t = Instant::now();
             h.terraform(&["plan", &par, &var]).await?.ok()?;
@@ -344,6 +353,18 @@ async fn scale(
             proxy.reset_counts();
             rss.take_mib();
             let t = Instant::now();
+            // The blue/green release waits for health like a real one: every new fleet's
+            // targets are `initial` for the first 6 s of the apply.
+            proxy.set_faults(Faults {
+                pending_target_groups: if i == 1 {
+                    (0..n)
+                        .map(|k| (format!("svc-{k}-r2"), Some(t + Duration::from_secs(6))))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            });
             h.terraform(&["apply", "-auto-approve", &par, &var])
                 .await?
                 .ok()?;

@@ -441,9 +441,24 @@ impl ReleaseState {
                         }
                     }
                 }
-                if let (Value::Value(t), Value::Value(i)) = (&hc.timeout, &hc.interval) {
+                // An unset one takes its default (timeout 5, interval 30); unknown: later.
+                let defaults = crate::spec::HealthCheckSpec::default();
+                let set_or = |v: &Num, d: i64| match v {
+                    Value::Value(x) => Some(*x),
+                    Value::Null => Some(d),
+                    _ => None,
+                };
+                if let (Some(t), Some(i)) = (
+                    set_or(&hc.timeout, defaults.timeout),
+                    set_or(&hc.interval, defaults.interval),
+                ) {
                     if t >= i {
-                        fail(hp("timeout"), format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"));
+                        let (at, what) = if hc.timeout.is_null() {
+                            ("interval", format!("load_balancer.health_check.interval ({i}) must be more than timeout ({t}, the default when unset)"))
+                        } else {
+                            ("timeout", format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"))
+                        };
+                        fail(hp(at), what);
                     }
                 }
                 if let Value::Value(p) = &hc.path {
