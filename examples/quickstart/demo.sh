@@ -44,8 +44,15 @@ tf apply -auto-approve -var "image_id=$A" | sed -n '/Creating\|Creation complete
 echo "release $("$TERRAFORM" output -raw release) serves from $("$TERRAFORM" output -raw fleet_name)"
 tf output traffic
 
-step "2. Release image $B: a parallel fleet, health-checked, then all traffic moves"
-tf apply -auto-approve -var "image_id=$B" | sed -n '/Modifying\|Modifications complete/p'
+step "2. Release image $B as a canary: a parallel fleet, health-checked, then 10 % → 50 % → 100 %"
+echo "The plan is an in-place update; what the release will set is known after apply:"
+tf plan -var "image_id=$B" | sed -n '/# immutable_release.web/,/^Plan:/p' | grep -E '~|->|Plan:' | sed -n '1,12p'
+echo
+echo "The apply, with the provider's progress (TF_LOG=INFO shows it too):"
+TF_LOG=INFO "$TERRAFORM" apply -auto-approve -no-color -var "image_id=$B" 2>&1 \
+  | sed -n -e 's/.*provider\.terraform-provider-immutable: \(release [^:]*: \(launching\|healthy\|traffic\|canary pause\|done\)[^:@]*\).*/  \1/p' \
+           -e 's/.*\(Modifications complete after [^]]*\]\).*/  \1/p' \
+  | sed -e 's/\(canary pause at [0-9]* %\),.*/\1: watching health and alarms/' | uniq
 tf output traffic
 
 step "3. One-line rollback: terraform apply -var image_id=\$(terraform output -raw previous_image_id)"
@@ -76,9 +83,15 @@ PYEOF
 
 step "What to try next"
 cat <<TXT
-- Make a release fail: set health { timeout = "5s" } and point endpoint_url at a proxy that
-  reports targets unhealthy (see acceptance-tests/src/proxy.rs): traffic stays where it was.
-- strategy = "canary" with canary_step blocks and alarm_names, and watch TF_LOG=INFO.
+- Make a release fail: set health { timeout = "5s" } and point endpoint_url at the fault
+  proxy reporting targets unhealthy (cargo run -p acceptance-tests --bin fault-proxy --
+  --upstream $ENDPOINT --unhealthy all; docs/contributing/fault-proxy.md): the apply
+  fails with the figures and traffic stays where it was.
+- Add alarm_names to the release and set an alarm to ALARM during a pause: the release
+  aborts and traffic goes back (aws cloudwatch set-alarm-state against the emulator).
+- Press Ctrl-C during a canary pause: traffic goes back to the serving fleet; the next
+  apply finishes the release.
+- Change desired_capacity: the serving fleet scales in place, no release.
 - terraform import immutable_release.web web rebuilds the state from AWS alone.
 - The release keeps serving in the local AWS ($ENDPOINT); make emulator-down stops it.
 TXT

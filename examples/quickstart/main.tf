@@ -54,6 +54,17 @@ resource "immutable_release" "web" {
     timeout = "2m"
   }
 
+  # A release walks these steps (a first release and a rollback move 100 % at once).
+  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "2s"
+  }
+  canary_step {
+    weight = 50
+    pause  = "2s"
+  }
+
   retain_fleets = 1
   tags          = { team = "web" }
 }

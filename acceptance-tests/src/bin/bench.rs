@@ -258,7 +258,7 @@ async fn detection(runs: usize) -> anyhow::Result<Value> {
         polls_pause.push(th(shifts[0], shifts[1]));
     }
     Ok(json!({
-        "scenario": "blue target group `initial` for 5.5 s (health_check interval 5 s, healthy_threshold 2), then healthy; canary 10 % with a 3 s pause; default poll_interval (5s)",
+        "scenario": "the new fleet's targets `initial` for 5.5 s (health_check interval 5 s, healthy_threshold 2), then healthy; canary 10 % with a 3 s pause; default poll_interval (5s)",
         "healthy_to_first_shift_ms": Stat::of(health_ms).json(),
         "pause_end_to_next_shift_ms": Stat::of(pause_ms).json(),
         "target_health_polls_during_health_wait": Stat::of(polls_wait).json(),

@@ -18,6 +18,44 @@ type Num = Value<i64>;
 type StrSet = Value<BTreeSet<String>>;
 type StrMap = Value<BTreeMap<String, String>>;
 
+/// A set of strings whose elements may be unknown (a variable of a module being validated,
+/// an attribute known only after apply): partly unknown reads as unknown.
+fn set_or_unknown<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StrSet, D::Error> {
+    let v: Value<Vec<Str>> = Deserialize::deserialize(d)?;
+    Ok(match v {
+        Value::Value(items) => {
+            if items.iter().any(|i| matches!(i, Value::Unknown)) {
+                Value::Unknown
+            } else {
+                Value::Value(items.into_iter().filter_map(Value::as_option).collect())
+            }
+        }
+        Value::Null => Value::Null,
+        Value::Unknown => Value::Unknown,
+    })
+}
+
+/// A map of strings whose values may be unknown: partly unknown reads as unknown.
+fn map_or_unknown<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StrMap, D::Error> {
+    let v: Value<BTreeMap<String, Str>> = Deserialize::deserialize(d)?;
+    Ok(match v {
+        Value::Value(items) => {
+            if items.values().any(|i| matches!(i, Value::Unknown)) {
+                Value::Unknown
+            } else {
+                Value::Value(
+                    items
+                        .into_iter()
+                        .filter_map(|(k, v)| v.as_option().map(|v| (k, v)))
+                        .collect(),
+                )
+            }
+        }
+        Value::Null => Value::Null,
+        Value::Unknown => Value::Unknown,
+    })
+}
+
 /// `load_balancer.health_check`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -92,10 +130,13 @@ pub struct ReleaseState {
     pub name: Str,
     pub image_id: Str,
     pub instance_type: Str,
+    #[serde(deserialize_with = "set_or_unknown")]
     pub subnet_ids: StrSet,
+    #[serde(deserialize_with = "set_or_unknown")]
     pub security_group_ids: StrSet,
     pub iam_instance_profile: Str,
     pub user_data: Str,
+    #[serde(deserialize_with = "map_or_unknown")]
     pub instance_tags: StrMap,
     pub min_size: Num,
     pub max_size: Num,
@@ -105,11 +146,13 @@ pub struct ReleaseState {
     pub health: Value<HealthBlock>,
     pub strategy: Str,
     pub canary_step: Value<Vec<CanaryStepBlock>>,
+    #[serde(deserialize_with = "set_or_unknown")]
     pub alarm_names: StrSet,
     pub bake_time: Str,
     pub retain_fleets: Num,
     pub rollback_window: Str,
     pub history_limit: Num,
+    #[serde(deserialize_with = "map_or_unknown")]
     pub tags: StrMap,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<TimeoutsBlock>,

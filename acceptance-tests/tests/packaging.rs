@@ -1,0 +1,217 @@
+//! Terraform-native packaging: `make install` puts the provider where `terraform init`
+//! finds it with no network, and the module example then applies from a fresh directory;
+//! `make release` artifacts pass `sha256sum -c` and declare protocol 6.0; the quick start
+//! example applies. (Both make targets run here with PROFILE=debug: the test build, no
+//! second cargo run inside `cargo test`.)
+
+use std::path::Path;
+use std::process::Stdio;
+
+use acceptance_tests::{repo_root, terraform_bin, Harness, TempDir};
+use anyhow::Context;
+
+fn make(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("make")
+        .arg("-s")
+        .arg("--no-print-directory")
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .context("running make")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "make {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let p = e?.path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap()))?;
+        }
+    }
+    Ok(())
+}
+
+fn tfvars(h: &Harness) -> String {
+    serde_json::json!({
+        "endpoint": h.emulator.url,
+        "listener_arn": h.fx.listener_arn,
+        "vpc_id": h.fx.vpc_id,
+        "subnet_ids": h.fx.subnet_ids,
+    })
+    .to_string()
+}
+
+/// Terraform as a user runs it: no development overrides, the home directory's implied
+/// local mirror only.
+async fn user_terraform(home: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let rc = home.join("empty.terraformrc");
+    std::fs::write(&rc, "")?;
+    let out = tokio::process::Command::new(terraform_bin())
+        .args(args)
+        .arg("-no-color")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TF_CLI_CONFIG_FILE", &rc)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(out.status.success(), "terraform {args:?} failed:\n{text}");
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let home = TempDir::new("immutable-home")?;
+    let plugins = home.0.join(".terraform.d/plugins");
+    let said = make(&[
+        "install-files",
+        "PROFILE=debug",
+        &format!("INSTALL_DIR={}", plugins.display()),
+    ])?;
+    let version = env!("CARGO_PKG_VERSION");
+    let installed = plugins.join(format!(
+        "registry.terraform.io/immutable-infra/immutable/{version}/linux_amd64/terraform-provider-immutable_v{version}"
+    ));
+    assert!(
+        installed.is_file(),
+        "{said}: {} missing",
+        installed.display()
+    );
+
+    // A fresh directory with the module and its example, as a team would have them.
+    let work = TempDir::new("immutable-module")?;
+    let examples = repo_root().join("examples/modules");
+    copy_dir(&examples.join("service"), &work.0.join("service"))?;
+    copy_dir(&examples.join("example"), &work.0.join("example"))?;
+    let dir = work.0.join("example");
+    std::fs::write(dir.join("terraform.tfvars.json"), tfvars(&h))?;
+
+    let init = user_terraform(&home.0, &dir, &["init", "-input=false"]).await?;
+    assert!(
+        init.contains(&format!("Installing immutable-infra/immutable v{version}")),
+        "{init}"
+    );
+    assert!(
+        init.contains("Terraform has been successfully initialized"),
+        "{init}"
+    );
+    let lock = std::fs::read_to_string(dir.join(".terraform.lock.hcl"))?;
+    assert!(lock.contains("registry.terraform.io/immutable-infra/immutable"));
+
+    user_terraform(&home.0, &dir, &["validate"]).await?;
+    user_terraform(&home.0, &dir, &["apply", "-auto-approve", "-input=false"]).await?;
+    let outputs = user_terraform(&home.0, &dir, &["output", "-json"]).await?;
+    let outputs: serde_json::Value =
+        serde_json::from_str(outputs.find('{').map(|i| &outputs[i..]).unwrap_or(&outputs))?;
+    assert_eq!(outputs["web_release"]["value"], 1);
+    assert_eq!(outputs["web_traffic"]["value"]["web-r1"], 100);
+    // A release through the module: canary 20 %, then all traffic.
+    user_terraform(
+        &home.0,
+        &dir,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            &format!("-var=image_id={}", h.fx.image_b),
+        ],
+    )
+    .await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
+    );
+    user_terraform(&home.0, &dir, &["destroy", "-auto-approve", "-input=false"]).await?;
+    assert!(h.owned_objects("web").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn make_release_artifacts_check_out() -> anyhow::Result<()> {
+    let dist = TempDir::new("immutable-dist")?;
+    make(&[
+        "package",
+        "PROFILE=debug",
+        &format!("DIST={}", dist.0.display()),
+    ])?;
+    let version = env!("CARGO_PKG_VERSION");
+    let base = format!("terraform-provider-immutable_{version}");
+    let mut names: Vec<String> = std::fs::read_dir(&dist.0)?
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            format!("{base}_SHA256SUMS"),
+            format!("{base}_linux_amd64.zip"),
+            format!("{base}_manifest.json"),
+        ]
+    );
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", &format!("{base}_SHA256SUMS")])
+        .current_dir(&dist.0)
+        .output()?;
+    assert!(
+        check.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let sums = std::fs::read_to_string(dist.0.join(format!("{base}_SHA256SUMS")))?;
+    assert_eq!(sums.lines().count(), 2, "the zip and the manifest: {sums}");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        dist.0.join(format!("{base}_manifest.json")),
+    )?)?;
+    assert_eq!(
+        manifest,
+        serde_json::json!({"version": 1, "metadata": {"protocol_versions": ["6.0"]}})
+    );
+    // The zip holds the binary under the name Terraform looks for.
+    let py = repo_root().join(".tools/venv/bin/python");
+    let listing = std::process::Command::new(py)
+        .args(["-m", "zipfile", "-l"])
+        .arg(dist.0.join(format!("{base}_linux_amd64.zip")))
+        .output()?;
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains(&format!("terraform-provider-immutable_v{version}")),
+        "{listing}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quick_start_example_applies_and_rolls_back() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let main = std::fs::read_to_string(repo_root().join("examples/quickstart/main.tf"))?;
+    h.write(&main)?;
+    std::fs::write(h.dir.0.join("terraform.tfvars.json"), tfvars(&h))?;
+    h.apply(&[("image_id", &h.fx.image_a)]).await?;
+    h.apply(&[("image_id", &h.fx.image_b)]).await?;
+    let prev = h.outputs().await?["previous_image_id"]["value"]
+        .as_str()
+        .map(String::from);
+    assert_eq!(prev.as_deref(), Some(h.fx.image_a.as_str()));
+    h.apply(&[("image_id", &h.fx.image_a)]).await?;
+    assert!(h.plan_is_empty_with(&[("image_id", &h.fx.image_a)]).await?);
+    Ok(())
+}

@@ -1,0 +1,48 @@
+# A service as a platform team publishes it: one immutable release with the team's
+# defaults (health-checked on /healthz, canary 10 % → 50 % watched by alarms, a bake, one
+# warm fleet to roll back to). Callers choose the image and where it runs.
+
+locals {
+  strategy = length(var.canary) > 0 ? "canary" : "blue_green"
+}
+
+resource "immutable_release" "this" {
+  name                 = var.name
+  image_id             = var.image_id
+  instance_type        = var.instance_type
+  subnet_ids           = var.subnet_ids
+  security_group_ids   = var.security_group_ids
+  iam_instance_profile = var.instance_profile
+  user_data            = var.user_data
+  instance_tags        = { service = var.name }
+
+  min_size         = var.min_size
+  max_size         = var.max_size
+  desired_capacity = var.desired_capacity
+
+  load_balancer {
+    listener_arn = var.listener_arn
+    vpc_id       = var.vpc_id
+    port         = var.port
+    health_check {
+      path              = var.health_check_path
+      interval          = 10
+      healthy_threshold = 2
+    }
+  }
+
+  strategy = local.strategy
+  dynamic "canary_step" {
+    for_each = var.canary
+    content {
+      weight = canary_step.value.weight
+      pause  = canary_step.value.pause
+    }
+  }
+  alarm_names = var.alarm_names
+  bake_time   = var.bake_time
+
+  retain_fleets   = 1
+  rollback_window = var.rollback_window
+  tags            = merge({ service = var.name }, var.tags)
+}

@@ -1,0 +1,115 @@
+variable "name" {
+  type        = string
+  description = "Service name: 1–24 characters, lowercase letters, digits and hyphens, starting with a letter. Prefixes every AWS object of the release."
+}
+
+variable "image_id" {
+  type        = string
+  description = "Machine image to run. Changing it releases; setting it back rolls back."
+}
+
+variable "instance_type" {
+  type        = string
+  description = "EC2 instance type."
+  default     = "t3.small"
+}
+
+variable "subnet_ids" {
+  type        = list(string)
+  description = "Subnets of the fleet (at least one; two or more zones recommended)."
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups of the instances."
+  default     = []
+}
+
+variable "instance_profile" {
+  type        = string
+  description = "IAM instance profile name or ARN, or null."
+  default     = null
+}
+
+variable "user_data" {
+  type        = string
+  description = "Boot script (plain text)."
+  default     = null
+  sensitive   = true
+}
+
+variable "listener_arn" {
+  type        = string
+  description = "The ALB listener whose default action the service owns (declare it with ignore_changes = [default_action])."
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "VPC of the target groups."
+}
+
+variable "port" {
+  type        = number
+  description = "Port the service listens on."
+  default     = 8080
+}
+
+variable "health_check_path" {
+  type        = string
+  description = "HTTP path the load balancer checks."
+  default     = "/healthz"
+}
+
+variable "min_size" {
+  type        = number
+  description = "Fewest instances."
+  default     = 2
+}
+
+variable "max_size" {
+  type        = number
+  description = "Most instances."
+  default     = 6
+}
+
+variable "desired_capacity" {
+  type        = number
+  description = "Instances wanted; null: the first release uses min_size, later ones keep the live desired capacity (autoscaling-friendly)."
+  default     = null
+}
+
+variable "canary" {
+  type = list(object({
+    weight = number
+    pause  = string
+  }))
+  description = "Canary steps (weights strictly increasing, 1–99). Empty: blue/green."
+  default = [
+    { weight = 10, pause = "5m" },
+    { weight = 50, pause = "5m" },
+  ]
+}
+
+variable "alarm_names" {
+  type        = list(string)
+  description = "CloudWatch alarms that abort a release if they fire during a canary pause or the bake."
+  default     = []
+}
+
+variable "bake_time" {
+  type        = string
+  description = "How long to keep watching at 100 % before a release counts as done."
+  default     = "5m"
+}
+
+variable "rollback_window" {
+  type        = string
+  description = "How long the previous fleet stays warm for an instant rollback."
+  default     = "1h"
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags on every AWS object of the service."
+  default     = {}
+}
