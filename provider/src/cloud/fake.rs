@@ -24,6 +24,8 @@ pub enum HealthScript {
     Never,
     /// Healthy for this many target-health reads, then unhealthy.
     HealthyForPolls(u32),
+    /// Registered and being checked (`initial`) until this (tokio) instant, then healthy.
+    RegisteringUntil(tokio::time::Instant),
 }
 
 #[derive(Debug, Default)]
@@ -449,16 +451,18 @@ impl Fleets for FakeCloud {
             *r += 1;
             *r
         };
-        let healthy = match s
+        let state = match s
             .health
             .get(&tg.name)
             .copied()
             .unwrap_or(HealthScript::Healthy)
         {
-            HealthScript::Healthy => true,
-            HealthScript::AfterPolls(n) => reads > n,
-            HealthScript::Never => false,
-            HealthScript::HealthyForPolls(n) => reads <= n,
+            HealthScript::Healthy => "healthy",
+            HealthScript::AfterPolls(n) if reads > n => "healthy",
+            HealthScript::HealthyForPolls(n) if reads <= n => "healthy",
+            HealthScript::RegisteringUntil(t) if tokio::time::Instant::now() >= t => "healthy",
+            HealthScript::RegisteringUntil(_) => "initial",
+            _ => "unhealthy",
         };
         Ok(s.groups
             .values()
@@ -466,7 +470,7 @@ impl Fleets for FakeCloud {
             .flat_map(|g| g.instances.iter())
             .map(|i| TargetHealth {
                 id: i.id.clone(),
-                state: if healthy { "healthy" } else { "unhealthy" }.into(),
+                state: state.into(),
             })
             .collect())
     }

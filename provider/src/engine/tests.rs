@@ -709,3 +709,33 @@ async fn a_deleted_serving_group_is_replaced() {
         .drift(Some(1))
         .is_empty());
 }
+
+/// Detection: while targets register, the wait sleeps until the health checks could have
+/// passed (not a blind back-off), then looks every second: the gate opens within a second
+/// of the targets turning healthy, with few reads.
+#[tokio::test(start_paused = true)]
+async fn registering_targets_are_seen_healthy_within_a_second() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.fleet.target_group.health_check.interval = 5;
+    s.fleet.target_group.health_check.healthy_threshold = 2;
+    let started = tokio::time::Instant::now();
+    let healthy_at = started + Duration::from_millis(5_500);
+    fake.script_health("web-r1", HealthScript::RegisteringUntil(healthy_at));
+    engine.release(&s, true, LIMIT).await.unwrap();
+    let shifted = tokio::time::Instant::now();
+    assert!(
+        shifted >= healthy_at,
+        "never before the targets are healthy"
+    );
+    assert!(
+        shifted - healthy_at <= Duration::from_secs(1),
+        "seen {:?} after turning healthy",
+        shifted - healthy_at
+    );
+    assert_eq!(
+        fake.calls("DescribeTargetHealth"),
+        3,
+        "at 0 s (registering), at 5 s (the earliest two checks could pass), at 6 s"
+    );
+}
