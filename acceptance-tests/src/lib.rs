@@ -418,30 +418,7 @@ impl Fixtures {
             .and_then(|l| l.load_balancer_arn())
             .unwrap()
             .to_string();
-        let listener = aws
-            .elb
-            .create_listener()
-            .load_balancer_arn(&lb_arn)
-            .protocol(elb::types::ProtocolEnum::Http)
-            .port(80)
-            .default_actions(
-                elb::types::Action::builder()
-                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(
-                        elb::types::FixedResponseActionConfig::builder()
-                            .status_code("404")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await?;
-        let listener_arn = listener
-            .listeners()
-            .first()
-            .and_then(|l| l.listener_arn())
-            .unwrap()
-            .to_string();
+        let listener_arn = aws.add_listener(&lb_arn, 80).await?;
         let images = aws
             .ec2
             .describe_images()

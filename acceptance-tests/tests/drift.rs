@@ -14,6 +14,18 @@ async fn two_releases() -> anyhow::Result<Harness> {
     Ok(h)
 }
 
+/// Sets the listener's default action, as someone in the console would.
+async fn set_default_action(h: &Harness, action: elb::types::Action) -> anyhow::Result<()> {
+    h.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&h.fx.listener_arn)
+        .default_actions(action)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Plan shows changes, and (if given) says `text`; apply; plan is empty.
 async fn plan_shows_then_apply_fixes(h: &Harness, text: Option<&str>) -> anyhow::Result<()> {
     let vars = [("image_id", h.fx.image_b.as_str())];
@@ -62,13 +74,7 @@ async fn weights_changed_by_hand_are_put_back() -> anyhow::Result<()> {
                 .build(),
         )
         .build();
-    h.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&h.fx.listener_arn)
-        .default_actions(forward)
-        .send()
-        .await?;
+    set_default_action(&h, forward).await?;
     plan_shows_then_apply_fixes(&h, Some("traffic")).await?;
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
@@ -130,13 +136,7 @@ async fn a_deleted_serving_target_group_is_replaced() -> anyhow::Result<()> {
                 .build(),
         )
         .build();
-    h.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&h.fx.listener_arn)
-        .default_actions(fixed)
-        .send()
-        .await?;
+    set_default_action(&h, fixed).await?;
     let arns = h.aws.target_group_arns().await?;
     let r2 = arns
         .iter()

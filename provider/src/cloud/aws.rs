@@ -674,7 +674,37 @@ impl Fleets for AwsCloud {
     }
 }
 
+type CreateTemplateError = aws_sdk_ec2::error::SdkError<
+    ec2::operation::create_launch_template::CreateLaunchTemplateError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
+
 impl AwsCloud {
+    /// Creates a launch template that records something (the ledger, the lease) and never
+    /// launches anything, with the release's tags.
+    async fn create_record_template(
+        &self,
+        name: &str,
+        what: &str,
+        data: ec2::types::RequestLaunchTemplateData,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CreateTemplateError> {
+        self.ec2
+            .create_launch_template()
+            .launch_template_name(name)
+            .version_description(format!("immutable_release {what}: not for launching"))
+            .launch_template_data(data)
+            .tag_specifications(
+                ec2::types::TagSpecification::builder()
+                    .resource_type(ec2::types::ResourceType::LaunchTemplate)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+    }
+
     async fn describe_groups_now(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
         let mut out = Vec::new();
         let mut pages = self
@@ -1034,18 +1064,7 @@ impl LedgerStore for AwsCloud {
                 return Err(err(format!("writing release ledger ({name})"))(e));
             }
             Err(_) => {
-                self.ec2
-                    .create_launch_template()
-                    .launch_template_name(&name)
-                    .version_description("immutable_release ledger: not for launching")
-                    .launch_template_data(data)
-                    .tag_specifications(
-                        ec2::types::TagSpecification::builder()
-                            .resource_type(ec2::types::ResourceType::LaunchTemplate)
-                            .set_tags(Some(ec2_tags(tags)))
-                            .build(),
-                    )
-                    .send()
+                self.create_record_template(&name, "ledger", data, tags)
                     .await
                     .map_err(err(format!("creating release ledger ({name})")))?;
             }
@@ -1069,18 +1088,7 @@ impl LedgerStore for AwsCloud {
             .build();
         // Launch template names are unique in a region: creating one is an atomic test-and-set.
         match self
-            .ec2
-            .create_launch_template()
-            .launch_template_name(&name)
-            .version_description("immutable_release lease: not for launching")
-            .launch_template_data(data)
-            .tag_specifications(
-                ec2::types::TagSpecification::builder()
-                    .resource_type(ec2::types::ResourceType::LaunchTemplate)
-                    .set_tags(Some(ec2_tags(tags)))
-                    .build(),
-            )
-            .send()
+            .create_record_template(&name, "lease", data, tags)
             .await
         {
             Ok(_) => Ok(true),

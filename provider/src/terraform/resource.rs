@@ -44,6 +44,28 @@ pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
     }
 }
 
+/// Observes release `name`; an error diagnostic (`missing` gives its summary and detail when
+/// no release of that name exists) and None otherwise.
+async fn observe_or_report(
+    ctx: &Context,
+    diags: &mut Diagnostics,
+    name: &str,
+    missing: impl FnOnce() -> (&'static str, String),
+) -> Option<Observed> {
+    match ctx.engine.observe(name).await {
+        Ok(Some(obs)) => Some(obs),
+        Ok(None) => {
+            let (summary, detail) = missing();
+            diags.root_error(summary, detail);
+            None
+        }
+        Err(e) => {
+            report(diags, e);
+            None
+        }
+    }
+}
+
 /// What a read learns that the plan needs but the schema does not show: the role of each
 /// live fleet (to know what the listener should say).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -198,20 +220,13 @@ impl ReleaseResource {
     ) -> Option<(ReleaseState, Private)> {
         let mut state = planned;
         let name = state.name.as_ref_option().cloned().unwrap_or_default();
-        let obs = match ctx.engine.observe(&name).await {
-            Ok(Some(obs)) => obs,
-            Ok(None) => {
-                diags.root_error(
-                    "Release vanished",
-                    format!("release {name} was not found in AWS right after it was applied"),
-                );
-                return None;
-            }
-            Err(e) => {
-                report(diags, e);
-                return None;
-            }
-        };
+        let obs = observe_or_report(ctx, diags, &name, || {
+            (
+                "Release vanished",
+                format!("release {name} was not found in AWS right after it was applied"),
+            )
+        })
+        .await?;
         fill(&mut state, &obs);
         let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
         if let Err(e) = ctx
@@ -556,20 +571,13 @@ impl Resource for ReleaseResource {
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let ctx = context(&self.shared, diags)?;
-        let obs = match ctx.engine.observe(&id).await {
-            Ok(Some(o)) => o,
-            Ok(None) => {
-                diags.root_error(
-                    "Cannot import",
-                    format!("no release named {id:?} exists in this region (no launch template {id}-ledger)"),
-                );
-                return None;
-            }
-            Err(e) => {
-                report(diags, e);
-                return None;
-            }
-        };
+        let obs = observe_or_report(ctx, diags, &id, || {
+            (
+                "Cannot import",
+                format!("no release named {id:?} exists in this region (no launch template {id}-ledger)"),
+            )
+        })
+        .await?;
         let mut state: ReleaseState = obs
             .ledger
             .settings
