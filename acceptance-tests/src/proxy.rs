@@ -52,6 +52,10 @@ pub struct Faults {
     pub actions: Vec<String>,
     /// Seed of the random choices (0: from the clock).
     pub seed: u64,
+    /// (action, text in the body): the first such call reaches the emulator (it acts) but
+    /// its answer is lost — the caller gets HTTP 500 instead, as after a timeout or a reset
+    /// once AWS had acted.
+    pub lose_first_answer: Vec<(String, String)>,
 }
 
 /// What happened to one call.
@@ -65,6 +69,8 @@ pub enum Outcome {
     Failed,
     /// Connection reset.
     Reset,
+    /// Forwarded (the emulator acted), the answer replaced by HTTP 500.
+    AnswerLost,
 }
 
 /// One call the proxy saw.
@@ -87,6 +93,7 @@ struct Shared {
     calls: BTreeMap<String, u64>,
     outcomes: BTreeMap<Outcome, u64>,
     log: Vec<Seen>,
+    answers_lost: std::collections::BTreeSet<usize>,
 }
 
 impl Shared {
@@ -273,7 +280,14 @@ async fn forward(
         *s.calls.entry(action.clone()).or_default() += 1;
         let faults = s.faults.clone();
         let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
-        let outcome = if !applies {
+        let lose = faults
+            .lose_first_answer
+            .iter()
+            .position(|(a, needle)| a == &action && text.contains(needle.as_str()))
+            .is_some_and(|i| s.answers_lost.insert(i));
+        let outcome = if lose {
+            Outcome::AnswerLost
+        } else if !applies {
             Outcome::Forwarded
         } else {
             let r = s.roll();
@@ -323,7 +337,7 @@ async fn forward(
             ));
         }
         Outcome::Reset => return Err(ConnectionReset),
-        Outcome::Forwarded => {}
+        Outcome::Forwarded | Outcome::AnswerLost => {}
     }
     let uri = format!(
         "{upstream}{}",
@@ -349,6 +363,16 @@ async fn forward(
                 .unwrap())
         }
     };
+    if outcome == Outcome::AnswerLost {
+        // The emulator acted; its answer never reaches the caller.
+        let _ = resp.into_body().collect().await;
+        let code = if ec2 {
+            "InternalError"
+        } else {
+            "InternalFailure"
+        };
+        return Ok(xml_error(500, ec2, code, "answer lost (fault proxy)"));
+    }
     let (mut rparts, rbody) = resp.into_parts();
     let mut rbody = rbody
         .collect()

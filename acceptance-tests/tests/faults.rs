@@ -103,3 +103,57 @@ async fn resets_and_latency_on_listener_calls_are_survived() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Creates whose answer is lost after AWS acted (a timeout, a reset): the SDK retries, meets
+/// the object it made, and the provider adopts it — never a second one, nothing orphaned.
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_whose_answer_was_lost_are_adopted_not_doubled() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let proxy = FaultProxy::start(&h.emulator.url).await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        endpoint: Some(proxy.url.clone()),
+        ..Default::default()
+    }))?;
+    proxy.set_faults(Faults {
+        lose_first_answer: [
+            ("CreateLaunchTemplate", "LaunchTemplateName=web-lease&"),
+            ("CreateLaunchTemplate", "LaunchTemplateName=web-r1&"),
+            ("CreateTargetGroup", ""),
+            ("CreateAutoScalingGroup", ""),
+            ("CreateRule", ""),
+        ]
+        .iter()
+        .map(|(a, n)| (a.to_string(), n.to_string()))
+        .collect(),
+        ..Default::default()
+    });
+    h.apply(&[]).await?;
+    let lost = proxy
+        .outcomes()
+        .get(&Outcome::AnswerLost)
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(lost, 5, "each create lost its first answer");
+    let mut owned = h.owned_objects("web").await?;
+    owned.sort();
+    assert_eq!(
+        owned,
+        vec![
+            "group web-r1".to_string(),
+            "launch template web-ledger".to_string(),
+            "launch template web-r1".to_string(),
+            "target group web-r1".to_string(),
+        ]
+    );
+    assert_eq!(
+        h.aws.rules(&h.fx.listener_arn).await?,
+        0,
+        "no rule left behind"
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
+    assert!(h.plan_is_empty().await?);
+    Ok(())
+}

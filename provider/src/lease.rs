@@ -22,6 +22,9 @@ pub const TAG_PID: &str = "immutable:lease-pid";
 pub const TAG_SINCE: &str = "immutable:lease-since";
 /// Tag: when the lease expires unless renewed (Unix seconds).
 pub const TAG_EXPIRES: &str = "immutable:lease-expires";
+/// Tag: a value unique to one acquisition, so that a create retried after its answer was
+/// lost recognises its own lease.
+pub const TAG_NONCE: &str = "immutable:lease-nonce";
 
 /// How long a lease lives without renewal.
 pub const TTL: Duration = Duration::from_secs(120);
@@ -110,8 +113,9 @@ pub fn stale(
     None
 }
 
-fn holder_tags(name: &str, since: &str) -> BTreeMap<String, String> {
+fn holder_tags(name: &str, since: &str, nonce: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
+        (TAG_NONCE.to_string(), nonce.to_string()),
         (TAG_RELEASE_NAME.to_string(), name.to_string()),
         (TAG_PHASE.to_string(), "lease".to_string()),
         (TAG_HOST.to_string(), host_name()),
@@ -136,20 +140,37 @@ fn rfc3339_of(unix: u64) -> String {
 
 /// Takes the lease of release `name`, or refuses with who holds it.
 pub async fn acquire(cloud: &Cloud, name: &str) -> EngineResult<Lease> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let since = rfc3339_of(unix_now());
+    let nonce = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
     for _ in 0..2 {
-        if cloud
+        let created = cloud
             .ledger
-            .create_lease(name, &holder_tags(name, &since))
-            .await?
-        {
+            .create_lease(name, &holder_tags(name, &since, &nonce))
+            .await?;
+        let tags = if created {
+            None
+        } else {
+            cloud.ledger.read_lease(name).await?
+        };
+        // Ours: just created, or created by this very call before its answer was lost.
+        if created || tags.as_ref().and_then(|t| t.get(TAG_NONCE)) == Some(&nonce) {
             let renew_cloud = cloud.clone();
             let renew_name = name.to_string();
             let renew_since = since.clone();
+            let renew_nonce = nonce.clone();
             let renewal = tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(RENEW_EVERY).await;
-                    let tags = holder_tags(&renew_name, &renew_since);
+                    let tags = holder_tags(&renew_name, &renew_since, &renew_nonce);
                     if let Err(e) = renew_cloud.ledger.renew_lease(&renew_name, &tags).await {
                         log::warn(format!("release {renew_name}: renewing the lease: {e}"));
                     }
@@ -161,7 +182,7 @@ pub async fn acquire(cloud: &Cloud, name: &str) -> EngineResult<Lease> {
                 renewal,
             });
         }
-        let Some(tags) = cloud.ledger.read_lease(name).await? else {
+        let Some(tags) = tags else {
             continue; // given back in between: try again
         };
         match stale(&tags, unix_now(), &host_name(), process_runs) {

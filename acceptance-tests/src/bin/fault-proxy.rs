@@ -5,6 +5,7 @@
 //! fault-proxy --upstream http://127.0.0.1:5000 [--listen 127.0.0.1:5001]
 //!             [--throttle 0.2] [--error-5xx 0.05] [--reset 0.01] [--latency-ms 200]
 //!             [--action ModifyListener]... [--unhealthy web-r2]... [--seed N]
+//!             [--lose-first-answer CreateAutoScalingGroup]...
 //! ```
 //!
 //! Point the provider's `endpoint_url` at the printed address. Every 10 s, and when it
@@ -16,7 +17,7 @@ use acceptance_tests::proxy::{FaultProxy, Faults};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fault-proxy --upstream URL [--listen HOST:PORT] [--throttle SHARE] [--error-5xx SHARE]\n       [--reset SHARE] [--latency-ms MS] [--action NAME]... [--unhealthy TARGET_GROUP_NAME|all]... [--seed N]"
+        "usage: fault-proxy --upstream URL [--listen HOST:PORT] [--throttle SHARE] [--error-5xx SHARE]\n       [--reset SHARE] [--latency-ms MS] [--action NAME]... [--unhealthy TARGET_GROUP_NAME|all]... [--seed N]\n       [--lose-first-answer ACTION[:BODY_TEXT]]..."
     );
     std::process::exit(2)
 }
@@ -68,6 +69,13 @@ async fn main() -> anyhow::Result<()> {
                     .push((name.to_string(), None)),
             },
             "--seed" => faults.seed = value().parse().unwrap_or_else(|_| usage()),
+            "--lose-first-answer" => {
+                let v = value();
+                let (action, text) = v.split_once(':').unwrap_or((v.as_str(), ""));
+                faults
+                    .lose_first_answer
+                    .push((action.to_string(), text.to_string()));
+            }
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown argument {other:?}");

@@ -283,8 +283,20 @@ impl Fleets for AwsCloud {
                     .build(),
             )
             .send()
-            .await
-            .map_err(err(format!("creating launch template ({name})")))?;
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.code().is_some_and(|c| c.contains("AlreadyExists")) => {
+                if let Some((id, found)) = self.find_launch_template(name).await? {
+                    if made_by_this_call(&found, tags) {
+                        // A fleet's template is created with one version and never changed.
+                        return Ok((id, 1));
+                    }
+                }
+                return Err(err(format!("creating launch template ({name})"))(e));
+            }
+            Err(e) => return Err(err(format!("creating launch template ({name})"))(e)),
+        };
         let lt = out.launch_template();
         Ok((
             lt.and_then(|l| l.launch_template_id())
@@ -407,14 +419,22 @@ impl Fleets for AwsCloud {
             )
             .set_tags(Some(elb_tags(tags)))
             .send()
-            .await
-            .map_err(err(format!("creating target group ({name})")))?;
-        let arn = out
-            .target_groups()
-            .first()
-            .and_then(|t| t.target_group_arn())
-            .unwrap_or_default()
-            .to_string();
+            .await;
+        let arn = match out {
+            Ok(out) => out
+                .target_groups()
+                .first()
+                .and_then(|t| t.target_group_arn())
+                .unwrap_or_default()
+                .to_string(),
+            Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
+                match self.find_target_group(name).await? {
+                    Some(tg) if made_by_this_call(&tg.tags, tags) => tg.arn,
+                    _ => return Err(err(format!("creating target group ({name})"))(e)),
+                }
+            }
+            Err(e) => return Err(err(format!("creating target group ({name})"))(e)),
+        };
         self.elb
             .modify_target_group_attributes()
             .target_group_arn(&arn)
@@ -484,7 +504,8 @@ impl Fleets for AwsCloud {
     }
 
     async fn create_group(&self, r: &GroupRequest) -> CloudResult<()> {
-        self.asg
+        let out = self
+            .asg
             .create_auto_scaling_group()
             .auto_scaling_group_name(&r.name)
             .launch_template(
@@ -502,9 +523,20 @@ impl Fleets for AwsCloud {
             .health_check_grace_period(r.grace_period.as_secs() as i32)
             .set_tags(Some(asg_tags(&r.name, &r.tags)))
             .send()
-            .await
-            .map_err(err(format!("creating Auto Scaling group ({})", r.name)))?;
-        Ok(())
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("AlreadyExists") => {
+                let found = self
+                    .describe_groups_now(std::slice::from_ref(&r.name))
+                    .await?;
+                match found.first() {
+                    Some(g) if made_by_this_call(&g.tags, &r.tags) => Ok(()),
+                    _ => Err(err(format!("creating Auto Scaling group ({})", r.name))(e)),
+                }
+            }
+            Err(e) => Err(err(format!("creating Auto Scaling group ({})", r.name))(e)),
+        }
     }
 
     async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
@@ -672,6 +704,19 @@ impl Fleets for AwsCloud {
             .await?;
         Ok(found.into_values().next().unwrap_or_default())
     }
+}
+
+/// Whether an object found by name (its tags) is the one this call was creating: same
+/// release, same fleet fingerprint. A create whose answer was lost (a timeout, a reset after
+/// AWS acted) is retried by the SDK and meets its own object: it is adopted, never a
+/// stranger's.
+fn made_by_this_call(found: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    [
+        crate::engine::TAG_RELEASE_NAME,
+        crate::engine::TAG_FINGERPRINT,
+    ]
+    .iter()
+    .all(|k| wanted.get(*k).is_some() && found.get(*k) == wanted.get(*k))
 }
 
 type CreateTemplateError = aws_sdk_ec2::error::SdkError<
@@ -881,14 +926,39 @@ impl Traffic for AwsCloud {
                     .build(),
             )
             .send()
-            .await
-            .map_err(err(format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")))?;
-        Ok(out
-            .rules()
-            .first()
-            .and_then(|r| r.rule_arn())
-            .unwrap_or_default()
-            .to_string())
+            .await;
+        let what = || {
+            format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")
+        };
+        match out {
+            Ok(out) => Ok(out
+                .rules()
+                .first()
+                .and_then(|r| r.rule_arn())
+                .unwrap_or_default()
+                .to_string()),
+            // A retry of a create whose answer was lost: the rule with this token is ours.
+            Err(e) if e.code() == Some("PriorityInUse") => {
+                let rules = self
+                    .elb
+                    .describe_rules()
+                    .listener_arn(listener_arn)
+                    .send()
+                    .await
+                    .map_err(err(what()))?;
+                let mine = rules.rules().iter().find(|r| {
+                    r.conditions().iter().any(|c| {
+                        c.http_header_config()
+                            .is_some_and(|h| h.values().iter().any(|v| v == token))
+                    })
+                });
+                match mine.and_then(|r| r.rule_arn()) {
+                    Some(arn) => Ok(arn.to_string()),
+                    None => Err(err(what())(e)),
+                }
+            }
+            Err(e) => Err(err(what())(e)),
+        }
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
