@@ -492,6 +492,30 @@ pub fn fold(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The head of every configuration the tests write: the provider requirement, the provider
+/// block against `endpoint` (plus `settings`, lines of that block) and the `image_id`
+/// variable defaulting to `image`.
+pub fn config_head(endpoint: &str, settings: &str, image: &str) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    immutable = {{ source = "immutable-infra/immutable" }}
+  }}
+}}
+
+provider "immutable" {{
+  region        = "us-east-1"
+  endpoint_url  = "{endpoint}"
+{settings}}}
+
+variable "image_id" {{
+  type    = string
+  default = "{image}"
+}}
+"#
+    )
+}
+
 /// Options of the generated release configuration.
 #[derive(Debug, Clone)]
 pub struct ReleaseOpts {
@@ -582,24 +606,18 @@ impl Harness {
             .unwrap_or_else(|| self.emulator.url.clone());
         let subnets = serde_json::to_string(&self.fx.subnet_ids).unwrap();
         let image = o.image.clone().unwrap_or_else(|| self.fx.image_a.clone());
+        let poll = if o.poll_interval.is_empty() {
+            String::new()
+        } else {
+            format!("  poll_interval = \"{}\"\n", o.poll_interval)
+        };
+        let head = config_head(
+            &endpoint,
+            &format!("{poll}  max_retries   = {}\n", o.max_retries),
+            &image,
+        );
         format!(
-            r#"terraform {{
-  required_providers {{
-    immutable = {{ source = "immutable-infra/immutable" }}
-  }}
-}}
-
-provider "immutable" {{
-  region        = "us-east-1"
-  endpoint_url  = "{endpoint}"
-{poll}  max_retries   = {max_retries}
-}}
-
-variable "image_id" {{
-  type    = string
-  default = "{image}"
-}}
-
+            r#"{head}
 resource "immutable_release" "web" {{
   name          = "{name}"
   image_id      = var.image_id
@@ -619,12 +637,6 @@ output "previous_image_id" {{ value = immutable_release.web.previous_image_id }}
 output "traffic" {{ value = immutable_release.web.traffic }}
 "#,
             name = o.name,
-            max_retries = o.max_retries,
-            poll = if o.poll_interval.is_empty() {
-                String::new()
-            } else {
-                format!("  poll_interval = \"{}\"\n", o.poll_interval)
-            },
             extra = o.extra,
             lb_extra = o.lb_extra,
             listener = self.fx.listener_arn,
@@ -702,17 +714,7 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     /// Starts terraform in its own process group (so that it and the provider it starts
     /// can be killed together), without waiting for it.
     pub fn spawn_terraform(&self, args: &[&str]) -> anyhow::Result<Child> {
-        let child = self
-            .command()
-            .args(args)
-            .arg("-no-color")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        Ok(child)
+        self.spawn(&self.dir.0, args, Stdio::null)
     }
 
     /// Starts terraform (own process group) in `dir` with its output captured, without
@@ -722,13 +724,22 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         dir: &std::path::Path,
         args: &[&str],
     ) -> anyhow::Result<Child> {
+        self.spawn(dir, args, Stdio::piped)
+    }
+
+    fn spawn(
+        &self,
+        dir: &std::path::Path,
+        args: &[&str],
+        output: fn() -> Stdio,
+    ) -> anyhow::Result<Child> {
         let child = self
             .command_in(dir)
             .args(args)
             .arg("-no-color")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(output())
+            .stderr(output())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
@@ -749,13 +760,17 @@ output "traffic" {{ value = immutable_release.web.traffic }}
 
     /// Sends SIGINT to one process.
     pub fn interrupt(pid: u32) -> anyhow::Result<()> {
+        Self::signal_process(pid, libc::SIGINT)
+    }
+
+    fn signal_process(pid: u32, signal: i32) -> anyhow::Result<()> {
         let pid = i32::try_from(pid)?;
         anyhow::ensure!(pid > 1, "refusing to signal process {pid}");
         // SAFETY: kill(2) with a positive pid signals exactly that process.
-        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        let rc = unsafe { libc::kill(pid, signal) };
         anyhow::ensure!(
             rc == 0,
-            "kill({pid}, SIGINT) failed: {}",
+            "kill({pid}, {signal}) failed: {}",
             std::io::Error::last_os_error()
         );
         Ok(())
@@ -780,12 +795,7 @@ output "traffic" {{ value = immutable_release.web.traffic }}
 
     /// Sends SIGTERM to one process.
     pub fn terminate(pid: u32) -> anyhow::Result<()> {
-        let pid = i32::try_from(pid)?;
-        anyhow::ensure!(pid > 1, "refusing to signal process {pid}");
-        // SAFETY: kill(2) with a positive pid signals exactly that process.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        anyhow::ensure!(rc == 0, "kill({pid}, SIGTERM) failed");
-        Ok(())
+        Self::signal_process(pid, libc::SIGTERM)
     }
 
     fn child_named(pid: u32, name: &str) -> anyhow::Result<u32> {

@@ -829,11 +829,7 @@ impl Engine {
                 .await);
         }
 
-        let retained_arns: Vec<String> = ledger
-            .retained()
-            .iter()
-            .map(|f| f.target_group_arn.clone())
-            .collect();
+        let retained_arns: Vec<String> = ledger.retained_target_groups();
         // A broken serving fleet leaves the listener with the first weight change.
         let serving_arn = serving
             .as_ref()
@@ -1093,11 +1089,7 @@ impl Engine {
         }
         match ledger.active() {
             Some(active) => {
-                let mut idle: Vec<String> = ledger
-                    .retained()
-                    .iter()
-                    .map(|f| f.target_group_arn.clone())
-                    .collect();
+                let mut idle: Vec<String> = ledger.retained_target_groups();
                 idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
                 let split = decide::split(&active.target_group_arn, 100, None, &idle);
                 self.set_traffic(&spec.listener_arn, &split).await?;
@@ -1694,11 +1686,7 @@ impl Engine {
         let Some(active) = ledger.active() else {
             return Ok(());
         };
-        let retained: Vec<String> = ledger
-            .retained()
-            .iter()
-            .map(|f| f.target_group_arn.clone())
-            .collect();
+        let retained: Vec<String> = ledger.retained_target_groups();
         let want = decide::split(&active.target_group_arn, 100, None, &retained);
         let now = self.cloud.traffic.read(&spec.listener_arn).await?;
         let same = matches!(&now, Some(ListenerAction::Forward(w)) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b });

@@ -148,6 +148,14 @@ impl Ledger {
         v
     }
 
+    /// Target groups of the retained fleets, newest first (weight 0 in the listener).
+    pub fn retained_target_groups(&self) -> Vec<String> {
+        self.retained()
+            .iter()
+            .map(|f| f.target_group_arn.clone())
+            .collect()
+    }
+
     /// Image of the newest retained fleet: the one-line rollback target.
     pub fn previous_image_id(&self) -> Option<String> {
         self.retained().first().map(|f| f.image_id.clone())

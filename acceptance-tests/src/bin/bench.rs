@@ -269,23 +269,9 @@ async fn detection(runs: usize) -> anyhow::Result<Value> {
 fn many_hcl(h: &Harness, endpoint: &str, listeners: &[String]) -> String {
     let subnets = serde_json::to_string(&h.fx.subnet_ids).unwrap();
     let listeners = serde_json::to_string(listeners).unwrap();
+    let head = acceptance_tests::config_head(endpoint, "", &h.fx.image_a);
     format!(
-        r#"terraform {{
-  required_providers {{
-    immutable = {{ source = "immutable-infra/immutable" }}
-  }}
-}}
-
-provider "immutable" {{
-  region       = "us-east-1"
-  endpoint_url = "{endpoint}"
-}}
-
-variable "image_id" {{
-  type    = string
-  default = "{image}"
-}}
-
+        r#"{head}
 variable "listeners" {{
   type    = list(string)
   default = {listeners}
@@ -309,7 +295,6 @@ resource "immutable_release" "svc" {{
   }}
 }}
 "#,
-        image = h.fx.image_a,
         vpc = h.fx.vpc_id,
     )
 }
