@@ -29,6 +29,23 @@ impl ReleaseResource {
     }
 }
 
+/// Names of releases this provider process has just planned to replace. Terraform plans the
+/// create half of a replacement with a second PlanResourceChange right after the first, in
+/// the same process, with no prior state (and tf-provider passes no private state to
+/// `plan_create`): without this, that second plan would meet the release's own ledger and
+/// refuse it as "already exists".
+static REPLACING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn replacing(name: &str) -> bool {
+    REPLACING.lock().map(|r| r.contains(name)).unwrap_or(false)
+}
+
+/// The refusal of a create whose name a live release already holds.
+fn already_exists(name: &str) -> String {
+    format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name")
+}
+
 /// Reports an engine error as a diagnostic.
 pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
     match e {
@@ -369,11 +386,11 @@ impl Resource for ReleaseResource {
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
         self.check_in_aws(ctx, diags, &planned, true, true).await;
-        if let Value::Value(name) = &planned.name {
+        if let Value::Value(name) = planned.name.as_ref().filter(|n| !replacing(n)) {
             match ctx.engine.cloud().ledger.load(name).await {
                 Ok(Some(_)) => diags.error(
                     "Release already exists",
-                    format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name"),
+                    already_exists(name),
                     AttributePath::new("name"),
                 ),
                 Ok(None) => {}
@@ -413,6 +430,13 @@ impl Resource for ReleaseResource {
             }
         }
         if !replace.is_empty() {
+            // An unknown listener or VPC (made in the same apply) may or may not change:
+            // Terraform's rule for an argument that forces replacement is to plan one.
+            if let Value::Value(name) = &prior.name {
+                if let Ok(mut r) = REPLACING.lock() {
+                    r.insert(name.clone());
+                }
+            }
             planned.unknown_read_only();
             self.check_in_aws(ctx, diags, &planned, true, true).await;
             return Some((planned, private, replace));
@@ -493,6 +517,26 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
+        // A live release of this name that Terraform did not plan to replace (another
+        // configuration made it since this plan): refused, never adopted. A ledger with no
+        // serving fleet is this create's own, interrupted before: the release resumes it.
+        match ctx.engine.cloud().ledger.load(&spec.name).await {
+            Ok(Some(l)) if l.active().is_some() => {
+                diags.error(
+                    "Release already exists",
+                    already_exists(&spec.name),
+                    AttributePath::new("name"),
+                );
+                lease.release().await;
+                return None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                report(diags, e.into());
+                lease.release().await;
+                return None;
+            }
+        }
         let released = ctx
             .engine
             .release(&spec, explicit_desired, spec.timeouts.create)

@@ -15,45 +15,56 @@ use crate::spec::{
 
 type Str = Value<String>;
 type Num = Value<i64>;
-type StrSet = Value<BTreeSet<String>>;
-type StrMap = Value<BTreeMap<String, String>>;
+/// A set of strings as the configuration gave it: each element known or unknown (a subnet
+/// made in the same apply is unknown at plan). Terraform requires the planned value to keep
+/// every element the configuration gave, so elements are never merged or dropped: a `Vec`,
+/// because two unknown elements are distinct members of a set.
+type StrSet = Value<Vec<Str>>;
+/// A map of strings whose values may each be unknown, for the same reason.
+type StrMap = Value<BTreeMap<String, Str>>;
 
-/// A set of strings whose elements may be unknown (a variable of a module being validated,
-/// an attribute known only after apply): partly unknown reads as unknown.
-fn set_or_unknown<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StrSet, D::Error> {
-    let v: Value<Vec<Str>> = Deserialize::deserialize(d)?;
-    Ok(match v {
-        Value::Value(items) => {
-            if items.iter().any(|i| matches!(i, Value::Unknown)) {
-                Value::Unknown
-            } else {
-                Value::Value(items.into_iter().filter_map(Value::as_option).collect())
-            }
-        }
-        Value::Null => Value::Null,
-        Value::Unknown => Value::Unknown,
-    })
+/// The set's value when it and every element are known.
+pub(crate) fn known_set(v: &StrSet) -> Option<BTreeSet<String>> {
+    v.as_ref_option()?.iter().map(known).collect()
 }
 
-/// A map of strings whose values may be unknown: partly unknown reads as unknown.
-fn map_or_unknown<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StrMap, D::Error> {
-    let v: Value<BTreeMap<String, Str>> = Deserialize::deserialize(d)?;
-    Ok(match v {
-        Value::Value(items) => {
-            if items.values().any(|i| matches!(i, Value::Unknown)) {
-                Value::Unknown
-            } else {
-                Value::Value(
-                    items
-                        .into_iter()
-                        .filter_map(|(k, v)| v.as_option().map(|v| (k, v)))
-                        .collect(),
-                )
-            }
-        }
-        Value::Null => Value::Null,
-        Value::Unknown => Value::Unknown,
-    })
+/// The map's value when it and every value are known.
+pub(crate) fn known_map(v: &StrMap) -> Option<BTreeMap<String, String>> {
+    v.as_ref_option()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), known(v)?)))
+        .collect()
+}
+
+/// The set's value when known; an empty one when null (its default); None while any part
+/// of it is unknown.
+fn known_set_or_empty(v: &StrSet) -> Option<BTreeSet<String>> {
+    match v {
+        Value::Null => Some(BTreeSet::new()),
+        v => known_set(v),
+    }
+}
+
+/// The map's value when known; an empty one when null; None while any part is unknown.
+fn known_map_or_empty(v: &StrMap) -> Option<BTreeMap<String, String>> {
+    match v {
+        Value::Null => Some(BTreeMap::new()),
+        v => known_map(v),
+    }
+}
+
+/// A known set value.
+#[cfg(test)]
+fn set_value<I: IntoIterator<Item = String>>(items: I) -> StrSet {
+    Value::Value(items.into_iter().map(Value::Value).collect())
+}
+
+/// The known elements of a set (unknown ones are checked when they are known).
+fn known_elements(v: &StrSet) -> impl Iterator<Item = &String> {
+    v.as_ref_option()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_ref_option())
 }
 
 /// `load_balancer.health_check`.
@@ -130,13 +141,10 @@ pub struct ReleaseState {
     pub name: Str,
     pub image_id: Str,
     pub instance_type: Str,
-    #[serde(deserialize_with = "set_or_unknown")]
     pub subnet_ids: StrSet,
-    #[serde(deserialize_with = "set_or_unknown")]
     pub security_group_ids: StrSet,
     pub iam_instance_profile: Str,
     pub user_data: Str,
-    #[serde(deserialize_with = "map_or_unknown")]
     pub instance_tags: StrMap,
     pub min_size: Num,
     pub max_size: Num,
@@ -146,13 +154,11 @@ pub struct ReleaseState {
     pub health: Value<HealthBlock>,
     pub strategy: Str,
     pub canary_step: Value<Vec<CanaryStepBlock>>,
-    #[serde(deserialize_with = "set_or_unknown")]
     pub alarm_names: StrSet,
     pub bake_time: Str,
     pub retain_fleets: Num,
     pub rollback_window: Str,
     pub history_limit: Num,
-    #[serde(deserialize_with = "map_or_unknown")]
     pub tags: StrMap,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<TimeoutsBlock>,
@@ -192,11 +198,11 @@ impl ReleaseState {
     pub fn with_defaults(config: &ReleaseState, prior: Option<&ReleaseState>) -> ReleaseState {
         let mut p = config.clone();
         p.id = config.name.clone();
-        p.security_group_ids = or(&config.security_group_ids, BTreeSet::new());
+        p.security_group_ids = or(&config.security_group_ids, Vec::new());
         p.instance_tags = or(&config.instance_tags, BTreeMap::new());
         p.min_size = or(&config.min_size, 1);
         p.strategy = or(&config.strategy, "blue_green".into());
-        p.alarm_names = or(&config.alarm_names, BTreeSet::new());
+        p.alarm_names = or(&config.alarm_names, Vec::new());
         p.bake_time = or(&config.bake_time, "0s".into());
         p.retain_fleets = or(&config.retain_fleets, 1);
         p.rollback_window = or(&config.rollback_window, "1h".into());
@@ -292,11 +298,11 @@ impl ReleaseState {
         Some(FleetSpec {
             image_id: known(&self.image_id)?,
             instance_type: known(&self.instance_type)?,
-            subnet_ids: known(&self.subnet_ids)?,
-            security_group_ids: known(&self.security_group_ids).unwrap_or_default(),
+            subnet_ids: known_set(&self.subnet_ids)?,
+            security_group_ids: known_set_or_empty(&self.security_group_ids)?,
             iam_instance_profile: opt(&self.iam_instance_profile)?,
             user_data: opt(&self.user_data)?,
-            instance_tags: known(&self.instance_tags).unwrap_or_default(),
+            instance_tags: known_map_or_empty(&self.instance_tags)?,
             target_group: TargetGroupSpec {
                 port: known(&lb.port).unwrap_or(80),
                 protocol: known(&lb.protocol).unwrap_or_else(|| "HTTP".into()),
@@ -359,7 +365,7 @@ impl ReleaseState {
             });
         }
         let mut tags = default_tags.clone();
-        tags.extend(known(&self.tags).unwrap_or_default());
+        tags.extend(known_map_or_empty(&self.tags).ok_or_else(|| unknown("tags"))?);
         Ok(ReleaseSpec {
             name: known(&self.name).ok_or_else(|| unknown("name"))?,
             fleet,
@@ -371,7 +377,8 @@ impl ReleaseState {
                 &known(&self.strategy).unwrap_or_else(|| "blue_green".into()),
             )?,
             canary_steps,
-            alarm_names: known(&self.alarm_names).unwrap_or_default(),
+            alarm_names: known_set_or_empty(&self.alarm_names)
+                .ok_or_else(|| unknown("alarm_names"))?,
             bake_time: dur(&self.bake_time, Duration::ZERO)?,
             retain_fleets: known(&self.retain_fleets).unwrap_or(1),
             rollback_window: dur(&self.rollback_window, Duration::from_secs(3600))?,
@@ -402,6 +409,7 @@ impl ReleaseState {
                 fail(path(&["instance_type"]), format!("instance_type must be an EC2 instance type such as \"t3.micro\"; got {t:?}"));
             }
         }
+        // An unknown element is checked once known; the count is known with the set.
         if let Value::Value(s) = &self.subnet_ids {
             if s.is_empty() {
                 fail(
@@ -409,17 +417,15 @@ impl ReleaseState {
                     "subnet_ids must hold at least one subnet ID".into(),
                 );
             }
-            for id in s {
-                if let Err(e) = spec::check_subnet_id(id) {
-                    fail(path(&["subnet_ids"]), e);
-                }
+        }
+        for id in known_elements(&self.subnet_ids) {
+            if let Err(e) = spec::check_subnet_id(id) {
+                fail(path(&["subnet_ids"]), e);
             }
         }
-        if let Value::Value(s) = &self.security_group_ids {
-            for id in s {
-                if let Err(e) = spec::check_security_group_id(id) {
-                    fail(path(&["security_group_ids"]), e);
-                }
+        for id in known_elements(&self.security_group_ids) {
+            if let Err(e) = spec::check_security_group_id(id) {
+                fail(path(&["security_group_ids"]), e);
             }
         }
         if let Value::Value(min) = &self.min_size {
@@ -646,7 +652,7 @@ mod tests {
             name: Value::Value("web".into()),
             image_id: Value::Value("ami-04681a1dbd79675a5".into()),
             instance_type: Value::Value("t3.micro".into()),
-            subnet_ids: Value::Value(["subnet-abc".to_string()].into()),
+            subnet_ids: set_value(["subnet-abc".to_string()]),
             load_balancer: Value::Value(LoadBalancerBlock {
                 listener_arn: Value::Value(
                     "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/2"
@@ -691,6 +697,69 @@ mod tests {
         c.max_size = Value::Value(8);
         let p = ReleaseState::with_defaults(&c, Some(&prior));
         assert_eq!(p.desired_capacity, Value::Value(4));
+    }
+
+    /// The configuration as Terraform sends it (msgpack, unknown = extension 0) and the
+    /// planned value as the provider returns it.
+    fn plan_over_the_wire(config: &ReleaseState) -> ReleaseState {
+        let wire = rmp_serde::to_vec_named(config).unwrap();
+        let decoded: ReleaseState = rmp_serde::from_slice(&wire).unwrap();
+        let planned = ReleaseState::with_defaults(&decoded, None);
+        rmp_serde::from_slice(&rmp_serde::to_vec_named(&planned).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn unknown_elements_keep_the_configuration_shape() {
+        // Subnets and a security group made in the same apply, a tag from another resource.
+        let mut c = minimal();
+        c.subnet_ids = Value::Value(vec![Value::Unknown, Value::Unknown]);
+        c.security_group_ids = Value::Value(vec![Value::Value("sg-1".into()), Value::Unknown]);
+        c.alarm_names = Value::Value(vec![Value::Unknown]);
+        c.instance_tags = Value::Value(BTreeMap::from([
+            ("role".to_string(), Value::Value("web".to_string())),
+            ("vpc".to_string(), Value::Unknown),
+        ]));
+        c.tags = Value::Value(BTreeMap::from([("owner".to_string(), Value::Unknown)]));
+        let p = plan_over_the_wire(&c);
+        // Two unknown subnets stay two elements (they are distinct members of a set).
+        assert_eq!(p.subnet_ids, c.subnet_ids);
+        assert_eq!(p.security_group_ids, c.security_group_ids);
+        assert_eq!(p.alarm_names, c.alarm_names);
+        assert_eq!(p.instance_tags, c.instance_tags);
+        assert_eq!(p.tags, c.tags);
+        // Nothing that needs the values pretends to know them.
+        assert_eq!(p.fleet_spec(), None);
+        assert!(p.to_spec(&BTreeMap::new()).is_err());
+        assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    }
+
+    #[test]
+    fn known_elements_are_checked_while_others_are_unknown() {
+        let mut c = minimal();
+        c.subnet_ids = Value::Value(vec![Value::Unknown, Value::Value("net-1".into())]);
+        c.security_group_ids = Value::Value(vec![Value::Unknown, Value::Value("1".into())]);
+        let e = errors(&c);
+        assert!(e.iter().any(|p| p.contains("subnet_ids")), "{e:?}");
+        assert!(e.iter().any(|p| p.contains("security_group_ids")), "{e:?}");
+        // An empty set is known to be empty.
+        c.subnet_ids = Value::Value(vec![]);
+        assert!(errors(&c).iter().any(|p| p.contains("subnet_ids")));
+    }
+
+    #[test]
+    fn known_collections_read_as_before() {
+        let mut c = minimal();
+        c.security_group_ids = set_value(["sg-2".to_string(), "sg-1".to_string()]);
+        let p = plan_over_the_wire(&c);
+        let f = p.fleet_spec().unwrap();
+        assert_eq!(
+            f.security_group_ids,
+            BTreeSet::from(["sg-1".to_string(), "sg-2".to_string()])
+        );
+        assert!(f.instance_tags.is_empty());
+        // Unset collections plan as empty (optional + computed), as before.
+        assert_eq!(p.alarm_names, Value::Value(vec![]));
+        assert_eq!(known_map(&p.tags), Some(BTreeMap::new()));
     }
 
     #[test]
