@@ -45,6 +45,41 @@ pub fn terraform_bin() -> PathBuf {
     tool("TF_ACC_TERRAFORM", ".tools/bin/terraform")
 }
 
+/// The version of the Terraform under test, as (major, minor, patch).
+pub fn terraform_version() -> anyhow::Result<(u32, u32, u32)> {
+    let out = std::process::Command::new(terraform_bin())
+        .args(["version", "-json"])
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .context("running terraform version")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let text = v["terraform_version"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no terraform_version in {v}"))?;
+    let mut parts = text
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    Ok((
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    ))
+}
+
+/// Whether the Terraform under test is at least `min`; when not, says in one line that
+/// `what` is skipped on this version (the suite's run on the newer Terraform covers it).
+pub fn terraform_at_least(min: (u32, u32), what: &str) -> anyhow::Result<bool> {
+    let v = terraform_version()?;
+    if (v.0, v.1) >= min {
+        return Ok(true);
+    }
+    eprintln!(
+        "skipped on Terraform {}.{}.{}: {what} needs {}.{} or later (make test runs the suite on the newer Terraform too)",
+        v.0, v.1, v.2, min.0, min.1
+    );
+    Ok(false)
+}
+
 /// The directory holding the provider binary. `make test` builds it first
 /// (`cargo build --workspace --bins`); a missing or stale binary is an error, not a hidden
 /// rebuild (a build with another feature set than the outer `cargo test` takes minutes).
@@ -124,6 +159,13 @@ pub struct Emulator {
 impl Emulator {
     /// Starts moto and waits until it answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Emulator::start`] with moto settings in its environment (e.g.
+    /// `MOTO_IAM_LOAD_MANAGED_POLICIES=true`, for configurations that attach AWS managed
+    /// policies).
+    pub async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let moto = tool("TF_ACC_MOTO", ".tools/venv/bin/moto_server");
         if !moto.exists() {
             bail!("{} is missing: run `make tools`", moto.display());
@@ -133,6 +175,7 @@ impl Emulator {
             .port();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -566,10 +609,15 @@ impl Harness {
     /// Starts an emulator, creates the fixtures, prepares a working directory with a CLI
     /// config whose `dev_overrides` point at the freshly built provider.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Harness::start`] with moto settings (see [`Emulator::start_with`]).
+    pub async fn start_with(emulator_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let started = Instant::now();
         let provider = provider_dir()?;
         eprintln!("provider built ({:.1} s)", started.elapsed().as_secs_f64());
-        let emulator = Emulator::start().await?;
+        let emulator = Emulator::start_with(emulator_env).await?;
         eprintln!("emulator up ({:.1} s)", started.elapsed().as_secs_f64());
         let aws = Aws::new(&emulator.url).await;
         let fx = Fixtures::create(&aws).await?;
@@ -652,8 +700,9 @@ output "traffic" {{ value = immutable_release.web.traffic }}
 
     /// [`Harness::terraform`] with extra environment variables (e.g. `TF_LOG`).
     pub async fn terraform_env(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Run> {
-        // Options go right after the (sub)command: `providers schema -json`, `import -no-color A B`.
-        let words = if args[0] == "providers" && args.len() > 1 {
+        // Options go right after the (sub)command: `providers schema -json`, `state rm -no-color
+        // A`, `import -no-color A B`.
+        let words = if matches!(args[0], "providers" | "state") && args.len() > 1 {
             2
         } else {
             1
@@ -662,7 +711,7 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         if matches!(args[0], "apply" | "plan" | "destroy" | "import" | "refresh") {
             full.push("-input=false");
         }
-        if args[0] != "providers" {
+        if args[0] != "providers" && !(args[0] == "state" && args.get(1) == Some(&"list")) {
             full.push("-no-color");
         }
         full.extend(&args[words..]);
@@ -782,10 +831,21 @@ output "traffic" {{ value = immutable_release.web.traffic }}
         Self::signal_group(pgid, libc::SIGINT)
     }
 
-    /// Terraform 1.0 runs its work in a child of the process it was started as (panicwrap;
-    /// the parent ignores SIGINT): the child's pid.
+    /// The process that runs Terraform's work: Terraform 1.0 runs it in a child of the
+    /// process it was started as (panicwrap; the parent ignores SIGINT), later versions
+    /// (panicwrap removed) in that process itself.
     pub fn terraform_worker(pid: u32) -> anyhow::Result<u32> {
-        Self::child_named(pid, "terraform")
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        match Self::child_named(
+            pid,
+            exe.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("terraform"),
+        ) {
+            Ok(child) => Ok(child),
+            Err(_) if crate::terraform_version()? >= (1, 1, 0) => Ok(pid),
+            Err(e) => Err(e),
+        }
     }
 
     /// The provider process Terraform (started as `pid`) is running now.

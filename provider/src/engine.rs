@@ -275,8 +275,14 @@ impl Engine {
                 spec.name,
                 faults.join("; ")
             ));
-            self.release_replacing(spec, explicit_desired, limit, Some(faults.join("; ")))
-                .await?;
+            self.release_replacing(
+                spec,
+                explicit_desired,
+                limit,
+                Some(faults.join("; ")),
+                false,
+            )
+            .await?;
             return Ok(());
         }
         let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
@@ -670,7 +676,20 @@ impl Engine {
         explicit_desired: bool,
         limit: Duration,
     ) -> EngineResult<Ledger> {
-        self.release_replacing(spec, explicit_desired, limit, None)
+        self.release_replacing(spec, explicit_desired, limit, None, false)
+            .await
+    }
+
+    /// The first release of a new resource (Terraform's create): as [`Engine::release`],
+    /// but a live release of that name (one with a serving fleet) is refused, never
+    /// adopted. A ledger with no serving fleet is an interrupted create's: it is resumed.
+    pub async fn create(
+        &self,
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        limit: Duration,
+    ) -> EngineResult<Ledger> {
+        self.release_replacing(spec, explicit_desired, limit, None, true)
             .await
     }
 
@@ -683,9 +702,16 @@ impl Engine {
         explicit_desired: bool,
         limit: Duration,
         broken: Option<String>,
+        fresh: bool,
     ) -> EngineResult<Ledger> {
         let started = Instant::now();
         let mut ledger = match self.cloud.ledger.load(&spec.name).await? {
+            Some(l) if fresh && l.active().is_some() => {
+                return Err(EngineError::Refused(format!(
+                    "a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
+                    name = spec.name
+                )))
+            }
             Some(l) => l,
             None => Ledger::new(&spec.name, &spec.listener_arn),
         };

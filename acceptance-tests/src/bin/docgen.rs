@@ -89,12 +89,21 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Attributes and blocks of one block, rendered.
+/// Attributes and blocks of one block, rendered: each list sorted by name, attributes and
+/// blocks together (as tfplugindocs does).
 struct Section {
     required: Vec<String>,
     optional: Vec<String>,
     read_only: Vec<String>,
-    nested: Vec<String>,
+}
+
+impl Section {
+    fn sort(&mut self) {
+        for list in [&mut self.required, &mut self.optional, &mut self.read_only] {
+            // Every line starts with "- `name`".
+            list.sort();
+        }
+    }
 }
 
 fn anchor(kind: &str, path: &str) -> String {
@@ -108,7 +117,6 @@ fn render_block(block: &Value, path: &str, out_nested: &mut Vec<String>) -> Sect
         required: vec![],
         optional: vec![],
         read_only: vec![],
-        nested: vec![],
     };
     let attrs = block["attributes"].as_object().cloned().unwrap_or_default();
     for (name, a) in &attrs {
@@ -167,22 +175,21 @@ fn render_block(block: &Value, path: &str, out_nested: &mut Vec<String>) -> Sect
         let mode = b["nesting_mode"].as_str().unwrap_or("list");
         let min = b["min_items"].as_u64().unwrap_or(0);
         let max = b["max_items"].as_u64().unwrap_or(0);
-        let mut ty = format!(
-            "Block {}",
-            match mode {
-                "single" => "",
-                "set" => "Set",
-                _ => "List",
+        let mut ty = match mode {
+            // tfplugindocs: "(Block, Required)" / "(Block, Optional)" for a single block.
+            "single" if min > 0 => "Block, Required".to_string(),
+            "single" => "Block, Optional".to_string(),
+            "set" => "Block Set".to_string(),
+            _ => "Block List".to_string(),
+        };
+        if mode != "single" {
+            if min > 0 {
+                ty.push_str(&format!(", Min: {min}"));
             }
-        )
-        .trim()
-        .to_string();
-        if min > 0 {
-            ty.push_str(&format!(", Min: {min}"));
-        }
-        // tf-provider reports "no maximum" as i64::MAX.
-        if max > 0 && max < i64::MAX as u64 {
-            ty.push_str(&format!(", Max: {max}"));
+            // tf-provider reports "no maximum" as i64::MAX.
+            if max > 0 && max < i64::MAX as u64 {
+                ty.push_str(&format!(", Max: {max}"));
+            }
         }
         let desc = one_line(b["block"]["description"].as_str().unwrap_or(""));
         let id = anchor("block", &full);
@@ -197,7 +204,8 @@ fn render_block(block: &Value, path: &str, out_nested: &mut Vec<String>) -> Sect
             s.optional.push(line);
         }
         let mut deeper = Vec::new();
-        let inner = render_block(&b["block"], &full, &mut deeper);
+        let mut inner = render_block(&b["block"], &full, &mut deeper);
+        inner.sort();
         let mut n = format!("<a id=\"{id}\"></a>\n### Nested Schema for `{full}`\n");
         for (title, items) in [
             ("Required", &inner.required),
@@ -211,13 +219,13 @@ fn render_block(block: &Value, path: &str, out_nested: &mut Vec<String>) -> Sect
         out_nested.push(n);
         out_nested.extend(deeper);
     }
-    s.nested = Vec::new();
     s
 }
 
 fn schema_markdown(block: &Value) -> String {
     let mut nested = Vec::new();
-    let s = render_block(block, "", &mut nested);
+    let mut s = render_block(block, "", &mut nested);
+    s.sort();
     let mut out = String::from("## Schema\n");
     for (title, items) in [
         ("Required", &s.required),
@@ -277,8 +285,16 @@ fn actions_called(root: &Path) -> anyhow::Result<BTreeSet<String>> {
 fn iam_policy(root: &Path) -> anyhow::Result<String> {
     let mut actions = actions_called(root)?;
     // Not calls of the provider's own, but what AWS checks when the provider's calls act:
-    // a launch template and group that launch instances, tag them, and pass their role.
-    for implied in ["ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"] {
+    // a launch template and group that launch instances, tag them, and pass their role;
+    // tags given on CreateTargetGroup (authorised as AddTags); the service-linked role that
+    // Auto Scaling creates the first time an account uses it.
+    for implied in [
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "iam:PassRole",
+        "elasticloadbalancing:AddTags",
+        "iam:CreateServiceLinkedRole",
+    ] {
         actions.insert(implied.to_string());
     }
     let list: Vec<String> = actions.iter().map(|a| format!("        \"{a}\"")).collect();
@@ -331,6 +347,27 @@ fn render(template: &str, subject: Option<&Value>, root: &Path) -> anyhow::Resul
     Ok(out.trim_end().to_string() + "\n")
 }
 
+/// The registry publishes `index.md`, `resources/`, `data-sources/` and `guides/`, and
+/// serves pages without their `.md`: a relative link must name a published page that way.
+fn check_links(page: &str, text: &str) -> anyhow::Result<()> {
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        rest = &rest[i + 2..];
+        let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+        if target.starts_with("http") || target.starts_with('#') {
+            continue;
+        }
+        let path = target.split('#').next().unwrap_or_default();
+        let published = ["resources/", "data-sources/", "guides/"]
+            .iter()
+            .any(|d| path.trim_start_matches("../").starts_with(d));
+        if path.ends_with(".md") || !published {
+            bail!("{page}: link ({target}) must name a published page without .md (resources/…, data-sources/…, guides/…)");
+        }
+    }
+    Ok(())
+}
+
 /// Every page: docs path → content.
 fn pages(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
     let schema = schema()?;
@@ -365,8 +402,9 @@ fn pages(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
             } else {
                 None
             };
-            let text = std::fs::read_to_string(&p)?;
-            out.insert(PathBuf::from(page), render(&text, subject, root)?);
+            let text = render(&std::fs::read_to_string(&p)?, subject, root)?;
+            check_links(page, &text)?;
+            out.insert(PathBuf::from(page), text);
         }
     }
     Ok(out)

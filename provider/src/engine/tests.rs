@@ -739,3 +739,39 @@ async fn registering_targets_are_seen_healthy_within_a_second() {
         "at 0 s (registering), at 5 s (the earliest two checks could pass), at 6 s"
     );
 }
+
+/// A create (Terraform's) meets a live release of its name: refused, nothing touched. An
+/// interrupted create of its own (no serving fleet yet) is resumed instead.
+#[tokio::test(start_paused = true)]
+async fn a_create_refuses_a_live_release_and_resumes_its_own() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let before = fake.listener_log().len();
+    let e = engine
+        .create(&spec(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("already exists") && e.to_string().contains("terraform import"),
+        "{e}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    assert_eq!(fake.listener_log().len(), before, "traffic untouched");
+
+    let (fake, engine) = world();
+    // Killed while the first fleet waits for health.
+    fake.script_health("web-r1", HealthScript::Never);
+    let e2 = engine.clone();
+    let task = tokio::spawn(async move { e2.create(&spec(IMAGE_A), true, LIMIT).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    task.abort();
+    let _ = task.await;
+    fake.script_health("web-r1", HealthScript::Healthy);
+    let ledger = engine.create(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(
+        fake.calls("CreateAutoScalingGroup"),
+        1,
+        "resumed, not relaunched"
+    );
+}

@@ -41,11 +41,6 @@ fn replacing(name: &str) -> bool {
     REPLACING.lock().map(|r| r.contains(name)).unwrap_or(false)
 }
 
-/// The refusal of a create whose name a live release already holds.
-fn already_exists(name: &str) -> String {
-    format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name")
-}
-
 /// Reports an engine error as a diagnostic.
 pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
     match e {
@@ -390,7 +385,7 @@ impl Resource for ReleaseResource {
             match ctx.engine.cloud().ledger.load(name).await {
                 Ok(Some(_)) => diags.error(
                     "Release already exists",
-                    already_exists(name),
+                    format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name"),
                     AttributePath::new("name"),
                 ),
                 Ok(None) => {}
@@ -517,29 +512,10 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
-        // A live release of this name that Terraform did not plan to replace (another
-        // configuration made it since this plan): refused, never adopted. A ledger with no
-        // serving fleet is this create's own, interrupted before: the release resumes it.
-        match ctx.engine.cloud().ledger.load(&spec.name).await {
-            Ok(Some(l)) if l.active().is_some() => {
-                diags.error(
-                    "Release already exists",
-                    already_exists(&spec.name),
-                    AttributePath::new("name"),
-                );
-                lease.release().await;
-                return None;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                report(diags, e.into());
-                lease.release().await;
-                return None;
-            }
-        }
+        // A live release of this name that this plan did not replace is refused, not adopted.
         let released = ctx
             .engine
-            .release(&spec, explicit_desired, spec.timeouts.create)
+            .create(&spec, explicit_desired, spec.timeouts.create)
             .await;
         let settled = match released {
             Ok(_) => self.settle(ctx, diags, planned, &spec).await,
