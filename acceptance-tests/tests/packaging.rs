@@ -140,7 +140,40 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
     );
-    user_terraform(&home.0, &dir, &["destroy", "-auto-approve", "-input=false"]).await?;
+    // The one-line rollback through the module's output: the warm fleet serves again.
+    let previous =
+        user_terraform(&home.0, &dir, &["output", "-raw", "web_previous_image_id"]).await?;
+    let previous = previous.trim();
+    assert_eq!(previous, h.fx.image_a);
+    let back = format!("-var=image_id={previous}");
+    user_terraform(
+        &home.0,
+        &dir,
+        &["apply", "-auto-approve", "-input=false", &back],
+    )
+    .await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100), ("web-r2".to_string(), 0)].into()
+    );
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1", "web-r2"],
+        "no new fleet"
+    );
+    let plan = user_terraform(
+        &home.0,
+        &dir,
+        &["plan", "-input=false", "-detailed-exitcode", &back],
+    )
+    .await?;
+    assert!(plan.contains("No changes"), "{plan}");
+    user_terraform(
+        &home.0,
+        &dir,
+        &["destroy", "-auto-approve", "-input=false", &back],
+    )
+    .await?;
     assert!(h.owned_objects("web").await?.is_empty());
     Ok(())
 }
