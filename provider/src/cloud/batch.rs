@@ -18,14 +18,23 @@ use super::{CloudError, CloudResult};
 type Answer<T> = CloudResult<Arc<BTreeMap<String, T>>>;
 
 struct Pending<T> {
+    /// Tells this batch from a later one.
+    generation: u64,
+    /// When the window closes.
+    deadline: tokio::time::Instant,
     keys: BTreeSet<String>,
     waiters: Vec<oneshot::Sender<Answer<T>>>,
 }
 
 /// Gathers requests for keys made within `window` into one fetch.
+///
+/// No caller is special: when the window closes, the first waiter to wake takes the batch
+/// and fetches for everyone, so a caller that is cancelled (a wait that lost a race with a
+/// stop) never strands the others; a waiter whose fetcher was cancelled mid-fetch fetches
+/// its own keys.
 pub struct Batch<T> {
     window: Duration,
-    pending: Mutex<Option<Pending<T>>>,
+    pending: Mutex<(u64, Option<Pending<T>>)>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Batch<T> {
@@ -33,7 +42,7 @@ impl<T: Clone + Send + Sync + 'static> Batch<T> {
     pub fn new(window: Duration) -> Self {
         Self {
             window,
-            pending: Mutex::new(None),
+            pending: Mutex::new((0, None)),
         }
     }
 
@@ -45,35 +54,62 @@ impl<T: Clone + Send + Sync + 'static> Batch<T> {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = CloudResult<BTreeMap<String, T>>>,
     {
-        let (tx, rx) = oneshot::channel();
-        let leader = {
-            let mut pending = self.pending.lock().unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        let (generation, deadline) = {
+            let mut guard = self.pending.lock().unwrap();
+            let (next, pending) = &mut *guard;
             match pending.as_mut() {
                 Some(p) => {
                     p.keys.extend(keys.iter().cloned());
                     p.waiters.push(tx);
-                    false
+                    (p.generation, p.deadline)
                 }
                 None => {
+                    *next += 1;
+                    let deadline = tokio::time::Instant::now() + self.window;
                     *pending = Some(Pending {
+                        generation: *next,
+                        deadline,
                         keys: keys.iter().cloned().collect(),
                         waiters: vec![tx],
                     });
-                    true
+                    (*next, deadline)
                 }
             }
         };
-        if leader {
-            tokio::time::sleep(self.window).await;
-            let batch = self.pending.lock().unwrap().take();
-            if let Some(batch) = batch {
-                let answer = fetch(batch.keys.into_iter().collect()).await.map(Arc::new);
-                for w in batch.waiters {
-                    let _ = w.send(answer.clone());
+        let answer = tokio::select! {
+            biased;
+            answer = &mut rx => Some(answer),
+            _ = tokio::time::sleep_until(deadline) => None,
+        };
+        let answer = match answer {
+            Some(answer) => answer,
+            None => {
+                // The window is over: whoever wakes first fetches for the whole batch.
+                let batch = {
+                    let mut guard = self.pending.lock().unwrap();
+                    match &guard.1 {
+                        Some(p) if p.generation == generation => guard.1.take(),
+                        _ => None,
+                    }
+                };
+                match batch {
+                    Some(batch) => {
+                        let answer = fetch(batch.keys.into_iter().collect()).await.map(Arc::new);
+                        for w in batch.waiters {
+                            let _ = w.send(answer.clone());
+                        }
+                        Ok(answer)
+                    }
+                    None => match rx.await {
+                        Ok(answer) => Ok(answer),
+                        // The waiter that took the batch was cancelled before it answered.
+                        Err(_) => Ok(fetch(keys.to_vec()).await.map(Arc::new)),
+                    },
                 }
             }
-        }
-        let all = rx.await.map_err(|_| CloudError::Transport {
+        };
+        let all = answer.map_err(|_| CloudError::Transport {
             action: "sharing an observation".into(),
             message: "the call that was to answer it was dropped".into(),
         })??;
@@ -145,5 +181,59 @@ mod tests {
         // Whichever came first fetched; both got its answer.
         let theirs = other.await.unwrap();
         assert_eq!(mine.is_err(), theirs.is_err());
+    }
+
+    async fn ok_fetch(keys: Vec<String>) -> CloudResult<BTreeMap<String, u32>> {
+        Ok(keys.into_iter().map(|k| (k, 7)).collect())
+    }
+
+    /// The caller that opened a batch is cancelled during the window: the others are
+    /// answered, and so is a caller that comes later.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_cancelled_in_the_window_strands_no_one() {
+        let batch = Arc::new(Batch::<u32>::new(Duration::from_millis(10)));
+        let b = batch.clone();
+        let opener = tokio::spawn(async move { b.get(&["a".to_string()], ok_fetch).await });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let b = batch.clone();
+        let other = tokio::spawn(async move { b.get(&["b".to_string()], ok_fetch).await });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        opener.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), other)
+            .await
+            .expect("stranded")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, BTreeMap::from([("b".to_string(), 7)]));
+        let later = tokio::time::timeout(
+            Duration::from_secs(5),
+            batch.get(&["c".to_string()], ok_fetch),
+        )
+        .await
+        .expect("stranded");
+        assert_eq!(later.unwrap(), BTreeMap::from([("c".to_string(), 7)]));
+    }
+
+    /// The caller fetching for a batch is cancelled mid-fetch: the others get an answer,
+    /// not an error.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_cancelled_mid_fetch_leaves_an_answer() {
+        let batch = Arc::new(Batch::<u32>::new(Duration::from_millis(10)));
+        let b = batch.clone();
+        // This caller's fetch never ends.
+        let hung =
+            tokio::spawn(
+                async move { b.get(&["a".to_string()], |_| std::future::pending()).await },
+            );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let b = batch.clone();
+        let other = tokio::spawn(async move { b.get(&["b".to_string()], ok_fetch).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hung.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), other)
+            .await
+            .expect("stranded")
+            .unwrap();
+        assert_eq!(got.unwrap(), BTreeMap::from([("b".to_string(), 7)]));
     }
 }
