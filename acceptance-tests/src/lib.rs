@@ -570,7 +570,7 @@ pub struct ReleaseOpts {
     pub extra: String,
     /// Extra HCL inside `load_balancer`.
     pub lb_extra: String,
-    /// Endpoint the provider talks to (default: the emulator).
+    /// Endpoint the provider talks to (default: the harness's proxy, AWS behaviour on).
     pub endpoint: Option<String>,
     /// The provider's `max_retries`.
     pub max_retries: u32,
@@ -592,10 +592,15 @@ impl Default for ReleaseOpts {
     }
 }
 
-/// One test's world: an emulator, the fixtures, a Terraform working directory.
+/// One test's world: an emulator, the fault proxy in front of it (AWS's own behaviour on:
+/// see [`proxy::Faults::default`]), the fixtures, a Terraform working directory.
+/// Configurations point the provider at the proxy; `aws` (the assertions' clients) talks
+/// to the emulator directly, the truth.
 pub struct Harness {
     /// The emulator.
     pub emulator: Emulator,
+    /// The proxy the provider talks to.
+    pub proxy: proxy::FaultProxy,
     /// Clients for assertions.
     pub aws: Aws,
     /// The fixtures.
@@ -618,6 +623,7 @@ impl Harness {
         let provider = provider_dir()?;
         eprintln!("provider built ({:.1} s)", started.elapsed().as_secs_f64());
         let emulator = Emulator::start_with(emulator_env).await?;
+        let proxy = proxy::FaultProxy::start(&emulator.url).await?;
         eprintln!("emulator up ({:.1} s)", started.elapsed().as_secs_f64());
         let aws = Aws::new(&emulator.url).await;
         let fx = Fixtures::create(&aws).await?;
@@ -633,6 +639,7 @@ impl Harness {
         )?;
         Ok(Self {
             emulator,
+            proxy,
             aws,
             fx,
             dir,
@@ -648,10 +655,7 @@ impl Harness {
 
     /// A configuration with one release and outputs for its read-only attributes.
     pub fn release_hcl(&self, o: &ReleaseOpts) -> String {
-        let endpoint = o
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| self.emulator.url.clone());
+        let endpoint = o.endpoint.clone().unwrap_or_else(|| self.proxy.url.clone());
         let subnets = serde_json::to_string(&self.fx.subnet_ids).unwrap();
         let image = o.image.clone().unwrap_or_else(|| self.fx.image_a.clone());
         let poll = if o.poll_interval.is_empty() {
@@ -1101,4 +1105,117 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         let _ = Harness::kill_group(self.0);
     }
+}
+
+/// hashicorp/aws's filesystem mirror (`make tools` records it as `TF_ACC_PLUGIN_MIRROR`),
+/// when this machine has one.
+pub fn aws_mirror() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("TF_ACC_PLUGIN_MIRROR")?);
+    dir.join("registry.terraform.io/hashicorp/aws")
+        .is_dir()
+        .then_some(dir)
+}
+
+/// A working directory driven as a user drives Terraform: providers installed by
+/// `terraform init` from filesystem mirrors only (hashicorp/* from `aws`, this provider's
+/// build from a mirror of its own when `with_ours`), no development overrides.
+pub struct MirrorWorkdir {
+    /// The configuration's directory.
+    pub dir: PathBuf,
+    rc: PathBuf,
+}
+
+impl MirrorWorkdir {
+    /// Lays out `root/work` (the configuration goes there) and `root/mirror`.
+    pub fn new(root: &Path, aws: &Path, with_ours: bool) -> anyhow::Result<Self> {
+        let dir = root.join("work");
+        std::fs::create_dir_all(&dir)?;
+        let mut mirrors = format!(
+            "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n",
+            aws.display()
+        );
+        if with_ours {
+            // The unpacked layout; a symlinked file is fine (a symlinked directory is not).
+            let version = env!("CARGO_PKG_VERSION");
+            let own = root.join("mirror");
+            let bin_dir = own.join(format!(
+                "registry.terraform.io/immutable-infra/immutable/{version}/linux_amd64"
+            ));
+            std::fs::create_dir_all(&bin_dir)?;
+            std::os::unix::fs::symlink(
+                provider_dir()?.join("terraform-provider-immutable"),
+                bin_dir.join(format!("terraform-provider-immutable_v{version}")),
+            )?;
+            mirrors.push_str(&format!(
+                "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/immutable-infra/*\"]\n  }}\n",
+                own.display()
+            ));
+        }
+        let rc = root.join("terraform.rc");
+        std::fs::write(&rc, format!("provider_installation {{\n{mirrors}}}\n"))?;
+        Ok(Self { dir, rc })
+    }
+
+    /// Runs terraform with `args` (and `-no-color`); must succeed; stdout and stderr.
+    pub async fn terraform(&self, args: &[&str]) -> anyhow::Result<String> {
+        let started = Instant::now();
+        let out = Command::new(terraform_bin())
+            .args(args)
+            .arg("-no-color")
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("TF_CLI_CONFIG_FILE", &self.rc)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "terraform {} ({:.1} s)",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::ensure!(out.status.success(), "terraform {args:?} failed:\n{text}");
+        Ok(text)
+    }
+
+    /// `terraform output -raw NAME`.
+    pub async fn output(&self, name: &str) -> anyhow::Result<String> {
+        Ok(self
+            .terraform(&["output", "-raw", name])
+            .await?
+            .trim()
+            .to_string())
+    }
+}
+
+/// A `provider "aws"` block for the local AWS at `url` (every service the examples use).
+pub fn aws_provider_block(url: &str) -> String {
+    let endpoints = ["autoscaling", "cloudwatch", "ec2", "elbv2", "iam", "sts"]
+        .iter()
+        .map(|s| format!("    {s} = \"{url}\"\n"))
+        .collect::<String>();
+    format!(
+        r#"provider "aws" {{
+  region                      = "us-east-1"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {{
+{endpoints}  }}
+}}
+"#
+    )
 }

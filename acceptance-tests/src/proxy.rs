@@ -6,7 +6,13 @@
 //! - fails a share with HTTP 500 (`InternalFailure` / EC2's `InternalError`),
 //! - resets a share of connections (the connection closes with no answer),
 //! - adds latency,
-//! - reports targets of chosen target groups (or all) as unhealthy, for a while or for good.
+//! - reports targets of chosen target groups (or all) as unhealthy, for a while or for good,
+//! - and, with `alb_health`, reports target health as an Application Load Balancer does
+//!   (moto reports every registered target `healthy`, routed or not): a target group that no
+//!   listener default action or rule forwards to has its targets `unused`
+//!   (`Target.NotInUse`); once a route uses it they are `initial`
+//!   (`Elb.RegistrationInProgress`) for `interval × healthy_threshold` (scaled), then
+//!   what the emulator says.
 //!
 //! Faults can apply to every action or only to listed ones. A faulted call never reaches
 //! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
@@ -29,8 +35,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-/// What the proxy does to the traffic it forwards.
-#[derive(Debug, Default, Clone)]
+/// What the proxy does to the traffic it forwards. The default is no fault but AWS's own
+/// behaviour ([`Faults::default`]); [`Faults::plain`] forwards the emulator's answers as
+/// they are.
+#[derive(Debug, Clone)]
 pub struct Faults {
     /// Report every target of every target group as unhealthy.
     pub unhealthy_targets: bool,
@@ -56,6 +64,63 @@ pub struct Faults {
     /// its answer is lost — the caller gets HTTP 500 instead, as after a timeout or a reset
     /// once AWS had acted.
     pub lose_first_answer: Vec<(String, String)>,
+    /// Report target health as an ALB does (see the module's documentation); None: as the
+    /// emulator says.
+    pub alb_health: Option<AlbHealth>,
+}
+
+/// How the proxy models an ALB's target health.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlbHealth {
+    /// Multiplies `interval × healthy_threshold`, the time a newly routed target group's
+    /// targets stay `initial` (AWS: 1.0; tests: less, so that a default 30 s × 3 does not
+    /// cost 90 s).
+    pub time_scale: f64,
+}
+
+/// The time scale of the acceptance tests' ALB: a default health check's
+/// `30 s × 3` takes 0.9 s.
+pub const TEST_ALB_TIME_SCALE: f64 = 1.0 / 100.0;
+
+impl Default for Faults {
+    /// No fault, and what AWS does that the emulator does not: target health as an ALB
+    /// reports it, with checks taking `interval × threshold` × [`TEST_ALB_TIME_SCALE`].
+    fn default() -> Self {
+        Self {
+            alb_health: Some(AlbHealth {
+                time_scale: TEST_ALB_TIME_SCALE,
+            }),
+            ..Self::plain()
+        }
+    }
+}
+
+impl Faults {
+    /// No fault and the emulator's answers as they are (targets healthy at once, routed or
+    /// not): for measurements comparable with earlier runs, and tests that need moto's
+    /// plain answers.
+    pub fn plain() -> Self {
+        Self {
+            unhealthy_targets: false,
+            unhealthy_target_groups: Vec::new(),
+            pending_target_groups: Vec::new(),
+            throttle: 0.0,
+            error_5xx: 0.0,
+            reset: 0.0,
+            latency: Duration::ZERO,
+            actions: Vec::new(),
+            seed: 0,
+            lose_first_answer: Vec::new(),
+            alb_health: None,
+        }
+    }
+}
+
+/// What the proxy knows of the routes: when each routed target group was first seen
+/// routed (since it was last unrouted).
+#[derive(Debug, Default)]
+struct Routes {
+    routed_since: BTreeMap<String, Instant>,
 }
 
 /// What happened to one call.
@@ -94,6 +159,7 @@ struct Shared {
     outcomes: BTreeMap<Outcome, u64>,
     log: Vec<Seen>,
     answers_lost: std::collections::BTreeSet<usize>,
+    routes: Routes,
 }
 
 impl Shared {
@@ -143,6 +209,172 @@ fn action_of(headers: &hyper::HeaderMap, body: &[u8]) -> String {
         .find_map(|kv| kv.strip_prefix("Action="))
         .unwrap_or("unknown")
         .to_string()
+}
+
+/// Calls that can change which target groups a route forwards to.
+const ROUTE_CHANGES: [&str; 6] = [
+    "ModifyListener",
+    "CreateListener",
+    "DeleteListener",
+    "CreateRule",
+    "ModifyRule",
+    "DeleteRule",
+];
+
+/// Every `<TAG>value</TAG>` in an XML text.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        rest = &rest[i + open.len()..];
+        if let Some(j) = rest.find(&close) {
+            out.push(rest[..j].trim().to_string());
+            rest = &rest[j + close.len()..];
+        }
+    }
+    out
+}
+
+fn form_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One ELBv2 query call to the emulator, as the proxy's own (not counted, not faulted).
+async fn elb_call(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    params: &[(&str, &str)],
+) -> Option<String> {
+    let mut body = String::from("Version=2015-12-01");
+    for (k, v) in params {
+        body.push_str(&format!("&{k}={}", form_escape(v)));
+    }
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("{upstream}/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(Full::new(Bytes::from(body)))
+        .ok()?;
+    let resp = client.request(req).await.ok()?;
+    let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Asks the emulator which target groups any listener's default action or rule forwards
+/// to, and stamps the newly routed ones (a target group that loses its route loses its
+/// stamp: routed again, its targets are checked again from `initial`).
+async fn refresh_routes(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    shared: &Arc<Mutex<Shared>>,
+) {
+    let Some(lbs) = elb_call(upstream, client, &[("Action", "DescribeLoadBalancers")]).await else {
+        return;
+    };
+    let mut routed = std::collections::BTreeSet::new();
+    for lb in xml_values(&lbs, "LoadBalancerArn") {
+        let Some(listeners) = elb_call(
+            upstream,
+            client,
+            &[("Action", "DescribeListeners"), ("LoadBalancerArn", &lb)],
+        )
+        .await
+        else {
+            return;
+        };
+        routed.extend(xml_values(&listeners, "TargetGroupArn"));
+        for listener in xml_values(&listeners, "ListenerArn") {
+            let Some(rules) = elb_call(
+                upstream,
+                client,
+                &[("Action", "DescribeRules"), ("ListenerArn", &listener)],
+            )
+            .await
+            else {
+                return;
+            };
+            routed.extend(xml_values(&rules, "TargetGroupArn"));
+        }
+    }
+    let now = Instant::now();
+    let mut s = shared.lock().unwrap();
+    s.routes.routed_since.retain(|arn, _| routed.contains(arn));
+    for arn in routed {
+        s.routes.routed_since.entry(arn).or_insert(now);
+    }
+}
+
+/// A DescribeTargetHealth answer as an ALB would give it (see [`AlbHealth`]).
+async fn alb_target_health(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    shared: &Arc<Mutex<Shared>>,
+    request: &str,
+    answer: Bytes,
+    alb: AlbHealth,
+) -> Bytes {
+    let Some(arn) = request
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("TargetGroupArn="))
+    else {
+        return answer;
+    };
+    let arn = arn.replace("%3A", ":").replace("%2F", "/");
+    let since = shared
+        .lock()
+        .unwrap()
+        .routes
+        .routed_since
+        .get(&arn)
+        .copied();
+    let text = String::from_utf8_lossy(&answer);
+    let replaced = match since {
+        None => text.replace(
+            "<State>healthy</State>",
+            "<State>unused</State><Reason>Target.NotInUse</Reason><Description>Target group is not configured to receive traffic from the load balancer</Description>",
+        ),
+        Some(since) => {
+            let Some(tg) = elb_call(
+                upstream,
+                client,
+                &[("Action", "DescribeTargetGroups"), ("TargetGroupArns.member.1", &arn)],
+            )
+            .await
+            else {
+                return answer;
+            };
+            let num = |tag: &str, default: f64| {
+                xml_values(&tg, tag)
+                    .first()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(default)
+            };
+            let checks = num("HealthCheckIntervalSeconds", 30.0)
+                * num("HealthyThresholdCount", 5.0)
+                * alb.time_scale;
+            if since.elapsed() < Duration::from_secs_f64(checks) {
+                text.replace(
+                    "<State>healthy</State>",
+                    "<State>initial</State><Reason>Elb.RegistrationInProgress</Reason><Description>Target registration is in progress</Description>",
+                )
+            } else {
+                text.into_owned()
+            }
+        }
+    };
+    Bytes::from(replaced)
 }
 
 /// Whether a form-encoded body names the target group `name` (in an ARN).
@@ -380,6 +612,14 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let now = Instant::now();
+    if let Some(alb) = faults.alb_health {
+        if ROUTE_CHANGES.contains(&action.as_str()) || action == "DescribeTargetHealth" {
+            refresh_routes(upstream, client, shared).await;
+        }
+        if action == "DescribeTargetHealth" && rparts.status.is_success() {
+            rbody = alb_target_health(upstream, client, shared, &text, rbody, alb).await;
+        }
+    }
     let unhealthy = action == "DescribeTargetHealth"
         && (faults.unhealthy_targets
             || faults.unhealthy_target_groups.iter().any(|(name, until)| {

@@ -23,6 +23,11 @@ async fn unhealthy_first_release_fails_with_figures_and_leaves_nothing() -> anyh
     assert_eq!(run.code, 1, "{all}");
     assert!(all.contains("release web-r1 aborted"), "{all}");
     assert!(all.contains("need 2 healthy targets, have 0"), "{all}");
+    // Terraform wraps long lines: the reason is checked with white space folded.
+    assert!(
+        acceptance_tests::fold(&all).contains("2 `unhealthy` (Target.FailedHealthChecks"),
+        "{all}"
+    );
     assert!(all.contains("after 3s"), "{all}");
     assert!(
         all.contains("No release was serving; the listener answers 404 as before"),

@@ -8,7 +8,7 @@ use acceptance_tests::{config_head, terraform_at_least, Harness, ReleaseOpts};
 /// The configuration head of the harness's release configuration (provider and variable).
 fn head(h: &Harness) -> String {
     config_head(
-        &h.emulator.url,
+        &h.proxy.url,
         "  poll_interval = \"100ms\"\n  max_retries   = 3\n",
         &h.fx.image_a,
     )

@@ -40,7 +40,7 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 fn tfvars(h: &Harness) -> String {
     serde_json::json!({
-        "endpoint": h.emulator.url,
+        "endpoint": h.proxy.url,
         "listener_arn": h.fx.listener_arn,
         "vpc_id": h.fx.vpc_id,
         "subnet_ids": h.fx.subnet_ids,

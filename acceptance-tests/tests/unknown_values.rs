@@ -45,11 +45,7 @@ async fn unknown_values_in_every_collection_and_block() -> anyhow::Result<()> {
         .await?;
     let base_listener = h.aws.add_listener(&h.fx.load_balancer_arn, 8081).await?;
     let (s1, s2) = (&h.fx.subnet_ids[0], &h.fx.subnet_ids[1]);
-    let head = config_head(
-        &h.emulator.url,
-        "  poll_interval = \"100ms\"\n",
-        &h.fx.image_a,
-    );
+    let head = config_head(&h.proxy.url, "  poll_interval = \"100ms\"\n", &h.fx.image_a);
     let hcl = format!(
         r#"{head}
 variable "base_image" {{

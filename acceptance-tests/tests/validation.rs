@@ -31,6 +31,9 @@ const CASES: &[Case] = &[
     Case { extra: "", lb_extra: "    port = 70000", line: "port = 70000", says: "between 1 and 65535" },
     Case { extra: "", lb_extra: "    health_check {\n      interval = 5\n      timeout = 5\n    }", line: "timeout = 5", says: "less than interval" },
     Case { extra: "", lb_extra: "    health_check {\n      interval = 5\n    }", line: "interval = 5", says: "more than timeout (5, the default when unset)" },
+    Case { extra: "  rollback_window = \"30s\"", lb_extra: "", line: "rollback_window = \"30s\"", says: "at least 1m" },
+    Case { extra: "  desired_capacity = 0\n  min_size = 0", lb_extra: "", line: "desired_capacity = 0", says: "at least 1" },
+    Case { extra: "  min_size = 0", lb_extra: "", line: "min_size = 0", says: "would launch no instance" },
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,6 +74,32 @@ async fn bad_configurations_are_refused_at_plan() -> anyhow::Result<()> {
         );
         assert!(!all.contains("TERRAFORM CRASH"), "{all}");
     }
+    assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
+    Ok(())
+}
+
+/// An alarm that does not exist: the plan warns on `alarm_names` (the configuration may be
+/// about to create it); the apply refuses before it changes anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_alarm_is_a_warning_at_plan_and_refused_at_apply() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: "  alarm_names = [\"web-no-such-alarm\"]".into(),
+        ..Default::default()
+    }))?;
+    let plan = h.terraform(&["plan"]).await?.ok()?;
+    assert!(
+        plan.says("Warning: Alarm not found") && plan.says("web-no-such-alarm"),
+        "{}",
+        plan.all()
+    );
+    let run = h.terraform(&["apply", "-auto-approve"]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.says("no CloudWatch alarm named web-no-such-alarm") && run.says("Nothing was changed"),
+        "{}",
+        run.all()
+    );
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
     Ok(())
 }

@@ -32,6 +32,44 @@ pub struct Gate {
     pub desired: i64,
     /// Targets registered and being health-checked (`initial`): a change is coming.
     pub registering: i64,
+    /// The targets that are not healthy, counted by state and reason, with the load
+    /// balancer's description of each reason: what a wait or an abort says.
+    pub not_healthy: Vec<NotHealthy>,
+}
+
+/// Targets in one state for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotHealthy {
+    /// How many.
+    pub count: i64,
+    /// `unused`, `initial`, `unhealthy`, `draining`, ...
+    pub state: String,
+    /// The reason code, e.g. `Target.NotInUse`.
+    pub reason: Option<String>,
+    /// The load balancer's description of the reason.
+    pub description: Option<String>,
+}
+
+/// Counts the targets that are not healthy by (state, reason), in a fixed order.
+fn not_healthy(targets: &[TargetHealth]) -> Vec<NotHealthy> {
+    let mut out: Vec<NotHealthy> = Vec::new();
+    let mut sorted: Vec<&TargetHealth> = targets.iter().filter(|t| t.state != "healthy").collect();
+    sorted.sort_by(|a, b| (&a.state, &a.reason).cmp(&(&b.state, &b.reason)));
+    for t in sorted {
+        match out
+            .iter_mut()
+            .find(|n| n.state == t.state && n.reason == t.reason)
+        {
+            Some(n) => n.count += 1,
+            None => out.push(NotHealthy {
+                count: 1,
+                state: t.state.clone(),
+                reason: t.reason.clone(),
+                description: t.description.clone(),
+            }),
+        }
+    }
+    out
 }
 
 impl Gate {
@@ -57,6 +95,7 @@ impl Gate {
             in_service: in_service.len() as i64,
             desired: group.capacity.desired,
             registering: targets.iter().filter(|t| t.state == "initial").count() as i64,
+            not_healthy: not_healthy(targets),
         }
     }
 
@@ -65,12 +104,33 @@ impl Gate {
         self.healthy >= self.need
     }
 
-    /// Why we are (still) waiting, in the words of a wait message.
+    /// Why we are (still) waiting, in the words of a wait message: the figures, then the
+    /// targets that are not healthy by state and the load balancer's reason, e.g. "need 3
+    /// healthy targets, have 0 (3 of 3 instances InService); 3 `unused` (Target.NotInUse:
+    /// Target group is not configured to receive traffic from the load balancer)".
     pub fn reason(&self) -> String {
-        format!(
+        let mut text = format!(
             "need {} healthy targets, have {} ({} of {} instances InService)",
             self.need, self.healthy, self.in_service, self.desired
-        )
+        );
+        let parts: Vec<String> = self
+            .not_healthy
+            .iter()
+            .map(|n| {
+                let why = match (&n.reason, &n.description) {
+                    (Some(r), Some(d)) => format!(" ({r}: {d})"),
+                    (Some(r), None) => format!(" ({r})"),
+                    (None, Some(d)) => format!(" ({d})"),
+                    (None, None) => String::new(),
+                };
+                format!("{} `{}`{why}", n.count, n.state)
+            })
+            .collect();
+        if !parts.is_empty() {
+            text.push_str("; ");
+            text.push_str(&parts.join(", "));
+        }
+        text
     }
 }
 
@@ -341,7 +401,40 @@ mod tests {
         TargetHealth {
             id: id.into(),
             state: state.into(),
+            reason: None,
+            description: None,
         }
+    }
+
+    #[test]
+    fn gate_says_why_targets_are_not_healthy() {
+        let unused = |id: &str| TargetHealth {
+            id: id.into(),
+            state: "unused".into(),
+            reason: Some("Target.NotInUse".into()),
+            description: Some(
+                "Target group is not configured to receive traffic from the load balancer".into(),
+            ),
+        };
+        let group = group(
+            3,
+            &[
+                ("i-1", "InService", "Healthy"),
+                ("i-2", "InService", "Healthy"),
+                ("i-3", "InService", "Healthy"),
+            ],
+        );
+        let gate = Gate::observe(
+            &group,
+            &[unused("i-1"), unused("i-2"), th("i-3", "healthy")],
+            100,
+        );
+        assert_eq!(
+            gate.reason(),
+            "need 3 healthy targets, have 1 (3 of 3 instances InService); 2 `unused` (Target.NotInUse: Target group is not configured to receive traffic from the load balancer)"
+        );
+        let all_healthy = Gate::observe(&group, &[th("i-1", "healthy")], 100);
+        assert!(!all_healthy.reason().contains(';'));
     }
 
     #[test]
@@ -383,6 +476,7 @@ mod tests {
                 in_service: 1,
                 desired: 3,
                 registering: 0,
+                not_healthy: vec![],
             }
         );
         assert!(!gate.open());
@@ -476,6 +570,7 @@ mod tests {
             in_service: 3,
             desired: 3,
             registering: 0,
+            not_healthy: vec![],
         };
         let closed = Gate {
             healthy: 1,
@@ -483,6 +578,7 @@ mod tests {
             in_service: 3,
             desired: 3,
             registering: 0,
+            not_healthy: vec![],
         };
         assert_eq!(watch(&open, &[], "web-r2"), Verdict::Continue);
         assert_eq!(

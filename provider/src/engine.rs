@@ -14,7 +14,7 @@ use crate::decide::{self, Gate, PlanKind, Step, Verdict};
 use crate::duration::format as fmt_duration;
 use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
 use crate::log;
-use crate::spec::{Capacity, ReleaseSpec};
+use crate::spec::{Capacity, FleetSpec, ReleaseSpec};
 use crate::stop::Stop;
 
 /// Tag: the release name that owns an object.
@@ -288,7 +288,7 @@ impl Engine {
         let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
         if launching
             .clone()
-            .any(|f| f.fingerprint == spec.fleet.fingerprint())
+            .any(|f| spec.fleet.matches(&f.fingerprint))
         {
             self.release(spec, explicit_desired, limit).await?;
         } else if launching.count() > 0 {
@@ -410,6 +410,7 @@ impl Engine {
                 in_service: 0,
                 desired: 0,
                 registering: 0,
+                not_healthy: Vec::new(),
             });
         };
         let targets = self
@@ -731,7 +732,7 @@ impl Engine {
         let retained_fp = ledger
             .retained()
             .iter()
-            .find(|f| f.fingerprint == spec.fleet.fingerprint())
+            .find(|f| spec.fleet.matches(&f.fingerprint))
             .map(|f| f.release);
         if let (Some(release), None, None) = (retained_fp, &resumed, &broken) {
             return self.rollback(spec, ledger, release, limit).await;
@@ -766,8 +767,10 @@ impl Engine {
                     if group.first().map(|g| g.capacity) != Some(capacity) {
                         self.cloud.fleets.set_capacity(&name, capacity).await?;
                     }
-                    // The health-check rule may or may not have survived: start afresh.
+                    // The health-check rule may or may not have survived, recorded or not:
+                    // start afresh.
                     self.detach_health_rule(&mut record).await?;
+                    self.sweep_health_rules(&spec.listener_arn, &name).await?;
                     self.attach_for_health_checks(spec, &previous_action, &mut record)
                         .await?;
                     self.tag_phase(&name, "launching").await;
@@ -1142,6 +1145,8 @@ impl Engine {
             if let Some(rule) = &f.health_rule_arn {
                 self.cloud.traffic.delete_rule(rule).await?;
             }
+            self.sweep_health_rules(&spec.listener_arn, &f.fleet_name)
+                .await?;
             self.delete_fleet(
                 &f.fleet_name,
                 Some(&f.target_group_arn)
@@ -1183,12 +1188,14 @@ impl Engine {
         spec: &ReleaseSpec,
         f: &FleetRecord,
     ) -> EngineResult<Option<FleetRecord>> {
-        let fp = spec.fleet.fingerprint();
-        if f.fingerprint != fp {
+        if !spec.fleet.matches(&f.fingerprint) {
             return Ok(None);
         }
         let ours = |tags: &BTreeMap<String, String>| {
-            tags.get(TAG_RELEASE_NAME) == Some(&spec.name) && tags.get(TAG_FINGERPRINT) == Some(&fp)
+            tags.get(TAG_RELEASE_NAME) == Some(&spec.name)
+                && tags
+                    .get(TAG_FINGERPRINT)
+                    .is_some_and(|t| spec.fleet.matches(t))
         };
         let Some(group) = self
             .cloud
@@ -1355,13 +1362,25 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let token = format!("{}-{nanos:x}", record.fleet_name);
+        let token = crate::naming::health_token(&record.fleet_name, nanos);
         let rule = self
             .cloud
             .traffic
             .attach_for_health_checks(&spec.listener_arn, &record.target_group_arn, &token)
             .await?;
         record.health_rule_arn = Some(rule);
+        Ok(())
+    }
+
+    /// Removes every health-check rule of fleet `fleet_name` on the listener, recorded or
+    /// not (an apply killed between CreateRule's answer and the ledger write left one that
+    /// only the rule itself tells of; it would keep the target group in use).
+    async fn sweep_health_rules(&self, listener_arn: &str, fleet_name: &str) -> EngineResult<()> {
+        for (rule, token) in self.cloud.traffic.health_rules(listener_arn).await? {
+            if crate::naming::is_health_token_of_fleet(&token, fleet_name) {
+                self.cloud.traffic.delete_rule(&rule).await?;
+            }
+        }
         Ok(())
     }
 
@@ -1777,7 +1796,8 @@ impl Engine {
     /// finally the ledger.
     pub async fn destroy(&self, name: &str, listener_arn: &str) -> EngineResult<()> {
         let ledger = self.cloud.ledger.load(name).await?;
-        if self.cloud.traffic.read(listener_arn).await?.is_some() {
+        let listener_exists = self.cloud.traffic.read(listener_arn).await?.is_some();
+        if listener_exists {
             self.cloud.traffic.fixed_response(listener_arn, 503).await?;
         }
         let mut rules: Vec<String> = Vec::new();
@@ -1788,6 +1808,19 @@ impl Engine {
                 }
             }
         }
+        if listener_exists {
+            rules.extend(
+                self.cloud
+                    .traffic
+                    .health_rules(listener_arn)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, token)| crate::naming::is_health_token_of_release(token, name))
+                    .map(|(rule, _)| rule),
+            );
+        }
+        rules.sort();
+        rules.dedup();
         for rule in rules {
             self.cloud.traffic.delete_rule(&rule).await?;
         }
@@ -1822,13 +1855,22 @@ pub fn current_release(ledger: &Ledger) -> Option<u64> {
         .map(|h| h.release)
 }
 
-/// Classifies a planned change of a release that exists.
+/// Classifies a planned change of a release that exists. Recorded fingerprints are read
+/// through [`FleetSpec::matches`], so fleets recorded by an earlier version still match.
 pub fn classify(
     ledger: Option<&Ledger>,
-    planned_fingerprint: &str,
+    planned: &FleetSpec,
     capacity_changed: bool,
     settings_changed: bool,
 ) -> PlanKind {
+    let planned_fingerprint = planned.fingerprint();
+    let seen = |recorded: &str| {
+        if planned.matches(recorded) {
+            planned_fingerprint.clone()
+        } else {
+            recorded.to_string()
+        }
+    };
     let Some(ledger) = ledger else {
         return PlanKind::Release;
     };
@@ -1838,11 +1880,11 @@ pub fn classify(
     let retained: Vec<(u64, String)> = ledger
         .retained()
         .iter()
-        .map(|f| (f.release, f.fingerprint.clone()))
+        .map(|f| (f.release, seen(&f.fingerprint)))
         .collect();
     decide::classify(
-        &active.fingerprint,
-        planned_fingerprint,
+        &seen(&active.fingerprint),
+        &planned_fingerprint,
         &retained,
         capacity_changed,
         settings_changed,

@@ -13,6 +13,7 @@
 //!   in-memory cloud for tests.
 //! - [`spec`], [`ledger`], [`duration`] — the domain types: what the user asked for, what
 //!   a release records about itself in AWS, Go-style durations.
+//! - [`naming`] — names of the objects a release owns and how its own are recognised.
 //! - [`log`] — hclog-JSON lines on stderr for `TF_LOG`.
 //! - [`lease`] — one apply at a time per release: a lease held in AWS, with an expiry.
 //! - [`stop`] — graceful stop: `StopProvider`, SIGINT and SIGTERM reach operations in flight.
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod lease;
 pub mod ledger;
 pub mod log;
+pub mod naming;
 pub mod spec;
 pub mod stop;
 pub mod terraform;

@@ -109,18 +109,137 @@ pub struct FleetSpec {
     pub target_group: TargetGroupSpec,
 }
 
+/// FNV-1a 64 of `text`, as 16 hex digits.
+fn fnv1a(text: &str) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// The version of [`FleetSpec::canonical`]'s rendering, written in front of every
+/// fingerprint (`v1:…`): a later rendering gets a new version and still recognises this one.
+const FINGERPRINT_VERSION: &str = "v1";
+
 impl FleetSpec {
     /// A stable fingerprint of the fleet-shaping arguments, recorded on every fleet so that
-    /// a later plan can tell a rollback (same fingerprint as a retained fleet) from a release.
-    /// FNV-1a 64 over a canonical rendering; user data is included but never logged.
+    /// a later plan can tell a rollback (same fingerprint as a retained fleet) from a
+    /// release: `v1:` and FNV-1a 64 of [`FleetSpec::canonical`]. User data is included but
+    /// never logged. Compare recorded fingerprints with [`FleetSpec::matches`], which also
+    /// knows the records of provider 0.1.0.
     pub fn fingerprint(&self) -> String {
-        let canonical = format!("{:?}", self);
-        let mut hash: u64 = 0xcbf29ce484222325;
-        for byte in canonical.as_bytes() {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x100000001b3);
+        format!("{FINGERPRINT_VERSION}:{}", fnv1a(&self.canonical()))
+    }
+
+    /// Whether a fingerprint recorded on a fleet (by this version, or by 0.1.0) is this
+    /// spec's.
+    pub fn matches(&self, recorded: &str) -> bool {
+        match recorded.split_once(':') {
+            Some((FINGERPRINT_VERSION, _)) => recorded == self.fingerprint(),
+            Some(_) => false,
+            // 0.1.0 wrote a bare hash of the struct's debug rendering.
+            None => recorded == fnv1a(&self.legacy_rendering()),
         }
-        format!("{hash:016x}")
+    }
+
+    /// One `key=value` line per argument, in a fixed order, values JSON-quoted; sets and
+    /// maps sorted. Fixed by this function, not by the compiler, so that neither a provider
+    /// upgrade nor a new toolchain turns every retained fleet into a stranger. An argument
+    /// added later is written only when it is set, so fleets recorded before it still match.
+    pub fn canonical(&self) -> String {
+        let q = |s: &str| serde_json::Value::from(s).to_string();
+        let list = |items: &mut dyn Iterator<Item = String>| -> String {
+            items.collect::<Vec<_>>().join(",")
+        };
+        let opt = |v: &Option<String>| v.as_deref().map(q).unwrap_or_else(|| "null".into());
+        let tg = &self.target_group;
+        let hc = &tg.health_check;
+        [
+            format!("image_id={}", q(&self.image_id)),
+            format!("instance_type={}", q(&self.instance_type)),
+            format!(
+                "subnet_ids=[{}]",
+                list(&mut self.subnet_ids.iter().map(|s| q(s)))
+            ),
+            format!(
+                "security_group_ids=[{}]",
+                list(&mut self.security_group_ids.iter().map(|s| q(s)))
+            ),
+            format!("iam_instance_profile={}", opt(&self.iam_instance_profile)),
+            format!("user_data={}", opt(&self.user_data)),
+            format!(
+                "instance_tags={{{}}}",
+                list(
+                    &mut self
+                        .instance_tags
+                        .iter()
+                        .map(|(k, v)| format!("{}:{}", q(k), q(v)))
+                )
+            ),
+            format!("target_group.port={}", tg.port),
+            format!("target_group.protocol={}", q(&tg.protocol)),
+            format!(
+                "target_group.deregistration_delay={}",
+                tg.deregistration_delay
+            ),
+            format!("health_check.path={}", q(&hc.path)),
+            format!("health_check.port={}", q(&hc.port)),
+            format!("health_check.protocol={}", q(&hc.protocol)),
+            format!("health_check.interval={}", hc.interval),
+            format!("health_check.timeout={}", hc.timeout),
+            format!("health_check.healthy_threshold={}", hc.healthy_threshold),
+            format!(
+                "health_check.unhealthy_threshold={}",
+                hc.unhealthy_threshold
+            ),
+            format!("health_check.matcher={}", q(&hc.matcher)),
+        ]
+        .join("\n")
+    }
+
+    /// What provider 0.1.0 hashed: the derived debug rendering of its `FleetSpec`, written
+    /// out by hand so that it no longer depends on this struct's fields or the compiler.
+    fn legacy_rendering(&self) -> String {
+        let d = |s: &str| format!("{s:?}");
+        let set = |v: &BTreeSet<String>| {
+            format!(
+                "{{{}}}",
+                v.iter().map(|s| d(s)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let opt = |v: &Option<String>| match v {
+            Some(s) => format!("Some({})", d(s)),
+            None => "None".into(),
+        };
+        let tg = &self.target_group;
+        let hc = &tg.health_check;
+        format!(
+            "FleetSpec {{ image_id: {}, instance_type: {}, subnet_ids: {}, security_group_ids: {}, iam_instance_profile: {}, user_data: {}, instance_tags: {{{}}}, target_group: TargetGroupSpec {{ port: {}, protocol: {}, health_check: HealthCheckSpec {{ path: {}, port: {}, protocol: {}, interval: {}, timeout: {}, healthy_threshold: {}, unhealthy_threshold: {}, matcher: {} }}, deregistration_delay: {} }} }}",
+            d(&self.image_id),
+            d(&self.instance_type),
+            set(&self.subnet_ids),
+            set(&self.security_group_ids),
+            opt(&self.iam_instance_profile),
+            opt(&self.user_data),
+            self.instance_tags
+                .iter()
+                .map(|(k, v)| format!("{}: {}", d(k), d(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            tg.port,
+            d(&tg.protocol),
+            d(&hc.path),
+            d(&hc.port),
+            d(&hc.protocol),
+            hc.interval,
+            hc.timeout,
+            hc.healthy_threshold,
+            hc.unhealthy_threshold,
+            d(&hc.matcher),
+            tg.deregistration_delay,
+        )
     }
 }
 
@@ -481,5 +600,71 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.image_id = "ami-abcd1234".into();
         assert_ne!(a.fingerprint(), b.fingerprint());
+        assert!(a.matches(&a.fingerprint()) && !a.matches(&b.fingerprint()));
+    }
+
+    fn recorded_by_0_1_0() -> FleetSpec {
+        FleetSpec {
+            image_id: "ami-04681a1dbd79675a5".into(),
+            instance_type: "t3.micro".into(),
+            subnet_ids: ["subnet-b".to_string(), "subnet-a".to_string()].into(),
+            security_group_ids: ["sg-1".to_string()].into(),
+            iam_instance_profile: Some("web".into()),
+            user_data: Some("#!/bin/sh\necho \"hi\"\n".into()),
+            instance_tags: [("role".to_string(), "web".to_string())].into(),
+            target_group: TargetGroupSpec {
+                port: 8080,
+                protocol: "HTTP".into(),
+                health_check: HealthCheckSpec::default(),
+                deregistration_delay: 30,
+            },
+        }
+    }
+
+    /// The fingerprint is a fixed rendering, not the compiler's: this exact value must
+    /// never change (a retained fleet recorded with it must stay a rollback target).
+    #[test]
+    fn fingerprint_is_a_fixed_versioned_rendering() {
+        let f = recorded_by_0_1_0();
+        assert_eq!(f.fingerprint(), "v1:".to_string() + &fnv1a(&f.canonical()));
+        assert_eq!(
+            f.canonical().lines().next(),
+            Some("image_id=\"ami-04681a1dbd79675a5\"")
+        );
+        assert!(f
+            .canonical()
+            .contains("subnet_ids=[\"subnet-a\",\"subnet-b\"]"));
+        assert!(f
+            .canonical()
+            .contains("user_data=\"#!/bin/sh\\necho \\\"hi\\\"\\n\""));
+        // Pinned: changing the rendering breaks every recorded fleet.
+        assert_eq!(f.fingerprint(), PINNED_V1);
+    }
+
+    /// What provider 0.1.0 recorded for [`recorded_by_0_1_0`].
+    const PINNED_LEGACY: &str = "583f00ffbf463bdd";
+
+    /// Computed once with this rendering; see the test above.
+    const PINNED_V1: &str = "v1:4f70c0b4e7ae6dbd";
+
+    /// Records written by provider 0.1.0 (a bare hash of the derived debug rendering) still
+    /// match: the hand-written legacy rendering is exactly what the derive printed.
+    #[test]
+    fn records_written_by_0_1_0_still_match() {
+        let f = recorded_by_0_1_0();
+        // What 0.1.0 computed: FNV-1a of `format!("{:?}", fleet)` with today's fields.
+        let legacy = fnv1a(&format!("{f:?}"));
+        // True while `FleetSpec` has 0.1.0's fields; the pinned hash below keeps the legacy
+        // rendering honest once it has more.
+        assert_eq!(f.legacy_rendering(), format!("{f:?}"));
+        assert_eq!(legacy, PINNED_LEGACY);
+        assert!(f.matches(&legacy));
+        let mut other = f.clone();
+        other.image_id = "ami-0000000b".into();
+        assert!(!other.matches(&legacy));
+        assert!(
+            !f.matches("v2:0123456789abcdef"),
+            "an unknown version is no match"
+        );
     }
 }

@@ -6,7 +6,9 @@
 //! `BENCH_RUNS` (runs per single-release figure, default 5), `BENCH_SCALE_RUNS` (default 3),
 //! `BENCH_SCALE` (release counts, default `1,10,100`), `BENCH_PARALLELISM` (default `10,50`),
 //! `BENCH_BASELINE_DIR` (another build of the provider, e.g. of an earlier commit: the same
-//! figures are measured for it in the same run, under `baseline` in the JSON).
+//! figures are measured for it in the same run, under `baseline` in the JSON),
+//! `BENCH_PEER_RUNS` (default 3: the peer, hashicorp/aws's classic pattern for the same image
+//! change, when the machine has its filesystem mirror; under `peer` in the JSON).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::proxy::{FaultProxy, Faults};
-use acceptance_tests::{Harness, ReleaseOpts};
+use acceptance_tests::{
+    aws_mirror, aws_provider_block, Harness, MirrorWorkdir, ReleaseOpts, TempDir,
+};
 use serde_json::{json, Value};
 
 /// Median, min and max of some runs.
@@ -48,14 +52,15 @@ impl Stat {
     }
 }
 
-/// Peak RSS of any provider process, sampled every 5 ms from /proc (VmHWM).
+/// Peak RSS of any process whose executable's name starts with a prefix (this provider's,
+/// or hashicorp/aws's), sampled every 5 ms from /proc (VmHWM).
 struct RssSampler {
     peak_kib: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
 impl RssSampler {
-    fn start() -> Self {
+    fn start(exe_prefix: &'static str) -> Self {
         let peak_kib = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (peak_kib.clone(), stop.clone());
@@ -67,7 +72,8 @@ impl RssSampler {
                         let is_provider = std::fs::read_link(path.join("exe"))
                             .ok()
                             .and_then(|x| {
-                                x.file_name().map(|n| n == "terraform-provider-immutable")
+                                x.file_name()
+                                    .map(|n| n.to_string_lossy().starts_with(exe_prefix))
                             })
                             .unwrap_or(false);
                         if !is_provider {
@@ -169,6 +175,8 @@ async fn single_release_ops(runs: usize, rss: &RssSampler) -> anyhow::Result<Vec
         eprintln!("single release, run {}/{runs}", run + 1);
         let h = Harness::start().await?;
         let proxy = FaultProxy::start(&h.emulator.url).await?;
+        // The figures stay comparable with earlier runs: the emulator's plain answers.
+        proxy.set_faults(Faults::plain());
         let base = ReleaseOpts {
             endpoint: Some(proxy.url.clone()),
             poll_interval: String::new(),
@@ -216,6 +224,8 @@ async fn detection(runs: usize) -> anyhow::Result<Value> {
         eprintln!("detection latency, run {}/{runs}", run + 1);
         let h = Harness::start().await?;
         let proxy = FaultProxy::start(&h.emulator.url).await?;
+        // The figures stay comparable with earlier runs: the emulator's plain answers.
+        proxy.set_faults(Faults::plain());
         let opts = ReleaseOpts {
             endpoint: Some(proxy.url.clone()),
             poll_interval: String::new(),
@@ -232,10 +242,10 @@ async fn detection(runs: usize) -> anyhow::Result<Value> {
         let healthy_at = apply_started + Duration::from_millis(5_500);
         proxy.set_faults(Faults {
             pending_target_groups: vec![("web-r2".into(), Some(healthy_at))],
-            ..Default::default()
+            ..Faults::plain()
         });
         h.apply(&[("image_id", &h.fx.image_b)]).await?;
-        proxy.set_faults(Faults::default());
+        proxy.set_faults(Faults::plain());
         let log = proxy.log();
         let shifts: Vec<Instant> = log
             .iter()
@@ -317,6 +327,8 @@ async fn scale(
         );
         let h = Harness::start().await?;
         let proxy = FaultProxy::start(&h.emulator.url).await?;
+        // The figures stay comparable with earlier runs: the emulator's plain answers.
+        proxy.set_faults(Faults::plain());
         let mut listeners = Vec::new();
         for i in 0..n {
             listeners.push(
@@ -348,7 +360,7 @@ async fn scale(
                 } else {
                     Vec::new()
                 },
-                ..Default::default()
+                ..Faults::plain()
             });
             h.terraform(&["apply", "-auto-approve", &par, &var])
                 .await?
@@ -369,6 +381,143 @@ async fn scale(
             "first_release": per_release(&create),
             "blue_green_release": per_release(&release),
         },
+    }))
+}
+
+/// The classic pattern users write with hashicorp/aws alone for an immutable image change:
+/// a launch template per image and an Auto Scaling group with `create_before_destroy` and
+/// `wait_for_elb_capacity`, attached to one target group that a listener forwards to.
+fn classic_hcl(h: &Harness, endpoint: &str) -> String {
+    let subnets = serde_json::to_string(&h.fx.subnet_ids).unwrap();
+    format!(
+        r#"terraform {{
+  required_providers {{
+    aws = {{ source = "hashicorp/aws" }}
+  }}
+}}
+
+{aws}
+variable "image_id" {{
+  type = string
+}}
+
+resource "aws_lb_target_group" "web" {{
+  name     = "classic"
+  port     = 80
+  protocol = "HTTP"
+  vpc_id   = "{vpc}"
+  health_check {{
+    interval          = 5
+    timeout           = 2
+    healthy_threshold = 2
+  }}
+}}
+
+resource "aws_lb_listener" "web" {{
+  load_balancer_arn = "{lb}"
+  port              = 8080
+  protocol          = "HTTP"
+  default_action {{
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.web.arn
+  }}
+}}
+
+# A template per image (moto cannot launch from a second version of one template).
+resource "aws_launch_template" "web" {{
+  name          = "classic-${{var.image_id}}"
+  image_id      = var.image_id
+  instance_type = "t3.micro"
+  lifecycle {{
+    create_before_destroy = true
+  }}
+}}
+
+resource "aws_autoscaling_group" "web" {{
+  name                  = "classic-${{var.image_id}}"
+  min_size              = 2
+  max_size              = 2
+  desired_capacity      = 2
+  vpc_zone_identifier   = {subnets}
+  target_group_arns     = [aws_lb_target_group.web.arn]
+  health_check_type     = "ELB"
+  wait_for_elb_capacity = 2
+  launch_template {{
+    id      = aws_launch_template.web.id
+    version = aws_launch_template.web.latest_version
+  }}
+  lifecycle {{
+    create_before_destroy = true
+  }}
+}}
+"#,
+        aws = aws_provider_block(endpoint),
+        vpc = h.fx.vpc_id,
+        lb = h.fx.load_balancer_arn,
+    )
+}
+
+/// The peer: the classic pattern's first apply and image change, against the same local AWS
+/// through the same counting proxy; the AWS provider's peak RSS and binary size.
+async fn peer(runs: usize) -> anyhow::Result<Value> {
+    let Some(mirror) = aws_mirror() else {
+        eprintln!("peer skipped: no hashicorp/aws filesystem mirror on this machine (TF_ACC_PLUGIN_MIRROR, found by make tools)");
+        return Ok(json!({"skipped": "no hashicorp/aws filesystem mirror"}));
+    };
+    let rss = RssSampler::start("terraform-provider-aws");
+    let mut create = OpRuns::default();
+    let mut release = OpRuns::default();
+    let mut binary_mib = 0.0;
+    for run in 0..runs {
+        eprintln!(
+            "peer (hashicorp/aws classic pattern), run {}/{runs}",
+            run + 1
+        );
+        let h = Harness::start().await?;
+        let proxy = FaultProxy::start(&h.emulator.url).await?;
+        // The figures stay comparable with earlier runs: the emulator's plain answers.
+        proxy.set_faults(Faults::plain());
+        let root = TempDir::new("immutable-bench-peer")?;
+        let w = MirrorWorkdir::new(&root.0, &mirror, false)?;
+        std::fs::write(w.dir.join("main.tf"), classic_hcl(&h, &proxy.url))?;
+        w.terraform(&["init", "-input=false"]).await?;
+        if let Some(bin) = std::fs::read_dir(
+            w.dir
+                .join(".terraform/providers/registry.terraform.io/hashicorp/aws"),
+        )?
+        .flatten()
+        .next()
+        .and_then(|v| std::fs::read_dir(v.path().join("linux_amd64")).ok())
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        {
+            binary_mib = std::fs::metadata(bin.path())?.len() as f64 / (1024.0 * 1024.0);
+        }
+        for (op, image) in [(&mut create, &h.fx.image_a), (&mut release, &h.fx.image_b)] {
+            let var = format!("-var=image_id={image}");
+            let t = Instant::now();
+            w.terraform(&["plan", "-input=false", &var]).await?;
+            op.plan.push(t.elapsed().as_secs_f64());
+            proxy.reset_counts();
+            rss.take_mib();
+            let t = Instant::now();
+            w.terraform(&["apply", "-auto-approve", "-input=false", &var])
+                .await?;
+            op.apply.push(t.elapsed().as_secs_f64());
+            op.rss.push(rss.take_mib());
+            op.calls.push(proxy.calls());
+        }
+    }
+    Ok(json!({
+        "pattern": "hashicorp/aws: aws_launch_template per image + aws_autoscaling_group (create_before_destroy, wait_for_elb_capacity = 2, health_check_type ELB) attached to one aws_lb_target_group behind a listener",
+        "provider_binary_mib": binary_mib,
+        "first_apply": create.json(),
+        "image_change": release.json(),
+        "cannot": [
+            "no canary: both groups serve from the same target group as soon as the new instances pass health checks, and the old one is destroyed at once",
+            "no abort: a failed wait_for_elb_capacity fails the apply with the new group left behind (tainted) while the old one keeps serving beside nothing",
+            "no warm rollback: going back is another full launch of the previous image",
+        ],
     }))
 }
 
@@ -483,10 +632,43 @@ fn print_table(title: &str, r: &Value) {
     );
 }
 
+/// The peer beside this provider's blue/green release of the same image change.
+fn print_peer(ours: &Value, peer: &Value) {
+    println!();
+    if let Some(why) = peer["skipped"].as_str() {
+        println!("peer: skipped ({why})");
+        return;
+    }
+    println!("peer: the same image change (2 instances, one target group) with hashicorp/aws's classic pattern, same run, same local AWS, same proxy counting calls");
+    println!();
+    println!("| image change | plan s | apply s | AWS calls | provider peak RSS MiB | provider binary MiB |");
+    println!("|---|---|---|---|---|---|");
+    let b = "/single_release/blue~1green release";
+    println!(
+        "| immutable_release, blue/green | {} | {} | {} | {} | {:.1} |",
+        st(ours, &format!("{b}/plan_s"), 2),
+        st(ours, &format!("{b}/apply_s"), 2),
+        st(ours, &format!("{b}/aws_calls"), 0),
+        st(ours, &format!("{b}/provider_peak_rss_mib"), 1),
+        f(ours, "/provider_binary_mib"),
+    );
+    println!(
+        "| hashicorp/aws classic (create_before_destroy + wait_for_elb_capacity) | {} | {} | {} | {} | {:.1} |",
+        st(peer, "/image_change/plan_s", 2),
+        st(peer, "/image_change/apply_s", 2),
+        st(peer, "/image_change/aws_calls", 0),
+        st(peer, "/image_change/provider_peak_rss_mib", 1),
+        f(peer, "/provider_binary_mib"),
+    );
+    for c in peer["cannot"].as_array().into_iter().flatten() {
+        println!("- classic pattern: {}", c.as_str().unwrap_or_default());
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    let rss = RssSampler::start();
+    let rss = RssSampler::start("terraform-provider-immutable");
     let current_dir = acceptance_tests::provider_dir()?;
     let baseline = match std::env::var_os("BENCH_BASELINE_DIR") {
         Some(dir) => Some(measure(std::path::Path::new(&dir), &rss).await?),
@@ -498,6 +680,9 @@ async fn main() -> anyhow::Result<()> {
         report["baseline"] = b.clone();
     }
     print_table("terraform-provider-immutable benchmark", &report);
+    let peer = peer(env_num("BENCH_PEER_RUNS", 3)).await?;
+    print_peer(&report, &peer);
+    report["peer"] = peer;
     report["bench_wall_s"] = json!(started.elapsed().as_secs_f64());
     let out_dir = acceptance_tests::repo_root().join("target/bench");
     std::fs::create_dir_all(&out_dir)?;

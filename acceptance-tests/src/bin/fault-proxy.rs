@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
-use acceptance_tests::proxy::{FaultProxy, Faults};
+use acceptance_tests::proxy::{AlbHealth, FaultProxy, Faults};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fault-proxy --upstream URL [--listen HOST:PORT] [--throttle SHARE] [--error-5xx SHARE]\n       [--reset SHARE] [--latency-ms MS] [--action NAME]... [--unhealthy TARGET_GROUP_NAME|all]... [--seed N]\n       [--lose-first-answer ACTION[:BODY_TEXT]]..."
+        "usage: fault-proxy --upstream URL [--listen HOST:PORT] [--throttle SHARE] [--error-5xx SHARE]\n       [--reset SHARE] [--latency-ms MS] [--action NAME]... [--unhealthy TARGET_GROUP_NAME|all]... [--seed N]\n       [--lose-first-answer ACTION[:BODY_TEXT]]... [--plain]"
     );
     std::process::exit(2)
 }
@@ -48,7 +48,11 @@ fn report(proxy: &FaultProxy) {
 async fn main() -> anyhow::Result<()> {
     let mut upstream = None;
     let mut listen = "127.0.0.1:0".to_string();
-    let mut faults = Faults::default();
+    // AWS's own target health, at AWS's own pace (--plain: the emulator's answers).
+    let mut faults = Faults {
+        alb_health: Some(AlbHealth { time_scale: 1.0 }),
+        ..Faults::default()
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
@@ -62,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 faults.latency = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
             }
             "--action" => faults.actions.push(value()),
+            "--plain" => faults.alb_health = None,
             "--unhealthy" => match value().as_str() {
                 "all" => faults.unhealthy_targets = true,
                 name => faults

@@ -790,6 +790,14 @@ impl AwsCloud {
                     .and_then(|h| h.state())
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_default(),
+                reason: d
+                    .target_health()
+                    .and_then(|h| h.reason())
+                    .map(|r| r.as_str().to_string()),
+                description: d
+                    .target_health()
+                    .and_then(|h| h.description())
+                    .map(String::from),
             })
             .collect())
     }
@@ -880,6 +888,31 @@ impl Traffic for AwsCloud {
         Ok(())
     }
 
+    async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>> {
+        let rules = self
+            .elb
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .send()
+            .await
+            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+        let mut out = Vec::new();
+        for r in rules.rules() {
+            for c in r.conditions() {
+                if let Some(h) = c.http_header_config() {
+                    if h.http_header_name() == Some(crate::naming::HEALTH_RULE_HEADER) {
+                        for v in h.values() {
+                            if let Some(arn) = r.rule_arn() {
+                                out.push((arn.to_string(), v.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn attach_for_health_checks(
         &self,
         listener_arn: &str,
@@ -913,7 +946,7 @@ impl Traffic for AwsCloud {
                     .field("http-header")
                     .http_header_config(
                         elb::types::HttpHeaderConditionConfig::builder()
-                            .http_header_name("X-Immutable-Health-Attach")
+                            .http_header_name(crate::naming::HEALTH_RULE_HEADER)
                             .values(token)
                             .build(),
                     )
@@ -1028,6 +1061,36 @@ impl Alarms for AwsCloud {
             .into_iter()
             .filter(|(_, firing)| *firing)
             .map(|(n, _)| n)
+            .collect())
+    }
+
+    async fn missing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let mut found = std::collections::BTreeSet::new();
+        for chunk in names.chunks(100) {
+            let out = self
+                .cw
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .alarm_types(cw::types::AlarmType::MetricAlarm)
+                .alarm_types(cw::types::AlarmType::CompositeAlarm)
+                .send()
+                .await
+                .map_err(err("reading CloudWatch alarms"))?;
+            found.extend(
+                out.metric_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(String::from)),
+            );
+            found.extend(
+                out.composite_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(String::from)),
+            );
+        }
+        Ok(names
+            .iter()
+            .filter(|n| !found.contains(*n))
+            .cloned()
             .collect())
     }
 }

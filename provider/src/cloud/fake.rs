@@ -40,6 +40,8 @@ struct State {
     listeners: BTreeMap<String, ListenerAction>,
     images: BTreeMap<String, String>,
     alarms: BTreeSet<String>,
+    /// Every alarm a test defined (by setting its state).
+    defined_alarms: BTreeSet<String>,
     ledgers: BTreeMap<String, Ledger>,
     fail: BTreeMap<String, (u32, u32)>,
     calls: BTreeMap<String, u32>,
@@ -87,9 +89,22 @@ impl FakeCloud {
             .insert(fleet_name.into(), script);
     }
 
+    /// A health-check rule made by an apply that was killed before it recorded it.
+    pub fn add_unrecorded_rule(&self, token: &str, target_group_arn: &str) {
+        let arn = format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/1/2/{token}"
+        );
+        self.state
+            .lock()
+            .unwrap()
+            .rules
+            .insert(arn, target_group_arn.into());
+    }
+
     /// Sets or clears an alarm's ALARM state.
     pub fn set_alarm(&self, name: &str, firing: bool) {
         let mut s = self.state.lock().unwrap();
+        s.defined_alarms.insert(name.into());
         if firing {
             s.alarms.insert(name.into());
         } else {
@@ -261,6 +276,14 @@ impl Fleets for FakeCloud {
         _instance_tags: &BTreeMap<String, String>,
     ) -> CloudResult<(String, i64)> {
         let mut s = self.call("CreateLaunchTemplate")?;
+        // As EC2: names are unique in a region.
+        if s.templates.contains_key(name) {
+            return Err(CloudError::Api {
+                action: "CreateLaunchTemplate".into(),
+                code: "InvalidLaunchTemplateName.AlreadyExistsException".into(),
+                message: format!("Launch template name already in use: {name}"),
+            });
+        }
         s.next_id += 1;
         let id = format!("lt-{:08x}", s.next_id);
         if let Some(ud) = &spec.user_data {
@@ -301,6 +324,14 @@ impl Fleets for FakeCloud {
         tags: &BTreeMap<String, String>,
     ) -> CloudResult<String> {
         let mut s = self.call("CreateTargetGroup")?;
+        // As ELBv2: a name is unique in a region (the fake's settings never match another's).
+        if s.target_groups.values().any(|t| t.name == name) {
+            return Err(CloudError::Api {
+                action: "CreateTargetGroup".into(),
+                code: "DuplicateTargetGroupName".into(),
+                message: format!("A target group with the same name '{name}' exists, but with different settings"),
+            });
+        }
         let arn =
             format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0001");
         s.target_groups.insert(
@@ -451,18 +482,50 @@ impl Fleets for FakeCloud {
             *r += 1;
             *r
         };
-        let state = match s
-            .health
-            .get(&tg.name)
-            .copied()
-            .unwrap_or(HealthScript::Healthy)
-        {
-            HealthScript::Healthy => "healthy",
-            HealthScript::AfterPolls(n) if reads > n => "healthy",
-            HealthScript::HealthyForPolls(n) if reads <= n => "healthy",
-            HealthScript::RegisteringUntil(t) if tokio::time::Instant::now() >= t => "healthy",
-            HealthScript::RegisteringUntil(_) => "initial",
-            _ => "unhealthy",
+        // As an ALB: a target group that no listener action or rule forwards to is not
+        // health-checked at all (its targets are `unused`), whatever its script says.
+        let routed = s.rules.values().any(|t| t == arn)
+            || s.listeners.values().any(|a| match a {
+                ListenerAction::Forward(w) => w.iter().any(|(t, _)| t == arn),
+                _ => false,
+            });
+        // The reason codes and descriptions an ALB gives for each state.
+        let (state, reason) = if !routed {
+            (
+                "unused",
+                Some((
+                    "Target.NotInUse",
+                    "Target group is not configured to receive traffic from the load balancer",
+                )),
+            )
+        } else {
+            match s
+                .health
+                .get(&tg.name)
+                .copied()
+                .unwrap_or(HealthScript::Healthy)
+            {
+                HealthScript::Healthy => ("healthy", None),
+                HealthScript::AfterPolls(n) if reads > n => ("healthy", None),
+                HealthScript::HealthyForPolls(n) if reads <= n => ("healthy", None),
+                HealthScript::RegisteringUntil(t) if tokio::time::Instant::now() >= t => {
+                    ("healthy", None)
+                }
+                HealthScript::RegisteringUntil(_) => (
+                    "initial",
+                    Some((
+                        "Elb.RegistrationInProgress",
+                        "Target registration is in progress",
+                    )),
+                ),
+                _ => (
+                    "unhealthy",
+                    Some((
+                        "Target.ResponseCodeMismatch",
+                        "Health checks failed with these codes: [502]",
+                    )),
+                ),
+            }
         };
         Ok(s.groups
             .values()
@@ -471,6 +534,8 @@ impl Fleets for FakeCloud {
             .map(|i| TargetHealth {
                 id: i.id.clone(),
                 state: state.into(),
+                reason: reason.map(|r| r.0.to_string()),
+                description: reason.map(|r| r.1.to_string()),
             })
             .collect())
     }
@@ -513,6 +578,20 @@ impl Traffic for FakeCloud {
         Ok(())
     }
 
+    async fn health_rules(&self, _listener_arn: &str) -> CloudResult<Vec<(String, String)>> {
+        let s = self.call("DescribeRules")?;
+        // The fake's rule ARN ends with its token.
+        Ok(s.rules
+            .keys()
+            .map(|arn| {
+                (
+                    arn.clone(),
+                    arn.rsplit('/').next().unwrap_or("").to_string(),
+                )
+            })
+            .collect())
+    }
+
     async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
         let mut s = self.call("ModifyListener")?;
         s.listeners.insert(
@@ -538,6 +617,15 @@ impl Alarms for FakeCloud {
         Ok(names
             .iter()
             .filter(|n| s.alarms.contains(*n))
+            .cloned()
+            .collect())
+    }
+
+    async fn missing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let s = self.call("DescribeAlarms")?;
+        Ok(names
+            .iter()
+            .filter(|n| !s.defined_alarms.contains(*n))
             .cloned()
             .collect())
     }

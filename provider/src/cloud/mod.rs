@@ -97,6 +97,11 @@ pub struct TargetHealth {
     pub id: String,
     /// `healthy`, `unhealthy`, `initial`, `draining`, `unused`, ...
     pub state: String,
+    /// The load balancer's reason code when not healthy (`Target.NotInUse`,
+    /// `Elb.RegistrationInProgress`, `Target.ResponseCodeMismatch`, ...).
+    pub reason: Option<String>,
+    /// The load balancer's description of that reason.
+    pub description: Option<String>,
 }
 
 /// A target group as found by name.
@@ -224,6 +229,10 @@ pub trait Traffic: Send + Sync {
     ) -> CloudResult<String>;
     /// Deletes a listener rule; absent is fine.
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()>;
+    /// The health-check rules of a listener (rule ARN, token; see [`crate::naming`]),
+    /// found by the rules themselves, so that one an interrupted apply made but never
+    /// recorded is found too.
+    async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>>;
     /// Sets a fixed-response default action.
     async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()>;
 }
@@ -240,6 +249,8 @@ pub trait Images: Send + Sync {
 pub trait Alarms: Send + Sync {
     /// Of these alarm names, the ones now in `ALARM`.
     async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>>;
+    /// Of these alarm names, the ones no metric or composite alarm of the region has.
+    async fn missing(&self, names: &[String]) -> CloudResult<Vec<String>>;
 }
 
 /// Where a release's ledger (fleets and history) is kept in AWS.

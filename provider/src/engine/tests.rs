@@ -122,6 +122,11 @@ async fn never_healthy_first_release_aborts_and_leaves_nothing() {
     let err = engine.release(&s, true, LIMIT).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("need 2 healthy targets, have 0"), "{text}");
+    // The targets' state and the load balancer's reason, as AWS gives them.
+    assert!(
+        text.contains("2 `unhealthy` (Target.ResponseCodeMismatch: Health checks failed with these codes: [502])"),
+        "{text}"
+    );
     assert!(text.contains("after 1m0s"), "{text}");
     assert!(text.contains("listener answers 404 as before"), "{text}");
     assert!(fake.group_names().is_empty());
@@ -774,4 +779,36 @@ async fn a_create_refuses_a_live_release_and_resumes_its_own() {
         1,
         "resumed, not relaunched"
     );
+}
+
+/// An apply killed between CreateRule's answer and the ledger write leaves a health-check
+/// rule no record names: the next apply that removes (or resumes) that fleet finds it by
+/// its token, and so does a destroy. Another release's rule is left alone.
+#[tokio::test(start_paused = true)]
+async fn a_health_rule_no_record_names_does_not_outlive_its_fleet() {
+    let (fake, engine) = world();
+    killed_at_ten_percent(&fake, &engine).await;
+    fake.add_unrecorded_rule("web-r2-1a2b", &tg("web-r2"));
+    fake.add_unrecorded_rule("web-r20-1a2b", &tg("web-r20"));
+    fake.add_unrecorded_rule("api-r2-1a2b", &tg("api-r2"));
+    // Other arguments: the half-made web-r2 is removed, its unrecorded rule with it.
+    let mut other = spec(IMAGE_B);
+    other.fleet.instance_type = "t3.small".into();
+    engine.release(&other, true, LIMIT).await.unwrap();
+    let left: Vec<String> = fake.rules().into_keys().collect();
+    assert!(
+        !left.iter().any(|r| r.ends_with("/web-r2-1a2b")),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|r| r.ends_with("/web-r20-1a2b")),
+        "{left:?}"
+    );
+
+    // A destroy removes every rule of the release's fleets, and nobody else's.
+    fake.add_unrecorded_rule("web-r3-ff", &tg("web-r3"));
+    engine.destroy("web", LISTENER).await.unwrap();
+    let left: Vec<String> = fake.rules().into_keys().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with("/api-r2-1a2b"), "{left:?}");
 }

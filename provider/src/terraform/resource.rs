@@ -174,6 +174,47 @@ fn settings_snapshot(state: &ReleaseState) -> serde_json::Value {
 }
 
 impl ReleaseResource {
+    /// The alarms to watch exist. At plan (`refuse` false) a missing alarm is a warning on
+    /// `alarm_names`: the same configuration may be about to create it (its name is known
+    /// at plan, as in `examples/complete`). At apply (`refuse` true), once everything the
+    /// configuration makes first exists, it is an error before anything changes: a release
+    /// must never watch an alarm that is not there (it would never fire).
+    async fn check_alarms(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+        refuse: bool,
+    ) {
+        let Some(names) = super::state::known_set(&planned.alarm_names) else {
+            return;
+        };
+        if names.is_empty() {
+            return;
+        }
+        let names: Vec<String> = names.into_iter().collect();
+        match ctx.engine.cloud().alarms.missing(&names).await {
+            Ok(missing) if !missing.is_empty() => {
+                let list = missing.join(", ");
+                if refuse {
+                    diags.error(
+                        "Alarm not found",
+                        format!("alarm_names: no CloudWatch alarm named {list} exists in this region; a release watches its alarms during every pause and the bake, so each must exist: create it first or remove it from alarm_names. Nothing was changed."),
+                        AttributePath::new("alarm_names"),
+                    );
+                } else {
+                    diags.warning(
+                        "Alarm not found",
+                        format!("alarm_names: no CloudWatch alarm named {list} exists in this region yet. If this configuration creates it, this is expected; otherwise the apply will refuse the release before changing anything."),
+                        AttributePath::new("alarm_names"),
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => diags.root_error("AWS call failed", e.to_string()),
+        }
+    }
+
     /// Checks that need AWS: the image exists and is available; the listener exists.
     async fn check_in_aws(
         &self,
@@ -276,7 +317,7 @@ impl ReleaseResource {
             .flatten();
         let kind = engine::classify(
             ledger.as_ref(),
-            &spec.fleet.fingerprint(),
+            &spec.fleet,
             prior.capacity() != planned.capacity(),
             true,
         );
@@ -287,6 +328,12 @@ impl ReleaseResource {
             } else {
                 kind
             };
+        if matches!(kind, PlanKind::Release | PlanKind::Rollback(_)) {
+            self.check_alarms(ctx, diags, &planned, true).await;
+            if !diags.errors.is_empty() {
+                return None;
+            }
+        }
         let result = match kind {
             PlanKind::Release | PlanKind::Rollback(_) => ctx
                 .engine
@@ -381,6 +428,14 @@ impl Resource for ReleaseResource {
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
         self.check_in_aws(ctx, diags, &planned, true, true).await;
+        self.check_alarms(ctx, diags, &planned, false).await;
+        if planned.desired_capacity == Value::Value(0) && config.desired_capacity.is_null() {
+            diags.error(
+                "Invalid argument",
+                "min_size is 0 and desired_capacity is unset, so the first release would launch no instance and could never pass its health gate: set desired_capacity (or min_size) to at least 1".to_string(),
+                AttributePath::new("min_size"),
+            );
+        }
         if let Value::Value(name) = planned.name.as_ref().filter(|n| !replacing(n)) {
             match ctx.engine.cloud().ledger.load(name).await {
                 Ok(Some(_)) => diags.error(
@@ -407,6 +462,9 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let mut planned = ReleaseState::with_defaults(&config, Some(&prior));
         planned.copy_read_only(&prior);
+        if planned.alarm_names != prior.alarm_names {
+            self.check_alarms(ctx, diags, &planned, false).await;
+        }
         let mut replace = Vec::new();
         if planned.name != prior.name {
             replace.push(AttributePath::new("name"));
@@ -504,6 +562,10 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let spec = spec_of(ctx, diags, &planned)?;
         let explicit_desired = !config.desired_capacity.is_null();
+        self.check_alarms(ctx, diags, &planned, true).await;
+        if !diags.errors.is_empty() {
+            return None;
+        }
         let _busy = crate::stop::Busy::start();
         let lease = match crate::lease::acquire(ctx.engine.cloud(), &spec.name).await {
             Ok(l) => l,

@@ -596,15 +596,28 @@ impl ReleaseState {
                 fail(path(&["strategy"]), e);
             }
         }
-        for (attr, v) in [
-            ("bake_time", &self.bake_time),
-            ("rollback_window", &self.rollback_window),
+        // A retained fleet keeps its capacity for the window, then an Auto Scaling
+        // scheduled action scales it to zero: shorter than a minute would retire a fleet
+        // before a rollback could reach it.
+        for (attr, v, at_least) in [
+            ("bake_time", &self.bake_time, None),
+            (
+                "rollback_window",
+                &self.rollback_window,
+                Some(Duration::from_secs(60)),
+            ),
         ] {
             if let Value::Value(d) = v {
-                if let Err(e) = spec::check_duration(attr, d, None) {
+                if let Err(e) = spec::check_duration(attr, d, at_least) {
                     fail(AttributePath::new(attr), e);
                 }
             }
+        }
+        if self.desired_capacity == Value::Value(0) {
+            fail(
+                path(&["desired_capacity"]),
+                "desired_capacity must be at least 1: a release's new fleet passes its health gate with instances serving; got 0".into(),
+            );
         }
         if let Value::Value(r) = &self.retain_fleets {
             if let Err(e) = spec::check_range("retain_fleets", *r, 0, 3) {
@@ -768,7 +781,12 @@ mod tests {
         s.name = Value::Value("Web_1".into());
         s.strategy = Value::Value("canary".into());
         s.retain_fleets = Value::Value(4);
+        s.rollback_window = Value::Value("30s".into());
+        s.desired_capacity = Value::Value(0);
+        s.max_size = Value::Value(2);
         let e = errors(&s);
+        assert!(e.iter().any(|p| p.contains("rollback_window")), "{e:?}");
+        assert!(e.iter().any(|p| p.contains("desired_capacity")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("name")), "{e:?}");
         // A canary without steps is reported on `strategy` (there is no block to point at).
         assert!(e.iter().any(|p| p.contains("strategy")), "{e:?}");
