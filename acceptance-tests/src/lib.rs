@@ -1116,6 +1116,24 @@ pub fn aws_mirror() -> Option<PathBuf> {
         .then_some(dir)
 }
 
+/// Terraform as a user runs it in `dir`: the CLI configuration `rc` and nothing else of
+/// the caller's environment (no development overrides), test credentials, no input.
+pub fn user_terraform(dir: &Path, home: &Path, rc: &Path) -> Command {
+    let mut c = Command::new(terraform_bin());
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TF_CLI_CONFIG_FILE", rc)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    c
+}
+
 /// A working directory driven as a user drives Terraform: providers installed by
 /// `terraform init` from filesystem mirrors only (hashicorp/* from `aws`, this provider's
 /// build from a mirror of its own when `with_ours`), no development overrides.
@@ -1159,20 +1177,9 @@ impl MirrorWorkdir {
     /// Runs terraform with `args` (and `-no-color`); must succeed; stdout and stderr.
     pub async fn terraform(&self, args: &[&str]) -> anyhow::Result<String> {
         let started = Instant::now();
-        let out = Command::new(terraform_bin())
+        let out = user_terraform(&self.dir, &self.dir, &self.rc)
             .args(args)
             .arg("-no-color")
-            .current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir)
-            .env("TF_CLI_CONFIG_FILE", &self.rc)
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("TF_IN_AUTOMATION", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
             .output()
             .await?;
         let text = format!(

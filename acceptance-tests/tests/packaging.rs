@@ -5,9 +5,8 @@
 //! second cargo run inside `cargo test`.)
 
 use std::path::Path;
-use std::process::Stdio;
 
-use acceptance_tests::{repo_root, terraform_bin, Harness, TempDir};
+use acceptance_tests::{repo_root, Harness, TempDir};
 use anyhow::Context;
 
 fn make(args: &[&str]) -> anyhow::Result<String> {
@@ -53,19 +52,9 @@ fn tfvars(h: &Harness) -> String {
 async fn user_terraform(home: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let rc = home.join("empty.terraformrc");
     std::fs::write(&rc, "")?;
-    let out = tokio::process::Command::new(terraform_bin())
+    let out = acceptance_tests::user_terraform(dir, home, &rc)
         .args(args)
         .arg("-no-color")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("TF_CLI_CONFIG_FILE", &rc)
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("TF_IN_AUTOMATION", "1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(Stdio::null())
         .output()
         .await?;
     let text = format!(

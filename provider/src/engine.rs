@@ -602,6 +602,32 @@ impl Engine {
         }
     }
 
+    /// [`Engine::watch`], ending where the operation's time limit (`timeouts`, counted
+    /// from `started`) does: a pause or bake that would outlast it is watched until then
+    /// and the release aborts, saying so. Terraform's own deadline never cuts an apply
+    /// half-way through a walk.
+    async fn watch_within(
+        &self,
+        spec: &ReleaseSpec,
+        fleet: &FleetRecord,
+        length: Duration,
+        what: &str,
+        started: Instant,
+        limit: Duration,
+    ) -> EngineResult<Result<(), String>> {
+        let budget = limit.saturating_sub(started.elapsed());
+        if length <= budget {
+            return self.watch(spec, fleet, length, what).await;
+        }
+        match self.watch(spec, fleet, budget, what).await? {
+            Ok(()) => Ok(Err(format!(
+                "the apply's time limit ({}, `timeouts`) ran out during {what}",
+                fmt_duration(limit)
+            ))),
+            failed => Ok(failed),
+        }
+    }
+
     async fn delete_fleet(
         &self,
         fleet_name: &str,
@@ -929,15 +955,20 @@ impl Engine {
                 }
                 Step::Pause(d) => {
                     gate_fresh = true;
-                    self.watch(
+                    self.watch_within(
                         spec,
                         &record,
                         d,
                         &format!("canary pause at {current_weight} %"),
+                        started,
+                        limit,
                     )
                     .await
                 }
-                Step::Bake(d) => self.watch(spec, &record, d, "bake").await,
+                Step::Bake(d) => {
+                    self.watch_within(spec, &record, d, "bake", started, limit)
+                        .await
+                }
             };
             if let Err(reason) = reason_of(result) {
                 return Err(self

@@ -515,7 +515,7 @@ async fn peer(runs: usize) -> anyhow::Result<Value> {
         "image_change": release.json(),
         "cannot": [
             "no canary: both groups serve from the same target group as soon as the new instances pass health checks, and the old one is destroyed at once",
-            "no abort: a failed wait_for_elb_capacity fails the apply with the new group left behind (tainted) while the old one keeps serving beside nothing",
+            "no abort: when wait_for_elb_capacity times out the apply fails and the new group stays attached to the serving target group (tainted) beside the old one until a later apply replaces it",
             "no warm rollback: going back is another full launch of the previous image",
         ],
     }))

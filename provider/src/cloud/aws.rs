@@ -768,6 +768,18 @@ impl AwsCloud {
         Ok(out)
     }
 
+    /// Every rule of a listener.
+    async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<elb::types::Rule>> {
+        let out = self
+            .elb
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .send()
+            .await
+            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+        Ok(out.rules().to_vec())
+    }
+
     async fn target_health_now(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
         let out = self
             .elb
@@ -889,15 +901,9 @@ impl Traffic for AwsCloud {
     }
 
     async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>> {
-        let rules = self
-            .elb
-            .describe_rules()
-            .listener_arn(listener_arn)
-            .send()
-            .await
-            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+        let rules = self.listener_rules(listener_arn).await?;
         let mut out = Vec::new();
-        for r in rules.rules() {
+        for r in &rules {
             for c in r.conditions() {
                 if let Some(h) = c.http_header_config() {
                     if h.http_header_name() == Some(crate::naming::HEALTH_RULE_HEADER) {
@@ -919,15 +925,8 @@ impl Traffic for AwsCloud {
         target_group_arn: &str,
         token: &str,
     ) -> CloudResult<String> {
-        let rules = self
-            .elb
-            .describe_rules()
-            .listener_arn(listener_arn)
-            .send()
-            .await
-            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+        let rules = self.listener_rules(listener_arn).await?;
         let used: Vec<i64> = rules
-            .rules()
             .iter()
             .filter_map(|r| r.priority()?.parse().ok())
             .collect();

@@ -812,3 +812,32 @@ async fn a_health_rule_no_record_names_does_not_outlive_its_fleet() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].ends_with("/api-r2-1a2b"), "{left:?}");
 }
+
+/// `timeouts` bound the whole release, pauses included: a canary whose pauses outlast the
+/// limit aborts when it runs out, traffic back on the serving fleet, and says why.
+#[tokio::test(start_paused = true)]
+async fn the_time_limit_bounds_pauses_too() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let started = tokio::time::Instant::now();
+    // Three pauses of 60 s; a limit of 100 s runs out during the second.
+    let err = engine
+        .release(&canary(IMAGE_B), true, Duration::from_secs(100))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("time limit (1m40s, `timeouts`) ran out during canary pause at 20 %"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(101),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)])),
+        "traffic back on the serving fleet"
+    );
+}
