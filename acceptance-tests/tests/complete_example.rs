@@ -38,7 +38,7 @@ resource "immutable_release" "web" {{
 #[tokio::test(flavor = "multi_thread")]
 async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyhow::Result<()> {
     let Some(aws_mirror) = aws_mirror() else {
-        eprintln!("skipped: no hashicorp/aws filesystem mirror on this machine (TF_ACC_PLUGIN_MIRROR, set by make tools)");
+        acceptance_tests::say_skipped("skipped: the complete example needs hashicorp/aws in a filesystem mirror, and this machine has none (TF_ACC_PLUGIN_MIRROR, found by make tools)");
         return Ok(());
     };
     // The example attaches an AWS managed policy, which moto knows only when asked to.
