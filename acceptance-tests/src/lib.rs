@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -338,6 +339,149 @@ impl Aws {
             .to_string())
     }
 
+    /// A route's actions in order, each as text: its type, then `:tg-name=weight,...` for a
+    /// forward or `:status` for a fixed response. `rule_arn` None reads the listener's
+    /// default actions.
+    pub async fn route_actions(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut actions = match rule_arn {
+            Some(rule) => self
+                .elb
+                .describe_rules()
+                .rule_arns(rule)
+                .send()
+                .await?
+                .rules()
+                .first()
+                .map(|r| r.actions().to_vec())
+                .unwrap_or_default(),
+            None => self
+                .elb
+                .describe_listeners()
+                .listener_arns(listener_arn)
+                .send()
+                .await?
+                .listeners()
+                .first()
+                .map(|l| l.default_actions().to_vec())
+                .unwrap_or_default(),
+        };
+        actions.sort_by_key(|a| a.order().unwrap_or(0));
+        let names = self.target_group_arns().await?;
+        Ok(actions
+            .iter()
+            .map(|a| {
+                let kind = a.r#type().map(|t| t.as_str()).unwrap_or("?").to_string();
+                if let Some(f) = a.fixed_response_config() {
+                    format!("{kind}:{}", f.status_code().unwrap_or("?"))
+                } else if let Some(fc) = a.forward_config() {
+                    let tgs: Vec<String> = fc
+                        .target_groups()
+                        .iter()
+                        .map(|t| {
+                            let arn = t.target_group_arn().unwrap_or_default();
+                            format!(
+                                "{}={}",
+                                names.get(arn).map(String::as_str).unwrap_or(arn),
+                                t.weight().unwrap_or(1)
+                            )
+                        })
+                        .collect();
+                    format!("{kind}:{}", tgs.join(","))
+                } else if let Some(arn) = a.target_group_arn() {
+                    format!(
+                        "{kind}:{}=1",
+                        names.get(arn).map(String::as_str).unwrap_or(arn)
+                    )
+                } else {
+                    kind
+                }
+            })
+            .collect())
+    }
+
+    /// Puts OIDC authentication in front of the listener's default action, as a user
+    /// protecting a service would (the action AWS never gives back the secret of).
+    pub async fn put_oidc_in_front(&self, listener_arn: &str) -> anyhow::Result<()> {
+        let oidc = elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::AuthenticateOidc)
+            .order(1)
+            .authenticate_oidc_config(
+                elb::types::AuthenticateOidcActionConfig::builder()
+                    .issuer("https://idp.example.com")
+                    .authorization_endpoint("https://idp.example.com/authorize")
+                    .token_endpoint("https://idp.example.com/token")
+                    .user_info_endpoint("https://idp.example.com/userinfo")
+                    .client_id("client")
+                    .client_secret("secret")
+                    .build(),
+            )
+            .build();
+        let fixed = elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::FixedResponse)
+            .order(2)
+            .fixed_response_config(
+                elb::types::FixedResponseActionConfig::builder()
+                    .status_code("404")
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_listener()
+            .listener_arn(listener_arn)
+            .default_actions(oidc)
+            .default_actions(fixed)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A rule of the listener matching a host name, answering a fixed 404 until a release
+    /// owns it; returns its ARN.
+    pub async fn add_host_rule(
+        &self,
+        listener_arn: &str,
+        host: &str,
+        priority: i32,
+    ) -> anyhow::Result<String> {
+        let out = self
+            .elb
+            .create_rule()
+            .listener_arn(listener_arn)
+            .priority(priority)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(
+                        elb::types::HostHeaderConditionConfig::builder()
+                            .values(host)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        elb::types::FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(out
+            .rules()
+            .first()
+            .and_then(|r| r.rule_arn())
+            .ok_or_else(|| anyhow!("no rule created"))?
+            .to_string())
+    }
+
     /// Listener rules other than the default one.
     pub async fn rules(&self, listener_arn: &str) -> anyhow::Result<usize> {
         let out = self
@@ -366,11 +510,16 @@ impl Aws {
             .listener_arns(listener_arn)
             .send()
             .await?;
+        // The final action (authentication may stand in front of it).
         let action = out
             .listeners()
             .first()
-            .and_then(|l| l.default_actions().first())
-            .cloned()
+            .and_then(|l| {
+                l.default_actions()
+                    .iter()
+                    .max_by_key(|a| a.order().unwrap_or(0))
+                    .cloned()
+            })
             .ok_or_else(|| anyhow!("listener has no default action"))?;
         let mut m = BTreeMap::new();
         if let Some(f) = action.fixed_response_config() {
@@ -1008,14 +1157,14 @@ output "traffic" {{ value = immutable_release.web.traffic }}
 /// healthy at that moment (no target, or a target not `healthy`) is a violation. Give it
 /// clients that see what the provider sees (through the fault proxy when there is one).
 pub struct TrafficWatcher {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<(usize, Vec<String>)>,
 }
 
 impl TrafficWatcher {
     /// Starts sampling every 20 ms.
     pub fn start(aws: Aws, listener_arn: String) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
         let task = tokio::spawn(async move {
             let mut samples = 0;
@@ -1039,12 +1188,13 @@ impl TrafficWatcher {
             .listener_arns(listener_arn)
             .send()
             .await?;
-        let Some(action) = out
-            .listeners()
-            .first()
-            .and_then(|l| l.default_actions().first())
-            .cloned()
-        else {
+        // The final action carries the traffic (authentication may stand in front).
+        let Some(action) = out.listeners().first().and_then(|l| {
+            l.default_actions()
+                .iter()
+                .max_by_key(|a| a.order().unwrap_or(0))
+                .cloned()
+        }) else {
             return Ok(None);
         };
         let Some(fc) = action.forward_config() else {
@@ -1232,4 +1382,40 @@ pub fn aws_provider_block(url: &str) -> String {
 }}
 "#
     )
+}
+
+/// Samples a route every `every` until stopped: every sample, in order (see
+/// [`Aws::route_actions`]). Reads that fail are left out.
+pub struct RouteWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Vec<String>>>,
+}
+
+impl RouteWatcher {
+    /// Starts sampling.
+    pub fn start(aws: Aws, listener_arn: &str, rule_arn: Option<&str>, every: Duration) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, listener, rule) = (
+            stop.clone(),
+            listener_arn.to_string(),
+            rule_arn.map(String::from),
+        );
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                if let Ok(a) = aws.route_actions(&listener, rule.as_deref()).await {
+                    seen.push(a);
+                }
+                tokio::time::sleep(every).await;
+            }
+            seen
+        });
+        Self { stop, task }
+    }
+
+    /// Stops and returns the samples.
+    pub async fn stop(self) -> anyhow::Result<Vec<Vec<String>>> {
+        self.stop.store(true, Ordering::SeqCst);
+        Ok(self.task.await?)
+    }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cloud::{Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction};
+use crate::cloud::{
+    Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction, Route, RouteState,
+};
 use crate::decide::{self, Gate, PlanKind, Step, Verdict};
 use crate::duration::format as fmt_duration;
 use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
@@ -197,7 +199,7 @@ impl Engine {
         let Some(ledger) = self.cloud.ledger.load(name).await? else {
             return Ok(None);
         };
-        let listener = self.cloud.traffic.read(&ledger.listener_arn).await?;
+        let listener = self.cloud.traffic.action(&ledger.route()).await?;
         let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
         let serving_faults = self
@@ -209,6 +211,132 @@ impl Engine {
             groups,
             serving_faults,
         }))
+    }
+
+    /// Rebuilds a lost ledger from the ownership tags of the release's groups and from the
+    /// route (the fleet it gives the most weight serves; a fleet tagged `retained` is kept
+    /// for rollback; any other is a half-made one for the next apply to settle), and saves
+    /// it. None when no group of the release exists, or the ledger is there after all.
+    /// Release numbers go on from the highest found.
+    pub async fn rebuild(&self, name: &str, route: &Route) -> EngineResult<Option<Ledger>> {
+        if self.cloud.ledger.load(name).await?.is_some() {
+            return Ok(None);
+        }
+        let groups: Vec<GroupStatus> = self
+            .cloud
+            .fleets
+            .groups_of_release(name)
+            .await?
+            .into_iter()
+            .filter(|g| {
+                !g.deleting && g.tags.get(TAG_RELEASE_NAME).map(String::as_str) == Some(name)
+            })
+            .collect();
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let weights: BTreeMap<String, i64> = match self.cloud.traffic.action(route).await? {
+            Some(ListenerAction::Forward(w)) => w.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        let mut ledger = Ledger::new(name, &route.listener_arn);
+        ledger.rule_arn = route.rule_arn.clone();
+        let mut user_tags = BTreeMap::new();
+        for g in &groups {
+            let Some(release) = g.tags.get(TAG_RELEASE).and_then(|r| r.parse::<u64>().ok()) else {
+                continue;
+            };
+            let target_group_arn = match g.target_group_arns.first() {
+                Some(a) => a.clone(),
+                None => self
+                    .cloud
+                    .fleets
+                    .find_target_group(&g.name)
+                    .await?
+                    .map(|t| t.arn)
+                    .unwrap_or_default(),
+            };
+            let (lt_id, lt_version) = g
+                .launch_template
+                .clone()
+                .map(|(id, v)| (id, v.parse().unwrap_or(0)))
+                .unwrap_or_default();
+            let retained = g.tags.get(TAG_PHASE).map(String::as_str) == Some("retained");
+            ledger.fleets.push(FleetRecord {
+                release,
+                fleet_name: g.name.clone(),
+                launch_template_id: lt_id,
+                launch_template_version: lt_version,
+                image_id: g.tags.get(TAG_IMAGE).cloned().unwrap_or_default(),
+                fingerprint: g.tags.get(TAG_FINGERPRINT).cloned().unwrap_or_default(),
+                role: if retained {
+                    Role::Retained
+                } else {
+                    Role::Launching
+                },
+                last_served: release,
+                health_rule_arn: None,
+                stopped: None,
+                target_group_arn,
+            });
+            ledger.next_release = ledger.next_release.max(release + 1);
+            user_tags.extend(
+                g.tags
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("immutable:") && !k.starts_with("aws:"))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        // The route is the truth about who serves.
+        let serving = ledger
+            .fleets
+            .iter()
+            .filter_map(|f| weights.get(&f.target_group_arn).map(|w| (*w, f.release)))
+            .filter(|(w, _)| *w > 0)
+            .max()
+            .map(|(_, r)| r);
+        ledger.fleets.sort_by_key(|f| f.release);
+        let now = now_rfc3339();
+        let newest = ledger.next_release - 1;
+        for f in ledger.fleets.iter_mut() {
+            if Some(f.release) == serving {
+                f.role = Role::Active;
+                // An older fleet serving means a rollback gave it a number of its own: it
+                // served last, and that number is taken.
+                if f.release < newest {
+                    f.last_served = newest + 1;
+                    ledger.next_release = newest + 2;
+                }
+            }
+        }
+        for f in ledger.fleets.clone() {
+            let status = match f.role {
+                Role::Active => Status::Active,
+                Role::Retained => Status::Retained,
+                Role::Launching => continue,
+            };
+            ledger.push_history(
+                HistoryEntry {
+                    release: f.release,
+                    image_id: f.image_id.clone(),
+                    fleet_name: f.fleet_name.clone(),
+                    status,
+                    started_at: now.clone(),
+                    finished_at: Some(now.clone()),
+                    reason: Some("rebuilt from the fleet's tags after the ledger was lost".into()),
+                },
+                usize::MAX,
+            );
+        }
+        let mut tags = user_tags;
+        tags.insert(TAG_RELEASE_NAME.into(), name.into());
+        tags.insert(TAG_PHASE.into(), "ledger".into());
+        self.cloud.ledger.save(&ledger, &tags).await?;
+        log::warn(format!(
+            "release {name}: the ledger was missing; rebuilt from the tags of {} fleet(s)",
+            ledger.fleets.len()
+        ));
+        Ok(Some(ledger))
     }
 
     /// Why the serving fleet of `ledger` cannot serve as it is; `groups` holds the groups
@@ -265,7 +393,7 @@ impl Engine {
         let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? else {
             return Ok(());
         };
-        let listener = self.cloud.traffic.read(&spec.listener_arn).await?;
+        let listener = self.cloud.traffic.action(&spec.route()).await?;
         let faults = self
             .serving_faults(&ledger, None, listener.as_ref())
             .await?;
@@ -524,16 +652,16 @@ impl Engine {
         }
     }
 
-    /// Sets the listener's weights and reads them back; a mismatch is an error.
-    async fn set_traffic(&self, listener: &str, weights: &[(String, i64)]) -> EngineResult<()> {
-        self.cloud.traffic.forward(listener, weights).await?;
-        let read = self.cloud.traffic.read(listener).await?;
+    /// Sets the route's weights and reads them back; a mismatch is an error.
+    async fn set_traffic(&self, route: &Route, weights: &[(String, i64)]) -> EngineResult<()> {
+        self.cloud.traffic.forward(route, weights).await?;
+        let read = self.cloud.traffic.action(route).await?;
         let mut want: Vec<(String, i64)> = weights.to_vec();
         want.sort();
         let ok = matches!(&read, Some(ListenerAction::Forward(got)) if { let mut g = got.clone(); g.sort(); g == want });
         if !ok {
             return Err(EngineError::Cloud(CloudError::Transport {
-                action: format!("verifying listener ({listener}) weights"),
+                action: format!("verifying {} weights", route.what()),
                 message: format!("set {want:?}, read back {read:?}"),
             }));
         }
@@ -628,14 +756,15 @@ impl Engine {
         }
     }
 
+    /// Deletes a fleet: group (waiting until it is gone), target group, launch template.
+    /// Never one that the route sends traffic to, whatever the ledger says: the route is
+    /// read first, and a fleet it gives weight is refused.
     async fn delete_fleet(
         &self,
+        route: &Route,
         fleet_name: &str,
         target_group_arn: Option<&str>,
     ) -> EngineResult<()> {
-        self.cloud.fleets.delete_group(fleet_name).await?;
-        self.wait_group_gone(fleet_name, Duration::from_secs(600))
-            .await?;
         let arn = match target_group_arn {
             Some(a) if !a.is_empty() => Some(a.to_string()),
             _ => self
@@ -645,6 +774,19 @@ impl Engine {
                 .await?
                 .map(|t| t.arn),
         };
+        if let Some(arn) = &arn {
+            if let Some(ListenerAction::Forward(w)) = self.cloud.traffic.action(route).await? {
+                if let Some((_, weight)) = w.iter().find(|(a, w)| a == arn && *w > 0) {
+                    return Err(EngineError::Refused(format!(
+                        "not deleting fleet {fleet_name}: {} sends it traffic (weight {weight})",
+                        route.what()
+                    )));
+                }
+            }
+        }
+        self.cloud.fleets.delete_group(fleet_name).await?;
+        self.wait_group_gone(fleet_name, Duration::from_secs(600))
+            .await?;
         if let Some(arn) = arn {
             self.cloud.fleets.delete_target_group(&arn).await?;
         }
@@ -740,21 +882,33 @@ impl Engine {
                 )))
             }
             Some(l) => l,
-            None => Ledger::new(&spec.name, &spec.listener_arn),
+            None => match self.rebuild(&spec.name, &spec.route()).await? {
+                Some(l) if fresh && l.active().is_some() => {
+                    return Err(EngineError::Refused(format!(
+                        "a release named {name} already serves from {} in this region (its ledger was lost and has been rebuilt from its fleets' tags); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
+                        l.active().map(|a| a.fleet_name.as_str()).unwrap_or_default(),
+                        name = spec.name
+                    )))
+                }
+                Some(l) => l,
+                None => Ledger::new(&spec.name, &spec.listener_arn),
+            },
         };
         ledger.listener_arn = spec.listener_arn.clone();
+        ledger.rule_arn = spec.rule_arn.clone();
         let resumed = self.settle_leftovers(spec, &mut ledger).await?;
-        let previous_action = self
-            .cloud
-            .traffic
-            .read(&spec.listener_arn)
-            .await?
-            .ok_or_else(|| {
-                EngineError::Refused(format!(
-                "listener {} does not exist: create it first (the release owns its default action)",
-                spec.listener_arn
-            ))
-            })?;
+        let route = spec.route();
+        let previous_action = self.cloud.traffic.read(&route).await?.ok_or_else(|| {
+            EngineError::Refused(match &route.rule_arn {
+                Some(rule) => format!(
+                    "listener rule {rule} does not exist: create it first (the release owns its action)"
+                ),
+                None => format!(
+                    "listener {} does not exist: create it first (the release owns its default action)",
+                    route.listener_arn
+                ),
+            })
+        })?;
         let retained_fp = ledger
             .retained()
             .iter()
@@ -810,7 +964,7 @@ impl Engine {
                 let name = fleet_name(&spec.name, release);
                 // A leftover of an earlier attempt with the same number is ours: clear it.
                 if self.check_free(spec, &name).await? {
-                    self.delete_fleet(&name, None).await?;
+                    self.delete_fleet(&spec.route(), &name, None).await?;
                 }
                 log::info(format!(
                     "release {name}: launching {} × {} from {}",
@@ -933,7 +1087,7 @@ impl Engine {
                             log::info(format!(
                                 "release {name}: traffic {current_weight} % → {w} %"
                             ));
-                            let mut r = self.set_traffic(&spec.listener_arn, &split).await;
+                            let mut r = self.set_traffic(&spec.route(), &split).await;
                             if r.is_ok() {
                                 r = self.detach_health_rule(&mut record).await;
                             }
@@ -1042,7 +1196,8 @@ impl Engine {
                 if let Some(rule) = &s.health_rule_arn {
                     self.cloud.traffic.delete_rule(rule).await?;
                 }
-                self.delete_fleet(&s.fleet_name, None).await?;
+                self.delete_fleet(&spec.route(), &s.fleet_name, None)
+                    .await?;
                 ledger.fleets.retain(|x| x.release != s.release);
                 ledger.retire_fleet(&s.fleet_name, &format!("fleet deleted: {why}"));
                 self.cloud
@@ -1069,7 +1224,7 @@ impl Engine {
         name: &str,
         release: u64,
         capacity: Capacity,
-        previous_action: &ListenerAction,
+        previous_action: &RouteState,
         record: &mut FleetRecord,
     ) -> EngineResult<()> {
         let mut instance_tags = spec.tags.clone();
@@ -1152,17 +1307,17 @@ impl Engine {
                 let mut idle: Vec<String> = ledger.retained_target_groups();
                 idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
                 let split = decide::split(&active.target_group_arn, 100, None, &idle);
-                self.set_traffic(&spec.listener_arn, &split).await?;
+                self.set_traffic(&spec.route(), &split).await?;
             }
             None => {
                 let forwards_to_leftover = matches!(
-                    self.cloud.traffic.read(&spec.listener_arn).await?,
+                    self.cloud.traffic.action(&spec.route()).await?,
                     Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| leftovers.iter().any(|f| &f.target_group_arn == a))
                 );
                 if forwards_to_leftover {
                     self.cloud
                         .traffic
-                        .fixed_response(&spec.listener_arn, 503)
+                        .fixed_response(&spec.route(), 503)
                         .await?;
                 }
             }
@@ -1179,6 +1334,7 @@ impl Engine {
             self.sweep_health_rules(&spec.listener_arn, &f.fleet_name)
                 .await?;
             self.delete_fleet(
+                &spec.route(),
                 &f.fleet_name,
                 Some(&f.target_group_arn)
                     .filter(|a| !a.is_empty())
@@ -1281,7 +1437,7 @@ impl Engine {
         spec: &ReleaseSpec,
         ledger: Ledger,
         record: &FleetRecord,
-        previous: &ListenerAction,
+        previous: &RouteState,
         started_at: &str,
         reason: String,
     ) -> EngineError {
@@ -1305,7 +1461,7 @@ impl Engine {
         spec: &ReleaseSpec,
         mut ledger: Ledger,
         record: &FleetRecord,
-        previous: &ListenerAction,
+        previous: &RouteState,
         why: &str,
         during: &str,
     ) -> EngineError {
@@ -1353,40 +1509,40 @@ impl Engine {
         }
     }
 
-    /// Puts the listener's default action back to `previous` (weights verified).
-    async fn restore_action(
-        &self,
-        spec: &ReleaseSpec,
-        previous: &ListenerAction,
-    ) -> EngineResult<()> {
-        match previous {
-            ListenerAction::Forward(w) => self.set_traffic(&spec.listener_arn, w).await,
-            ListenerAction::Fixed(code) => {
-                let code = code.parse().unwrap_or(503);
-                self.cloud
-                    .traffic
-                    .fixed_response(&spec.listener_arn, code)
-                    .await
-                    .map_err(EngineError::from)
-            }
-            ListenerAction::Other(_) => Ok(()),
+    /// Puts the route back exactly as `previous` read it, whatever its final action
+    /// (forward, fixed response, redirect), and reads it back: a mismatch is an error.
+    async fn restore_action(&self, spec: &ReleaseSpec, previous: &RouteState) -> EngineResult<()> {
+        let route = spec.route();
+        self.cloud.traffic.put_back(&route, previous).await?;
+        let read = self.cloud.traffic.read(&route).await?;
+        if !read.as_ref().is_some_and(|r| r.same_as(previous)) {
+            return Err(EngineError::Cloud(CloudError::Transport {
+                action: format!("verifying {} was put back", route.what()),
+                message: format!(
+                    "put back {:?} behind {:?}, read back {:?}",
+                    previous.last,
+                    previous.front,
+                    read.map(|r| (r.last, r.front))
+                ),
+            }));
         }
+        Ok(())
     }
 
     async fn attach_for_health_checks(
         &self,
         spec: &ReleaseSpec,
-        previous: &ListenerAction,
+        previous: &RouteState,
         record: &mut FleetRecord,
     ) -> EngineResult<()> {
-        if let ListenerAction::Forward(current) = previous {
+        if let ListenerAction::Forward(current) = &previous.last {
             if current.iter().any(|(a, _)| a == &record.target_group_arn) {
                 return Ok(());
             }
             if current.len() < 5 {
                 let mut attached = current.clone();
                 attached.push((record.target_group_arn.clone(), 0));
-                return self.set_traffic(&spec.listener_arn, &attached).await;
+                return self.set_traffic(&spec.route(), &attached).await;
             }
         }
         let nanos = std::time::SystemTime::now()
@@ -1397,7 +1553,7 @@ impl Engine {
         let rule = self
             .cloud
             .traffic
-            .attach_for_health_checks(&spec.listener_arn, &record.target_group_arn, &token)
+            .attach_for_health_checks(&spec.route(), &record.target_group_arn, &token)
             .await?;
         record.health_rule_arn = Some(rule);
         Ok(())
@@ -1456,7 +1612,7 @@ impl Engine {
         // rollback that calls this just set and verified it.
         if !gone.is_empty() {
             self.set_traffic(
-                &spec.listener_arn,
+                &spec.route(),
                 &decide::split(&active.target_group_arn, 100, None, &kept_arns),
             )
             .await?;
@@ -1476,7 +1632,7 @@ impl Engine {
                 "release {}: retiring {}",
                 active.fleet_name, f.fleet_name
             ));
-            self.delete_fleet(&f.fleet_name, Some(&f.target_group_arn))
+            self.delete_fleet(&spec.route(), &f.fleet_name, Some(&f.target_group_arn))
                 .await?;
             ledger.fleets.retain(|x| x.release != f.release);
             ledger.retire_fleet(
@@ -1576,9 +1732,9 @@ impl Engine {
             .filter(|f| f.release != to)
             .map(|f| f.target_group_arn.clone())
             .collect();
-        let before = self.cloud.traffic.read(&spec.listener_arn).await?;
+        let before = self.cloud.traffic.action(&spec.route()).await?;
         self.set_traffic(
-            &spec.listener_arn,
+            &spec.route(),
             &decide::split(&target.target_group_arn, 100, None, &others),
         )
         .await?;
@@ -1630,7 +1786,7 @@ impl Engine {
             .await
         {
             if let Some(ListenerAction::Forward(w)) = &before {
-                let _ = self.set_traffic(&spec.listener_arn, w).await;
+                let _ = self.set_traffic(&spec.route(), w).await;
             }
             return Err(e.into());
         }
@@ -1653,7 +1809,7 @@ impl Engine {
         spec: &ReleaseSpec,
         mut ledger: Ledger,
         record: &FleetRecord,
-        previous: &ListenerAction,
+        previous: &RouteState,
         started_at: &str,
         reason: String,
     ) -> EngineError {
@@ -1669,7 +1825,11 @@ impl Engine {
             }
         }
         if let Err(e) = self
-            .delete_fleet(&record.fleet_name, Some(&record.target_group_arn))
+            .delete_fleet(
+                &spec.route(),
+                &record.fleet_name,
+                Some(&record.target_group_arn),
+            )
             .await
         {
             problems.push(format!("removing {} failed: {e}", record.fleet_name));
@@ -1700,18 +1860,28 @@ impl Engine {
         if let Err(e) = saved {
             problems.push(format!("recording the abort failed: {e}"));
         }
-        let traffic = match (ledger.active(), previous) {
+        let traffic = match (ledger.active(), &previous.last) {
             (Some(a), _) => format!(
                 "Traffic stayed on release {} ({}).",
                 current_release(&ledger).unwrap_or(a.release),
                 a.fleet_name
             ),
-            (None, ListenerAction::Fixed(code)) => {
-                format!("No release was serving; the listener answers {code} as before.")
-            }
-            (None, _) => {
-                "No release was serving; the listener's default action is as it was.".to_string()
-            }
+            (None, ListenerAction::Fixed(code)) => format!(
+                "No release was serving; the {} answers {code} as before.",
+                if spec.rule_arn.is_some() {
+                    "listener rule"
+                } else {
+                    "listener"
+                }
+            ),
+            (None, _) => format!(
+                "No release was serving; the {} is as it was.",
+                if spec.rule_arn.is_some() {
+                    "listener rule's action"
+                } else {
+                    "listener's default action"
+                }
+            ),
         };
         let traffic = if problems.is_empty() {
             traffic
@@ -1764,14 +1934,14 @@ impl Engine {
         };
         let retained: Vec<String> = ledger.retained_target_groups();
         let want = decide::split(&active.target_group_arn, 100, None, &retained);
-        let now = self.cloud.traffic.read(&spec.listener_arn).await?;
+        let now = self.cloud.traffic.action(&spec.route()).await?;
         let same = matches!(&now, Some(ListenerAction::Forward(w)) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b });
         if !same {
             log::info(format!(
                 "release {}: listener drifted ({now:?}); restoring",
                 active.fleet_name
             ));
-            self.set_traffic(&spec.listener_arn, &want).await?;
+            self.set_traffic(&spec.route(), &want).await?;
         }
         Ok(())
     }
@@ -1825,12 +1995,22 @@ impl Engine {
     /// Destroys the release: the listener answers a fixed 503, then every fleet (and any
     /// group tagged as the release's), target group and launch template is deleted, and
     /// finally the ledger.
-    pub async fn destroy(&self, name: &str, listener_arn: &str) -> EngineResult<()> {
+    pub async fn destroy(&self, name: &str, route: &Route) -> EngineResult<()> {
         let ledger = self.cloud.ledger.load(name).await?;
-        let listener_exists = self.cloud.traffic.read(listener_arn).await?.is_some();
-        if listener_exists {
-            self.cloud.traffic.fixed_response(listener_arn, 503).await?;
+        let listener_arn = route.listener_arn.as_str();
+        let route_exists = self.cloud.traffic.read(route).await?.is_some();
+        if route_exists {
+            self.cloud.traffic.fixed_response(route, 503).await?;
         }
+        let listener_exists = match &route.rule_arn {
+            None => route_exists,
+            Some(_) => self
+                .cloud
+                .traffic
+                .action(&Route::listener(listener_arn))
+                .await?
+                .is_some(),
+        };
         let mut rules: Vec<String> = Vec::new();
         if let Some(l) = &ledger {
             for f in &l.fleets {
@@ -1870,7 +2050,7 @@ impl Engine {
         }
         for (fleet, arn) in fleets {
             log::info(format!("destroy {name}: deleting {fleet}"));
-            self.delete_fleet(&fleet, arn.as_deref()).await?;
+            self.delete_fleet(route, &fleet, arn.as_deref()).await?;
         }
         self.cloud.ledger.delete(name).await?;
         Ok(())

@@ -104,6 +104,9 @@ pub struct Ledger {
     pub name: String,
     /// The listener the release owns.
     pub listener_arn: String,
+    /// The rule of that listener the release owns, None for the default action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
     /// The number the next release gets.
     pub next_release: u64,
     /// Live fleets.
@@ -125,10 +128,19 @@ impl Ledger {
         Self {
             name: name.into(),
             listener_arn: listener_arn.into(),
+            rule_arn: None,
             next_release: 1,
             fleets: Vec::new(),
             history: Vec::new(),
             settings: None,
+        }
+    }
+
+    /// The route the release owns.
+    pub fn route(&self) -> crate::cloud::Route {
+        crate::cloud::Route {
+            listener_arn: self.listener_arn.clone(),
+            rule_arn: self.rule_arn.clone(),
         }
     }
 

@@ -305,8 +305,10 @@ pub struct ReleaseSpec {
     pub fleet: FleetSpec,
     /// Size of the fleet.
     pub capacity: Capacity,
-    /// The ALB listener whose default action the release owns.
+    /// The ALB listener whose default action (or rule) the release owns.
     pub listener_arn: String,
+    /// The rule of that listener the release owns, None for the default action.
+    pub rule_arn: Option<String>,
     /// VPC of the target groups.
     pub vpc_id: String,
     /// Health gate.
@@ -329,6 +331,16 @@ pub struct ReleaseSpec {
     pub tags: BTreeMap<String, String>,
     /// Operation limits.
     pub timeouts: Timeouts,
+}
+
+impl ReleaseSpec {
+    /// The route the release owns.
+    pub fn route(&self) -> crate::cloud::Route {
+        crate::cloud::Route {
+            listener_arn: self.listener_arn.clone(),
+            rule_arn: self.rule_arn.clone(),
+        }
+    }
 }
 
 /// Checks the release name: 1–24 characters, `^[a-z][a-z0-9-]*$`.
@@ -362,6 +374,21 @@ pub fn check_image_id(id: &str) -> Result<(), String> {
 
 /// Checks an ARN's form and its service and resource type, e.g. an ALB listener:
 /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID`.
+/// A rule ARN that belongs to the listener `listener_arn`: AWS names a listener's rules
+/// `...:listener-rule/app/LB/ID/LISTENER-ID/RULE-ID` beside `...:listener/app/LB/ID/LISTENER-ID`.
+pub fn check_rule_arn(listener_arn: &str, rule_arn: &str) -> Result<(), String> {
+    let prefix = format!(
+        "{}/",
+        listener_arn.replacen(":listener/", ":listener-rule/", 1)
+    );
+    match rule_arn.strip_prefix(&prefix) {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(()),
+        _ => Err(format!(
+            "rule_arn must be the ARN of a rule of listener_arn ({prefix}RULE-ID); got {rule_arn:?}"
+        )),
+    }
+}
+
 pub fn check_listener_arn(arn: &str) -> Result<(), String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let ok = parts.len() == 6
@@ -539,6 +566,21 @@ mod tests {
             "ami-04681a1dbd79675a5a",
         ] {
             assert!(check_image_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rule_arns() {
+        let listener = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2";
+        let rule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+        assert_eq!(check_rule_arn(listener, rule), Ok(()));
+        for bad in [
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/0000000000000000/9683b2d02a6cabee",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/",
+            listener,
+            "rule",
+        ] {
+            assert!(check_rule_arn(listener, bad).is_err(), "{bad}");
         }
     }
 

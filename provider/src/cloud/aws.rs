@@ -18,7 +18,8 @@ use base64::Engine;
 use super::batch::Batch;
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LedgerStore, ListenerAction, TargetGroupInfo, TargetHealth, Traffic,
+    LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo, TargetHealth,
+    Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -51,6 +52,10 @@ pub struct AwsCloud {
     health: Arc<Mutex<HealthBatches>>,
     /// Alarm states asked for at about the same time share one call (per 100 alarms).
     alarms: Arc<Batch<bool>>,
+    /// The actions in front of each route's final action, as last read: every write puts
+    /// them back in front (one read per route per process, not one per weight change; each
+    /// write's read-back refreshes them).
+    fronts: Arc<Mutex<BTreeMap<String, Vec<elb::types::Action>>>>,
 }
 
 type HealthBatches = BTreeMap<String, Arc<Batch<Vec<TargetHealth>>>>;
@@ -130,6 +135,7 @@ impl AwsCloud {
             groups: Arc::new(Batch::new(SHARE_WINDOW)),
             health: Arc::new(Mutex::new(BTreeMap::new())),
             alarms: Arc::new(Batch::new(SHARE_WINDOW)),
+            fronts: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 }
@@ -815,89 +821,281 @@ impl AwsCloud {
     }
 }
 
+fn route_key(route: &Route) -> &str {
+    route.rule_arn.as_deref().unwrap_or(&route.listener_arn)
+}
+
+/// The final action in domain terms.
+fn domain_action(action: &elb::types::Action) -> ListenerAction {
+    match action.r#type() {
+        Some(elb::types::ActionTypeEnum::Forward) => {
+            let tuples: Vec<(String, i64)> = action
+                .forward_config()
+                .map(|f| {
+                    f.target_groups()
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.target_group_arn().unwrap_or_default().to_string(),
+                                i64::from(t.weight().unwrap_or(1)),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if tuples.is_empty() {
+                ListenerAction::Forward(vec![(
+                    action.target_group_arn().unwrap_or_default().to_string(),
+                    100,
+                )])
+            } else {
+                ListenerAction::Forward(tuples)
+            }
+        }
+        Some(elb::types::ActionTypeEnum::FixedResponse) => ListenerAction::Fixed(
+            action
+                .fixed_response_config()
+                .and_then(|f| f.status_code().map(String::from))
+                .unwrap_or_default(),
+        ),
+        other => ListenerAction::Other(other.map(|t| t.as_str().to_string()).unwrap_or_default()),
+    }
+}
+
+/// An action read from AWS, made fit to be written back: AWS never returns an OIDC client
+/// secret, so the write says to keep the one it has.
+fn writable(action: &elb::types::Action) -> elb::types::Action {
+    let mut a = action.clone();
+    if let Some(oidc) = a.authenticate_oidc_config.as_mut() {
+        if oidc.client_secret.is_none() {
+            oidc.use_existing_client_secret = Some(true);
+        }
+    }
+    a
+}
+
+impl AwsCloud {
+    /// A route's actions in order; None when the listener or rule does not exist.
+    async fn route_actions(&self, route: &Route) -> CloudResult<Option<Vec<elb::types::Action>>> {
+        let mut actions = match &route.rule_arn {
+            Some(rule) => match self.elb.describe_rules().rule_arns(rule).send().await {
+                Ok(o) => match o.rules().first() {
+                    Some(r) => r.actions().to_vec(),
+                    None => return Ok(None),
+                },
+                Err(e) if e.code() == Some("RuleNotFound") => return Ok(None),
+                Err(e) => return Err(err(format!("reading {}", route.what()))(e)),
+            },
+            None => match self
+                .elb
+                .describe_listeners()
+                .listener_arns(&route.listener_arn)
+                .send()
+                .await
+            {
+                Ok(o) => match o.listeners().first() {
+                    Some(l) => l.default_actions().to_vec(),
+                    None => return Ok(None),
+                },
+                Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
+                Err(e) => return Err(err(format!("reading {}", route.what()))(e)),
+            },
+        };
+        actions.sort_by_key(|a| a.order().unwrap_or(0));
+        let front = actions[..actions.len().saturating_sub(1)].to_vec();
+        self.fronts
+            .lock()
+            .unwrap()
+            .insert(route_key(route).to_string(), front);
+        Ok(Some(actions))
+    }
+
+    /// The actions in front of the route's final action, as last read (read now if never).
+    async fn front_actions(&self, route: &Route) -> CloudResult<Vec<elb::types::Action>> {
+        let known = self.fronts.lock().unwrap().get(route_key(route)).cloned();
+        match known {
+            Some(f) => Ok(f),
+            None => {
+                self.route_actions(route).await?;
+                Ok(self
+                    .fronts
+                    .lock()
+                    .unwrap()
+                    .get(route_key(route))
+                    .cloned()
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// The route's front actions followed by `last` (ordered after them when they are).
+    async fn with_front(
+        &self,
+        route: &Route,
+        mut last: elb::types::Action,
+    ) -> CloudResult<Vec<elb::types::Action>> {
+        let mut actions: Vec<elb::types::Action> = self
+            .front_actions(route)
+            .await?
+            .iter()
+            .map(writable)
+            .collect();
+        if !actions.is_empty() {
+            let order = actions.iter().filter_map(|a| a.order()).max().unwrap_or(0);
+            last.order = Some(order + 1);
+        }
+        actions.push(last);
+        Ok(actions)
+    }
+
+    /// Writes a route's whole action list.
+    async fn write_route(
+        &self,
+        route: &Route,
+        actions: Vec<elb::types::Action>,
+        what: String,
+    ) -> CloudResult<()> {
+        match &route.rule_arn {
+            Some(rule) => {
+                self.elb
+                    .modify_rule()
+                    .rule_arn(rule)
+                    .set_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(err(what))?;
+            }
+            None => {
+                self.elb
+                    .modify_listener()
+                    .listener_arn(&route.listener_arn)
+                    .set_default_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(err(what))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn forward_action(weights: &[(String, i64)]) -> elb::types::Action {
+    let tuples = weights
+        .iter()
+        .map(|(arn, w)| {
+            elb::types::TargetGroupTuple::builder()
+                .target_group_arn(arn)
+                .weight(*w as i32)
+                .build()
+        })
+        .collect();
+    elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::types::ForwardActionConfig::builder()
+                .set_target_groups(Some(tuples))
+                .build(),
+        )
+        .build()
+}
+
 #[async_trait]
 impl Traffic for AwsCloud {
-    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>> {
-        let out = match self
-            .elb
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
-            Err(e) => return Err(err(format!("reading listener ({listener_arn})"))(e)),
-        };
-        let Some(listener) = out.listeners().first() else {
+    async fn read(&self, route: &Route) -> CloudResult<Option<RouteState>> {
+        let Some(actions) = self.route_actions(route).await? else {
             return Ok(None);
         };
-        let Some(action) = listener.default_actions().first() else {
-            return Ok(Some(ListenerAction::Other("none".into())));
+        let Some((last, front)) = actions.split_last() else {
+            return Ok(Some(RouteState {
+                front: Vec::new(),
+                last: ListenerAction::Other("none".into()),
+                snapshot: Snapshot {
+                    key: "[]".into(),
+                    raw: Arc::new(actions),
+                },
+            }));
         };
-        Ok(Some(match action.r#type() {
-            Some(elb::types::ActionTypeEnum::Forward) => {
-                let tuples: Vec<(String, i64)> = action
-                    .forward_config()
-                    .map(|f| {
-                        f.target_groups()
-                            .iter()
-                            .map(|t| {
-                                (
-                                    t.target_group_arn().unwrap_or_default().to_string(),
-                                    i64::from(t.weight().unwrap_or(1)),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if tuples.is_empty() {
-                    ListenerAction::Forward(vec![(
-                        action.target_group_arn().unwrap_or_default().to_string(),
-                        100,
-                    )])
-                } else {
-                    ListenerAction::Forward(tuples)
-                }
-            }
-            Some(elb::types::ActionTypeEnum::FixedResponse) => ListenerAction::Fixed(
-                action
-                    .fixed_response_config()
-                    .and_then(|f| f.status_code().map(String::from))
-                    .unwrap_or_default(),
-            ),
-            other => {
-                ListenerAction::Other(other.map(|t| t.as_str().to_string()).unwrap_or_default())
-            }
+        Ok(Some(RouteState {
+            front: front
+                .iter()
+                .map(|a| {
+                    a.r#type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            last: domain_action(last),
+            snapshot: Snapshot {
+                key: format!("{actions:?}"),
+                raw: Arc::new(actions),
+            },
         }))
     }
 
-    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()> {
-        let tuples = weights
-            .iter()
-            .map(|(arn, w)| {
-                elb::types::TargetGroupTuple::builder()
-                    .target_group_arn(arn)
-                    .weight(*w as i32)
-                    .build()
-            })
-            .collect();
+    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()> {
+        let actions = self.with_front(route, forward_action(weights)).await?;
+        self.write_route(route, actions, format!("setting {} weights", route.what()))
+            .await
+    }
+
+    async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {
         let action = elb::types::Action::builder()
-            .r#type(elb::types::ActionTypeEnum::Forward)
-            .forward_config(
-                elb::types::ForwardActionConfig::builder()
-                    .set_target_groups(Some(tuples))
+            .r#type(elb::types::ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                elb::types::FixedResponseActionConfig::builder()
+                    .status_code(status.to_string())
+                    .content_type("text/plain")
+                    .message_body("no release is serving")
                     .build(),
             )
             .build();
-        self.elb
-            .modify_listener()
-            .listener_arn(listener_arn)
-            .default_actions(action)
-            .send()
-            .await
-            .map_err(err(format!("setting listener ({listener_arn}) weights")))?;
-        Ok(())
+        let actions = self.with_front(route, action).await?;
+        self.write_route(
+            route,
+            actions,
+            format!("setting {} to a fixed {status}", route.what()),
+        )
+        .await
+    }
+
+    async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()> {
+        let Some(actions) = state.snapshot.raw.downcast_ref::<Vec<elb::types::Action>>() else {
+            return Err(CloudError::Transport {
+                action: format!("putting {} back", route.what()),
+                message: "the route was read by another adapter".into(),
+            });
+        };
+        self.write_route(
+            route,
+            actions.iter().map(writable).collect(),
+            format!("putting {} back as it was", route.what()),
+        )
+        .await
+    }
+
+    async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool> {
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .elb
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+            if out
+                .rules()
+                .iter()
+                .any(|r| r.rule_arn() == Some(rule_arn) && r.is_default() != Some(true))
+            {
+                return Ok(true);
+            }
+            match out.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => return Ok(false),
+            }
+        }
     }
 
     async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>> {
@@ -921,75 +1119,92 @@ impl Traffic for AwsCloud {
 
     async fn attach_for_health_checks(
         &self,
-        listener_arn: &str,
+        route: &Route,
         target_group_arn: &str,
         token: &str,
     ) -> CloudResult<String> {
-        let rules = self.listener_rules(listener_arn).await?;
-        let used: Vec<i64> = rules
-            .iter()
-            .filter_map(|r| r.priority()?.parse().ok())
-            .collect();
-        // The highest free priority, so that the user's own rules always come first.
-        let priority = (1..=50_000)
-            .rev()
-            .find(|p| !used.contains(p))
-            .unwrap_or(50_000);
-        let out = self
-            .elb
-            .create_rule()
-            .listener_arn(listener_arn)
-            .priority(priority as i32)
-            .conditions(
-                elb::types::RuleCondition::builder()
-                    .field("http-header")
-                    .http_header_config(
-                        elb::types::HttpHeaderConditionConfig::builder()
-                            .http_header_name(crate::naming::HEALTH_RULE_HEADER)
-                            .values(token)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .actions(
+        let listener_arn = &route.listener_arn;
+        // The route's authentication goes in front of the health-check rule too: a request
+        // that knows the header's value is still authenticated first.
+        let actions = self
+            .with_front(
+                route,
                 elb::types::Action::builder()
                     .r#type(elb::types::ActionTypeEnum::Forward)
                     .target_group_arn(target_group_arn)
                     .build(),
             )
-            .send()
-            .await;
+            .await?;
         let what = || {
             format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")
         };
-        match out {
-            Ok(out) => Ok(out
-                .rules()
-                .first()
-                .and_then(|r| r.rule_arn())
-                .unwrap_or_default()
-                .to_string()),
-            // A retry of a create whose answer was lost: the rule with this token is ours.
-            Err(e) if e.code() == Some("PriorityInUse") => {
-                let rules = self
-                    .elb
-                    .describe_rules()
-                    .listener_arn(listener_arn)
-                    .send()
-                    .await
-                    .map_err(err(what()))?;
-                let mine = rules.rules().iter().find(|r| {
+        let mine = |rules: &[elb::types::Rule]| {
+            rules
+                .iter()
+                .find(|r| {
                     r.conditions().iter().any(|c| {
                         c.http_header_config()
                             .is_some_and(|h| h.values().iter().any(|v| v == token))
                     })
-                });
-                match mine.and_then(|r| r.rule_arn()) {
-                    Some(arn) => Ok(arn.to_string()),
-                    None => Err(err(what())(e)),
+                })
+                .and_then(|r| r.rule_arn())
+                .map(String::from)
+        };
+        let mut rules = self.listener_rules(listener_arn).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let used: Vec<i64> = rules
+                .iter()
+                .filter_map(|r| r.priority()?.parse().ok())
+                .collect();
+            // The highest free priority, so that the user's own rules always come first.
+            let priority = (1..=50_000)
+                .rev()
+                .find(|p| !used.contains(p))
+                .unwrap_or(50_000);
+            let out = self
+                .elb
+                .create_rule()
+                .listener_arn(listener_arn)
+                .priority(priority as i32)
+                .conditions(
+                    elb::types::RuleCondition::builder()
+                        .field("http-header")
+                        .http_header_config(
+                            elb::types::HttpHeaderConditionConfig::builder()
+                                .http_header_name(crate::naming::HEALTH_RULE_HEADER)
+                                .values(token)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .set_actions(Some(actions.clone()))
+                .send()
+                .await;
+            match out {
+                Ok(out) => {
+                    return Ok(out
+                        .rules()
+                        .first()
+                        .and_then(|r| r.rule_arn())
+                        .unwrap_or_default()
+                        .to_string())
                 }
+                // Either a retry of a create whose answer was lost (the rule with this token
+                // is ours), or another release on this listener took the priority between
+                // the read and the create: read again and take the next free one.
+                Err(e) if e.code() == Some("PriorityInUse") => {
+                    rules = self.listener_rules(listener_arn).await?;
+                    if let Some(arn) = mine(&rules) {
+                        return Ok(arn);
+                    }
+                    if attempt >= 5 {
+                        return Err(err(what())(e));
+                    }
+                }
+                Err(e) => return Err(err(what())(e)),
             }
-            Err(e) => Err(err(what())(e)),
         }
     }
 
@@ -999,29 +1214,6 @@ impl Traffic for AwsCloud {
             Err(e) if e.code() == Some("RuleNotFound") => Ok(()),
             Err(e) => Err(err(format!("deleting listener rule ({rule_arn})"))(e)),
         }
-    }
-
-    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
-        let action = elb::types::Action::builder()
-            .r#type(elb::types::ActionTypeEnum::FixedResponse)
-            .fixed_response_config(
-                elb::types::FixedResponseActionConfig::builder()
-                    .status_code(status.to_string())
-                    .content_type("text/plain")
-                    .message_body("no release is serving")
-                    .build(),
-            )
-            .build();
-        self.elb
-            .modify_listener()
-            .listener_arn(listener_arn)
-            .default_actions(action)
-            .send()
-            .await
-            .map_err(err(format!(
-                "setting listener ({listener_arn}) to a fixed {status}"
-            )))?;
-        Ok(())
     }
 }
 

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LedgerStore, ListenerAction, TargetGroupInfo, TargetHealth, Traffic,
+    LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo, TargetHealth,
+    Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -37,7 +38,11 @@ struct State {
     groups: BTreeMap<String, GroupStatus>,
     health_reads: BTreeMap<String, u32>,
     health: BTreeMap<String, HealthScript>,
-    listeners: BTreeMap<String, ListenerAction>,
+    /// Routes: a listener's default actions (by listener ARN) or a user rule's actions (by
+    /// rule ARN), in order; the last is the final action.
+    listeners: BTreeMap<String, Vec<ListenerAction>>,
+    /// User rules: rule ARN → listener ARN.
+    user_rules: BTreeMap<String, String>,
     images: BTreeMap<String, String>,
     alarms: BTreeSet<String>,
     /// Every alarm a test defined (by setting its state).
@@ -64,8 +69,10 @@ impl FakeCloud {
         let fake = Self::default();
         {
             let mut s = fake.state.lock().unwrap();
-            s.listeners
-                .insert(listener_arn.into(), ListenerAction::Fixed("404".into()));
+            s.listeners.insert(
+                listener_arn.into(),
+                vec![ListenerAction::Fixed("404".into())],
+            );
             s.images.insert(image_id.into(), "available".into());
         }
         fake
@@ -174,9 +181,36 @@ impl FakeCloud {
             .collect()
     }
 
-    /// The listener's action now.
+    /// Deletes a release's ledger, as a hand outside Terraform would.
+    pub fn delete_ledger_outside(&self, name: &str) {
+        self.state.lock().unwrap().ledgers.remove(name);
+    }
+
+    /// The final action of a route now (by listener or rule ARN).
     pub fn listener(&self, arn: &str) -> Option<ListenerAction> {
+        self.route_actions(arn).and_then(|a| a.last().cloned())
+    }
+
+    /// The whole action list of a route now (by listener or rule ARN).
+    pub fn route_actions(&self, arn: &str) -> Option<Vec<ListenerAction>> {
         self.state.lock().unwrap().listeners.get(arn).cloned()
+    }
+
+    /// Sets a route's whole action list, as a user's own Terraform would (by listener or
+    /// rule ARN); front actions are given as `Other("authenticate-oidc")` and the like.
+    pub fn set_route_actions(&self, arn: &str, actions: Vec<ListenerAction>) {
+        self.state
+            .lock()
+            .unwrap()
+            .listeners
+            .insert(arn.into(), actions);
+    }
+
+    /// Adds a user rule to a listener, with these actions.
+    pub fn add_user_rule(&self, listener_arn: &str, rule_arn: &str, actions: Vec<ListenerAction>) {
+        let mut s = self.state.lock().unwrap();
+        s.user_rules.insert(rule_arn.into(), listener_arn.into());
+        s.listeners.insert(rule_arn.into(), actions);
     }
 
     /// Every weighted forward ever set, in order.
@@ -352,10 +386,7 @@ impl Fleets for FakeCloud {
 
     async fn delete_target_group(&self, arn: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteTargetGroup")?;
-        let in_use =
-            s.listeners.values().any(
-                |l| matches!(l, ListenerAction::Forward(w) if w.iter().any(|(a, _)| a == arn)),
-            ) || s.rules.values().any(|t| t == arn);
+        let in_use = routed(&s, arn);
         if in_use {
             return Err(CloudError::Api {
                 action: "DeleteTargetGroup".into(),
@@ -484,11 +515,7 @@ impl Fleets for FakeCloud {
         };
         // As an ALB: a target group that no listener action or rule forwards to is not
         // health-checked at all (its targets are `unused`), whatever its script says.
-        let routed = s.rules.values().any(|t| t == arn)
-            || s.listeners.values().any(|a| match a {
-                ListenerAction::Forward(w) => w.iter().any(|(t, _)| t == arn),
-                _ => false,
-            });
+        let routed = routed(&s, arn);
         // The reason codes and descriptions an ALB gives for each state.
         let (state, reason) = if !routed {
             (
@@ -541,26 +568,93 @@ impl Fleets for FakeCloud {
     }
 }
 
+/// Whether any route or rule forwards to the target group.
+fn routed(s: &State, arn: &str) -> bool {
+    s.rules.values().any(|t| t == arn)
+        || s.listeners.values().flatten().any(|a| match a {
+            ListenerAction::Forward(w) => w.iter().any(|(t, _)| t == arn),
+            _ => false,
+        })
+}
+
+fn route_key(route: &Route) -> &str {
+    route.rule_arn.as_deref().unwrap_or(&route.listener_arn)
+}
+
+impl State {
+    /// Replaces a route's final action, keeping the actions in front.
+    fn set_final(&mut self, route: &Route, action: ListenerAction) -> CloudResult<()> {
+        let Some(actions) = self.listeners.get_mut(route_key(route)) else {
+            return Err(CloudError::Api {
+                action: "ModifyListener".into(),
+                code: "ListenerNotFound".into(),
+                message: format!("{} not found", route.what()),
+            });
+        };
+        actions.pop();
+        actions.push(action);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Traffic for FakeCloud {
-    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>> {
-        let s = self.call("DescribeListeners")?;
-        Ok(s.listeners.get(listener_arn).cloned())
+    async fn read(&self, route: &Route) -> CloudResult<Option<RouteState>> {
+        let s = self.call(if route.rule_arn.is_some() {
+            "DescribeRules"
+        } else {
+            "DescribeListeners"
+        })?;
+        let Some(actions) = s.listeners.get(route_key(route)) else {
+            return Ok(None);
+        };
+        let (last, front) = actions.split_last().expect("a route has an action");
+        Ok(Some(RouteState {
+            front: front
+                .iter()
+                .map(|a| match a {
+                    ListenerAction::Other(t) => t.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            last: last.clone(),
+            snapshot: Snapshot {
+                key: format!("{actions:?}"),
+                raw: std::sync::Arc::new(actions.clone()),
+            },
+        }))
     }
 
-    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()> {
+    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()> {
         let mut s = self.call("ModifyListener")?;
-        s.listeners.insert(
-            listener_arn.into(),
-            ListenerAction::Forward(weights.to_vec()),
-        );
+        s.set_final(route, ListenerAction::Forward(weights.to_vec()))?;
         s.listener_log.push(weights.to_vec());
+        Ok(())
+    }
+
+    async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {
+        let mut s = self.call("ModifyListener")?;
+        s.set_final(route, ListenerAction::Fixed(status.to_string()))
+    }
+
+    async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()> {
+        let mut s = self.call("ModifyListener")?;
+        let actions = state
+            .snapshot
+            .raw
+            .downcast_ref::<Vec<ListenerAction>>()
+            .expect("a snapshot of the fake")
+            .clone();
+        if let Some(ListenerAction::Forward(w)) = actions.last() {
+            s.listener_log.push(w.clone());
+        }
+        s.listeners.insert(route_key(route).into(), actions);
         Ok(())
     }
 
     async fn attach_for_health_checks(
         &self,
-        _listener_arn: &str,
+        _route: &Route,
         target_group_arn: &str,
         token: &str,
     ) -> CloudResult<String> {
@@ -592,13 +686,9 @@ impl Traffic for FakeCloud {
             .collect())
     }
 
-    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()> {
-        let mut s = self.call("ModifyListener")?;
-        s.listeners.insert(
-            listener_arn.into(),
-            ListenerAction::Fixed(status.to_string()),
-        );
-        Ok(())
+    async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool> {
+        let s = self.call("DescribeRules")?;
+        Ok(s.user_rules.get(rule_arn).map(String::as_str) == Some(listener_arn))
     }
 }
 

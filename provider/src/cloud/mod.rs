@@ -134,15 +134,88 @@ pub struct GroupRequest {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The listener's default action.
+/// The final action of a route: the one the release owns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerAction {
     /// Weighted forward: target group ARN → weight.
     Forward(Vec<(String, i64)>),
     /// A fixed response with this status code.
     Fixed(String),
-    /// Anything else (redirect, authenticate, ...).
+    /// Anything else (`redirect`, ...): its type.
     Other(String),
+}
+
+/// The route a release owns: a listener's default action, or one rule of that listener
+/// (`load_balancer.rule_arn`), whose conditions and priority stay the user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The listener.
+    pub listener_arn: String,
+    /// The rule of that listener, None for the default action.
+    pub rule_arn: Option<String>,
+}
+
+impl Route {
+    /// The default action of a listener.
+    pub fn listener(listener_arn: &str) -> Self {
+        Self {
+            listener_arn: listener_arn.into(),
+            rule_arn: None,
+        }
+    }
+
+    /// How messages name it: `listener (ARN)` or `listener rule (ARN)`.
+    pub fn what(&self) -> String {
+        match &self.rule_arn {
+            Some(rule) => format!("listener rule ({rule})"),
+            None => format!("listener ({})", self.listener_arn),
+        }
+    }
+}
+
+/// A route's actions as read: the final one in domain terms, the types of those in front
+/// of it (kept exactly as they are by every write), and the whole list as the cloud holds
+/// it, so that it can be put back exactly.
+#[derive(Debug, Clone)]
+pub struct RouteState {
+    /// The types of the actions in front of the final one, in order, e.g.
+    /// `["authenticate-oidc"]`.
+    pub front: Vec<String>,
+    /// The final action.
+    pub last: ListenerAction,
+    /// The whole list, opaque to the engine: only the adapter that read it writes it back.
+    pub snapshot: Snapshot,
+}
+
+impl RouteState {
+    /// The same front actions and the same final action (what a read-back verifies; a
+    /// forward's target groups in any order).
+    pub fn same_as(&self, other: &RouteState) -> bool {
+        let sorted = |a: &ListenerAction| match a {
+            ListenerAction::Forward(w) => {
+                let mut w = w.clone();
+                w.sort();
+                ListenerAction::Forward(w)
+            }
+            other => other.clone(),
+        };
+        self.front == other.front && sorted(&self.last) == sorted(&other.last)
+    }
+}
+
+/// A route's whole action list as one adapter holds it.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// A rendering of the list, equal for equal lists.
+    pub key: String,
+    /// The adapter's own value.
+    pub raw: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key)
+    }
 }
 
 /// Launch templates, target groups and Auto Scaling groups.
@@ -212,18 +285,28 @@ pub trait Fleets: Send + Sync {
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>>;
 }
 
-/// The listener that routes traffic.
+/// The route that carries traffic. Every write changes the route's final action only:
+/// the actions in front of it (`authenticate-oidc`, `authenticate-cognito`) are kept exactly.
 #[async_trait]
 pub trait Traffic: Send + Sync {
-    /// Reads the listener's default action; None when the listener does not exist.
-    async fn read(&self, listener_arn: &str) -> CloudResult<Option<ListenerAction>>;
-    /// Sets a weighted forward default action.
-    async fn forward(&self, listener_arn: &str, weights: &[(String, i64)]) -> CloudResult<()>;
-    /// Creates a listener rule that no request matches (a header with a random value) and
-    /// that forwards to the target group, so that the ALB health-checks it; returns its ARN.
+    /// Reads the route; None when the listener (or the rule) does not exist.
+    async fn read(&self, route: &Route) -> CloudResult<Option<RouteState>>;
+    /// The route's final action; None when the route does not exist.
+    async fn action(&self, route: &Route) -> CloudResult<Option<ListenerAction>> {
+        Ok(self.read(route).await?.map(|s| s.last))
+    }
+    /// Makes the final action a weighted forward.
+    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()>;
+    /// Makes the final action a fixed response.
+    async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()>;
+    /// Puts the route's whole action list back as `state` read it.
+    async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()>;
+    /// Creates a rule of the route's listener that no request matches (a header with a
+    /// random value), with the route's front actions and a forward to the target group, so
+    /// that the ALB health-checks it; returns its ARN.
     async fn attach_for_health_checks(
         &self,
-        listener_arn: &str,
+        route: &Route,
         target_group_arn: &str,
         token: &str,
     ) -> CloudResult<String>;
@@ -233,8 +316,8 @@ pub trait Traffic: Send + Sync {
     /// found by the rules themselves, so that one an interrupted apply made but never
     /// recorded is found too.
     async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>>;
-    /// Sets a fixed-response default action.
-    async fn fixed_response(&self, listener_arn: &str, status: u16) -> CloudResult<()>;
+    /// Whether `rule_arn` is a rule of `listener_arn` other than its default rule.
+    async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool>;
 }
 
 /// Machine images.

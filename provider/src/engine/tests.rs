@@ -37,6 +37,7 @@ fn spec(image: &str) -> ReleaseSpec {
             desired: 2,
         },
         listener_arn: LISTENER.into(),
+        rule_arn: None,
         vpc_id: "vpc-1".into(),
         health: HealthSpec {
             min_healthy_percentage: 100,
@@ -389,7 +390,10 @@ async fn destroy_removes_everything_and_answers_503() {
     let (fake, engine) = world();
     engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
     engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
-    engine.destroy("web", LISTENER).await.unwrap();
+    engine
+        .destroy("web", &Route::listener(LISTENER))
+        .await
+        .unwrap();
     assert!(fake.group_names().is_empty());
     assert!(fake.target_group_names().is_empty());
     assert!(fake.template_names().is_empty());
@@ -807,7 +811,10 @@ async fn a_health_rule_no_record_names_does_not_outlive_its_fleet() {
 
     // A destroy removes every rule of the release's fleets, and nobody else's.
     fake.add_unrecorded_rule("web-r3-ff", &tg("web-r3"));
-    engine.destroy("web", LISTENER).await.unwrap();
+    engine
+        .destroy("web", &Route::listener(LISTENER))
+        .await
+        .unwrap();
     let left: Vec<String> = fake.rules().into_keys().collect();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].ends_with("/api-r2-1a2b"), "{left:?}");
@@ -839,5 +846,190 @@ async fn the_time_limit_bounds_pauses_too() {
         fake.listener(LISTENER),
         Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)])),
         "traffic back on the serving fleet"
+    );
+}
+
+const RULE: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/1/2/77";
+const OIDC: &str = "authenticate-oidc";
+
+fn oidc_in_front(fake: &FakeCloud, key: &str) -> bool {
+    let actions = fake.route_actions(key).unwrap();
+    actions.len() == 2 && actions[0] == ListenerAction::Other(OIDC.into())
+}
+
+#[tokio::test(start_paused = true)]
+async fn authentication_in_front_stays_through_release_abort_rollback_and_destroy() {
+    let (fake, engine) = world();
+    fake.set_route_actions(
+        LISTENER,
+        vec![
+            ListenerAction::Other(OIDC.into()),
+            ListenerAction::Fixed("404".into()),
+        ],
+    );
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert!(
+        oidc_in_front(&fake, LISTENER),
+        "{:?}",
+        fake.route_actions(LISTENER)
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    // An aborted release puts back exactly what was there, authentication first.
+    let before = fake.route_actions(LISTENER);
+    fake.script_health("web-r2", HealthScript::Never);
+    let mut s = spec(IMAGE_B);
+    s.health.timeout = Duration::from_secs(60);
+    engine.release(&s, true, LIMIT).await.unwrap_err();
+    assert_eq!(fake.route_actions(LISTENER), before);
+    // Released, then rolled back.
+    fake.script_health("web-r3", HealthScript::Healthy);
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    assert!(oidc_in_front(&fake, LISTENER));
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert!(oidc_in_front(&fake, LISTENER));
+    engine
+        .destroy("web", &Route::listener(LISTENER))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.route_actions(LISTENER),
+        Some(vec![
+            ListenerAction::Other(OIDC.into()),
+            ListenerAction::Fixed("503".into())
+        ]),
+        "destroy leaves a fixed 503 behind the authentication"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_puts_back_a_redirect() {
+    let (fake, engine) = world();
+    fake.set_route_actions(LISTENER, vec![ListenerAction::Other("redirect".into())]);
+    fake.script_health("web-r1", HealthScript::Never);
+    let mut s = spec(IMAGE_A);
+    s.health.timeout = Duration::from_secs(60);
+    let err = engine.release(&s, true, LIMIT).await.unwrap_err();
+    assert_eq!(
+        fake.route_actions(LISTENER),
+        Some(vec![ListenerAction::Other("redirect".into())]),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_on_a_rule_leaves_the_default_action_alone_and_the_other_way_round() {
+    let (fake, engine) = world();
+    fake.add_user_rule(LISTENER, RULE, vec![ListenerAction::Fixed("404".into())]);
+    let mut api = spec(IMAGE_A);
+    api.name = "api".into();
+    api.rule_arn = Some(RULE.into());
+    engine.release(&api, true, LIMIT).await.unwrap();
+    assert_eq!(
+        fake.listener(RULE),
+        Some(ListenerAction::Forward(vec![(tg("api-r1"), 100)]))
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Fixed("404".into())),
+        "the default action is not the rule's release's"
+    );
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let default = fake.route_actions(LISTENER);
+    api.fleet.image_id = IMAGE_B.into();
+    engine.release(&api, true, LIMIT).await.unwrap();
+    assert_eq!(
+        fake.listener(RULE),
+        Some(ListenerAction::Forward(vec![
+            (tg("api-r2"), 100),
+            (tg("api-r1"), 0)
+        ]))
+    );
+    assert_eq!(fake.route_actions(LISTENER), default);
+    engine.destroy("api", &api.route()).await.unwrap();
+    assert_eq!(
+        fake.listener(RULE),
+        Some(ListenerAction::Fixed("503".into()))
+    );
+    assert_eq!(fake.route_actions(LISTENER), default);
+    assert_eq!(fake.group_names(), vec!["web-r1".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_the_route_sends_traffic_to_is_never_deleted() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let err = engine
+        .delete_fleet(&Route::listener(LISTENER), "web-r1", None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not deleting fleet web-r1"),
+        "{err}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_ledger_is_rebuilt_from_tags_and_numbering_goes_on() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    // Rolled back: web-r1 serves as release 3.
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.delete_ledger_outside("web");
+    assert!(engine.observe("web").await.unwrap().is_none());
+    let ledger = engine
+        .rebuild("web", &Route::listener(LISTENER))
+        .await
+        .unwrap()
+        .expect("rebuilt");
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(
+        ledger
+            .retained()
+            .iter()
+            .map(|f| f.fleet_name.as_str())
+            .collect::<Vec<_>>(),
+        ["web-r2"]
+    );
+    assert_eq!(ledger.next_release, 4, "release 3 was the rollback's");
+    assert!(engine.observe("web").await.unwrap().is_some(), "saved");
+    let route = fake.route_actions(LISTENER);
+    // Nothing changed in the configuration: no plan (classify), no traffic change.
+    assert_eq!(
+        classify(Some(&ledger), &spec(IMAGE_A).fleet, false, false),
+        PlanKind::NoChange
+    );
+    // A new image: the next release is web-r4; the fleet that served is kept for rollback.
+    let mut c = spec("ami-0000000c");
+    fake.add_image("ami-0000000c");
+    c.fleet.image_id = "ami-0000000c".into();
+    let ledger = engine.release(&c, true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r4");
+    assert_ne!(fake.route_actions(LISTENER), route);
+    assert_eq!(ledger.retained()[0].fleet_name, "web-r1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_ledger_is_rebuilt_by_the_next_release_too() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.delete_ledger_outside("web");
+    let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(ledger.retained()[0].fleet_name, "web-r1");
+    // A create (no state, name taken) is refused rather than starting again at 1.
+    fake.delete_ledger_outside("web");
+    let err = engine
+        .create(&spec(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already serves from web-r2"),
+        "{err}"
     );
 }

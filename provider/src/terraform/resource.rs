@@ -10,6 +10,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::state::{HistoryItem, ReleaseState};
 use super::{context, schema, Context, SharedContext};
+use crate::cloud::Route;
 use crate::decide::PlanKind;
 use crate::engine::{self, EngineError, Observed};
 use crate::ledger::{Ledger, Role};
@@ -54,6 +55,15 @@ pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
         EngineError::Cloud(c) => diags.root_error("AWS call failed", c.to_string()),
         EngineError::Refused(m) => diags.root_error("Refused", m),
     }
+}
+
+/// The route a state names, when its listener is known.
+fn route_of(state: &ReleaseState) -> Option<Route> {
+    let lb = state.load_balancer.as_ref_option()?;
+    Some(Route {
+        listener_arn: lb.listener_arn.as_ref_option()?.clone(),
+        rule_arn: lb.rule_arn.as_ref_option().cloned(),
+    })
 }
 
 /// Observes release `name`; an error diagnostic (`missing` gives its summary and detail when
@@ -249,13 +259,29 @@ impl ReleaseResource {
                 .as_ref_option()
                 .map(|lb| &lb.listener_arn)
             {
-                match cloud.traffic.read(arn).await {
+                match cloud.traffic.action(&Route::listener(arn)).await {
                     Ok(None) => diags.error(
                         "Listener not found",
                         format!("load_balancer.listener_arn {arn} does not exist: create the listener first"),
                         AttributePath::new("load_balancer").attribute("listener_arn"),
                     ),
-                    Ok(Some(_)) => {}
+                    Ok(Some(_)) => {
+                        let rule = planned
+                            .load_balancer
+                            .as_ref_option()
+                            .and_then(|lb| lb.rule_arn.as_ref_option());
+                        if let Some(rule) = rule {
+                            match cloud.traffic.rule_of_listener(arn, rule).await {
+                                Ok(true) => {}
+                                Ok(false) => diags.error(
+                                    "Listener rule not found",
+                                    format!("load_balancer.rule_arn {rule} is not a rule of listener {arn} (the listener's default rule is owned without rule_arn): create the rule on that listener first"),
+                                    AttributePath::new("load_balancer").attribute("rule_arn"),
+                                ),
+                                Err(e) => diags.root_error("AWS call failed", e.to_string()),
+                            }
+                        }
+                    }
                     Err(e) => diags.root_error("AWS call failed", e.to_string()),
                 }
             }
@@ -397,7 +423,31 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let mut state = state;
         let name = state.name.as_ref_option().cloned().unwrap_or_default();
-        match ctx.engine.observe(&name).await {
+        let mut observed = ctx.engine.observe(&name).await;
+        if let (Ok(None), Some(route)) = (&observed, route_of(&state)) {
+            // The ledger is gone but the state says the release exists: rebuild it from the
+            // fleets' tags rather than forget fleets that may serve.
+            match ctx.engine.rebuild(&name, &route).await {
+                Ok(Some(ledger)) => {
+                    diags.root_warning(
+                        "Release ledger rebuilt",
+                        format!(
+                            "the ledger of release {name} ({name}-ledger) was missing in AWS; it was rebuilt from the ownership tags of {} fleet(s) and the route's weights{}. The history before the loss is gone; release numbers go on from {}.",
+                            ledger.fleets.len(),
+                            ledger
+                                .active()
+                                .map(|a| format!(" ({} serves)", a.fleet_name))
+                                .unwrap_or_default(),
+                            ledger.next_release
+                        ),
+                    );
+                    observed = ctx.engine.observe(&name).await;
+                }
+                Ok(None) => {}
+                Err(e) => observed = Err(e),
+            }
+        }
+        match observed {
             Ok(Some(obs)) => {
                 fill(&mut state, &obs);
                 let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
@@ -472,11 +522,14 @@ impl Resource for ReleaseResource {
         let lb = |s: &ReleaseState| {
             s.load_balancer
                 .as_ref_option()
-                .map(|l| (l.listener_arn.clone(), l.vpc_id.clone()))
+                .map(|l| (l.listener_arn.clone(), l.vpc_id.clone(), l.rule_arn.clone()))
         };
-        if let (Some((pa, pv)), Some((na, nv))) = (lb(&prior), lb(&planned)) {
+        if let (Some((pa, pv, pr)), Some((na, nv, nr))) = (lb(&prior), lb(&planned)) {
             if pa != na {
                 replace.push(AttributePath::new("load_balancer").attribute("listener_arn"));
+            }
+            if pr != nr {
+                replace.push(AttributePath::new("load_balancer").attribute("rule_arn"));
             }
             if pv != nv {
                 replace.push(AttributePath::new("load_balancer").attribute("vpc_id"));
@@ -623,11 +676,7 @@ impl Resource for ReleaseResource {
     ) -> Option<()> {
         let ctx = context(&self.shared, diags)?;
         let name = prior.name.as_ref_option().cloned().unwrap_or_default();
-        let listener = prior
-            .load_balancer
-            .as_ref_option()
-            .and_then(|lb| lb.listener_arn.as_ref_option().cloned())
-            .unwrap_or_default();
+        let route = route_of(&prior).unwrap_or_else(|| Route::listener(""));
         let _busy = crate::stop::Busy::start();
         let lease = match crate::lease::acquire(ctx.engine.cloud(), &name).await {
             Ok(l) => l,
@@ -636,7 +685,7 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
-        let out = match ctx.engine.destroy(&name, &listener).await {
+        let out = match ctx.engine.destroy(&name, &route).await {
             Ok(()) => Some(()),
             Err(e) => {
                 report(diags, e);

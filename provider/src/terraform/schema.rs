@@ -92,7 +92,8 @@ pub fn release_schema() -> Schema {
     let load_balancer = block(
         "The Application Load Balancer listener that routes traffic to the fleets. Exactly one.",
         vec![
-            ("listener_arn", attr(T::String, C::Required, "ARN of the ALB listener whose default action the release owns (put `lifecycle { ignore_changes = [default_action] }` on the listener's own resource). Changing it forces a new resource.")),
+            ("listener_arn", attr(T::String, C::Required, "ARN of the ALB listener whose default action the release owns (put `lifecycle { ignore_changes = [default_action] }` on the listener's own resource), or whose rule `rule_arn` it owns. Actions in front of the final one (`authenticate-oidc`, `authenticate-cognito`) are kept as they are. Changing it forces a new resource.")),
+            ("rule_arn", attr(T::String, C::Optional, "ARN of a rule of that listener: the release owns the rule's final action instead of the listener's default action (put `lifecycle { ignore_changes = [action] }` on the rule's own resource), so that many releases share one listener, each behind its own host, path or header rule. Its conditions and priority stay yours. Changing it forces a new resource.")),
             ("vpc_id", attr(T::String, C::Required, "VPC of the target groups. Changing it forces a new resource.")),
             ("port", attr(T::Number, oc.clone(), "Port the instances serve on (target group port). Defaults to 80.")),
             ("protocol", attr(T::String, oc.clone(), "Target group protocol, `\"HTTP\"` or `\"HTTPS\"`. Defaults to `\"HTTP\"`.")),

@@ -86,6 +86,7 @@ pub struct HealthCheckBlock {
 #[serde(default)]
 pub struct LoadBalancerBlock {
     pub listener_arn: Str,
+    pub rule_arn: Str,
     pub vpc_id: Str,
     pub port: Num,
     pub protocol: Str,
@@ -371,6 +372,10 @@ impl ReleaseState {
             fleet,
             capacity: self.capacity().ok_or_else(|| unknown("capacity"))?,
             listener_arn: known(&lb.listener_arn).ok_or_else(|| unknown("listener_arn"))?,
+            rule_arn: match &lb.rule_arn {
+                Value::Unknown => return Err(unknown("rule_arn")),
+                other => known(other),
+            },
             vpc_id: known(&lb.vpc_id).ok_or_else(|| unknown("vpc_id"))?,
             health,
             strategy: Strategy::parse(
@@ -445,6 +450,11 @@ impl ReleaseState {
             if let Value::Value(arn) = &lb.listener_arn {
                 if let Err(e) = spec::check_listener_arn(arn) {
                     fail(path(&["load_balancer", "listener_arn"]), e);
+                }
+                if let Value::Value(rule) = &lb.rule_arn {
+                    if let Err(e) = spec::check_rule_arn(arn, rule) {
+                        fail(path(&["load_balancer", "rule_arn"]), e);
+                    }
                 }
             }
             if let Value::Value(v) = &lb.vpc_id {
