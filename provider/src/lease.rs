@@ -25,6 +25,9 @@ pub const TAG_EXPIRES: &str = "immutable:lease-expires";
 /// Tag: a value unique to one acquisition, so that a create retried after its answer was
 /// lost recognises its own lease.
 pub const TAG_NONCE: &str = "immutable:lease-nonce";
+/// Tag: the holder's PID namespace and boot (see [`pid_space`]): a PID means something only
+/// in the namespace of the same boot that gave it.
+pub const TAG_PID_SPACE: &str = "immutable:lease-pid-space";
 
 /// How long a lease lives without renewal.
 pub const TTL: Duration = Duration::from_secs(120);
@@ -36,6 +39,8 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(30);
 pub struct Lease {
     cloud: Cloud,
     name: String,
+    /// The ID of the object that holds this acquisition's lease.
+    id: String,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -46,14 +51,44 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    /// Gives the lease back.
+    /// Gives the lease back (deleting this acquisition's lease object by its ID: a lease
+    /// another holder made since is never touched); a failure is logged, the lease expires.
     pub async fn release(self) {
         self.renewal.abort();
-        if let Err(e) = self.cloud.ledger.delete_lease(&self.name).await {
+        if let Err(e) = self.cloud.ledger.delete_lease(&self.id).await {
             log::warn(format!(
                 "release {}: giving back the lease failed ({e}); it expires by itself",
                 self.name
             ));
+        }
+    }
+}
+
+/// Renews the lease every [`RENEW_EVERY`] while it is still this acquisition's (same ID,
+/// same nonce). A lease found taken by another holder (ours expired while renewals failed)
+/// is not renewed again: the apply is asked to stop, so that two runners never act at once.
+async fn renew(cloud: Cloud, name: String, id: String, since: String, nonce: String) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let still_ours = match cloud.ledger.read_lease(&name).await {
+            Ok(Some(rec)) => rec.id == id && rec.tags.get(TAG_NONCE) == Some(&nonce),
+            Ok(None) => false,
+            Err(e) => {
+                log::warn(format!("release {name}: reading the lease: {e}"));
+                continue;
+            }
+        };
+        if !still_ours {
+            let why = format!(
+                "the lease of release {name} was lost (it expired while renewals failed, and another apply took it or it was deleted)"
+            );
+            log::warn(format!("release {name}: {why}; stopping"));
+            crate::stop::global().request(&why);
+            return;
+        }
+        let tags = holder_tags(&name, &since, &nonce);
+        if let Err(e) = cloud.ledger.renew_lease(&id, &tags).await {
+            log::warn(format!("release {name}: renewing the lease: {e}"));
         }
     }
 }
@@ -89,10 +124,28 @@ pub fn process_runs(pid: u32) -> bool {
 }
 
 /// Whether a lease with these tags may be taken over, and why.
+/// The PID namespace of this process and the boot it runs in, e.g.
+/// `pid:[4026531836]@5f1c...`: two processes compare PIDs only when this is equal (same-named
+/// hosts are common among containers and CI runners).
+pub fn pid_space() -> String {
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_default();
+    if ns.is_empty() || boot.is_empty() {
+        String::new()
+    } else {
+        format!("{ns}@{boot}")
+    }
+}
+
 pub fn stale(
     tags: &BTreeMap<String, String>,
     now: u64,
     host: &str,
+    space: &str,
     runs: impl Fn(u32) -> bool,
 ) -> Option<String> {
     let expires: u64 = tags
@@ -103,7 +156,11 @@ pub fn stale(
         return Some("it expired".into());
     }
     let pid: Option<u32> = tags.get(TAG_PID).and_then(|p| p.parse().ok());
-    if tags.get(TAG_HOST).map(String::as_str) == Some(host) {
+    // A PID is checked only on the same host in the same PID namespace of the same boot:
+    // another runner with this host name may hold a live lease under the same number.
+    let same_space =
+        !space.is_empty() && tags.get(TAG_PID_SPACE).map(String::as_str) == Some(space);
+    if tags.get(TAG_HOST).map(String::as_str) == Some(host) && same_space {
         if let Some(pid) = pid {
             if !runs(pid) {
                 return Some(format!("its holder, process {pid} on this host, is gone"));
@@ -120,6 +177,7 @@ fn holder_tags(name: &str, since: &str, nonce: &str) -> BTreeMap<String, String>
         (TAG_PHASE.to_string(), "lease".to_string()),
         (TAG_HOST.to_string(), host_name()),
         (TAG_PID.to_string(), std::process::id().to_string()),
+        (TAG_PID_SPACE.to_string(), pid_space()),
         (TAG_SINCE.to_string(), since.to_string()),
         (
             TAG_EXPIRES.to_string(),
@@ -156,39 +214,42 @@ pub async fn acquire(cloud: &Cloud, name: &str) -> EngineResult<Lease> {
             .ledger
             .create_lease(name, &holder_tags(name, &since, &nonce))
             .await?;
-        let tags = if created {
-            None
-        } else {
-            cloud.ledger.read_lease(name).await?
+        let found = match created {
+            Some(_) => None,
+            None => cloud.ledger.read_lease(name).await?,
         };
-        // Ours: just created, or created by this very call before its answer was lost.
-        if created || tags.as_ref().and_then(|t| t.get(TAG_NONCE)) == Some(&nonce) {
-            let renew_cloud = cloud.clone();
-            let renew_name = name.to_string();
-            let renew_since = since.clone();
-            let renew_nonce = nonce.clone();
-            let renewal = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(RENEW_EVERY).await;
-                    let tags = holder_tags(&renew_name, &renew_since, &renew_nonce);
-                    if let Err(e) = renew_cloud.ledger.renew_lease(&renew_name, &tags).await {
-                        log::warn(format!("release {renew_name}: renewing the lease: {e}"));
-                    }
-                }
-            });
+        // Ours when just made, or when a create whose answer was lost made it (its nonce).
+        let ours = created.clone().or_else(|| {
+            found
+                .as_ref()
+                .filter(|r| r.tags.get(TAG_NONCE) == Some(&nonce))
+                .map(|r| r.id.clone())
+        });
+        if let Some(id) = ours {
+            let renewal = tokio::spawn(renew(
+                cloud.clone(),
+                name.to_string(),
+                id.clone(),
+                since.clone(),
+                nonce.clone(),
+            ));
             return Ok(Lease {
                 cloud: cloud.clone(),
                 name: name.to_string(),
+                id,
                 renewal,
             });
         }
-        let Some(tags) = tags else {
+        let Some(found) = found else {
             continue; // given back in between: try again
         };
-        match stale(&tags, unix_now(), &host_name(), process_runs) {
+        let tags = found.tags.clone();
+        match stale(&tags, unix_now(), &host_name(), &pid_space(), process_runs) {
             Some(why) => {
                 log::warn(format!("release {name}: taking over its lease: {why}"));
-                cloud.ledger.delete_lease(name).await?;
+                // By ID: if another runner took it over in between, theirs has another ID
+                // and stays; the next create then finds it and is refused.
+                cloud.ledger.delete_lease(&found.id).await?;
             }
             None => {
                 let get = |k: &str| tags.get(k).cloned().unwrap_or_else(|| "?".into());
@@ -219,6 +280,7 @@ mod tests {
         BTreeMap::from([
             (TAG_HOST.to_string(), host.to_string()),
             (TAG_PID.to_string(), pid.to_string()),
+            (TAG_PID_SPACE.to_string(), "ns".to_string()),
             (TAG_EXPIRES.to_string(), expires.to_string()),
         ])
     }
@@ -228,17 +290,27 @@ mod tests {
         let alive = |_| true;
         let dead = |_| false;
         // Live holder elsewhere, not expired: held.
-        assert_eq!(stale(&tags("other", 7, 200), 100, "me", dead), None);
+        assert_eq!(stale(&tags("other", 7, 200), 100, "me", "ns", dead), None);
         // Expired: stale whoever held it.
-        assert!(stale(&tags("other", 7, 100), 100, "me", alive).is_some());
+        assert!(stale(&tags("other", 7, 100), 100, "me", "ns", alive).is_some());
         // Same host, holder process gone: stale before expiry.
-        assert!(stale(&tags("me", 7, 200), 100, "me", dead)
+        assert!(stale(&tags("me", 7, 200), 100, "me", "ns", dead)
             .unwrap()
             .contains("process 7"));
         // Same host, holder runs: held.
-        assert_eq!(stale(&tags("me", 7, 200), 100, "me", alive), None);
+        assert_eq!(stale(&tags("me", 7, 200), 100, "me", "ns", alive), None);
+        // Same host name, but another PID namespace (or boot), or a holder that did not say:
+        // its PID means nothing here, the lease holds until it expires.
+        assert_eq!(
+            stale(&tags("me", 7, 200), 100, "me", "other-ns", dead),
+            None
+        );
+        let mut unsaid = tags("me", 7, 200);
+        unsaid.remove(TAG_PID_SPACE);
+        assert_eq!(stale(&unsaid, 100, "me", "ns", dead), None);
+        assert_eq!(stale(&tags("me", 7, 200), 100, "me", "", dead), None);
         // Unreadable expiry counts as expired.
-        assert!(stale(&BTreeMap::new(), 100, "me", alive).is_some());
+        assert!(stale(&BTreeMap::new(), 100, "me", "ns", alive).is_some());
     }
 
     #[test]
@@ -261,5 +333,69 @@ mod tests {
         assert!(refused.contains(&std::process::id().to_string()));
         first.release().await;
         acquire(&cloud, "web").await.unwrap().release().await;
+    }
+
+    #[test]
+    fn this_process_has_a_pid_space() {
+        assert!(pid_space().starts_with("pid:["), "{}", pid_space());
+    }
+
+    #[tokio::test]
+    async fn a_takeover_deletes_only_the_stale_lease_it_judged() {
+        use crate::cloud::fake::FakeCloud;
+        use std::sync::Arc;
+        let fake = Arc::new(FakeCloud::new("l", "ami-a"));
+        let cloud = Cloud::from_one(fake.clone());
+        // A holder that expired long ago.
+        let mut old = tags("elsewhere", 7, 1);
+        old.insert(TAG_NONCE.into(), "old".into());
+        let old_id = cloud
+            .ledger
+            .create_lease("web", &old)
+            .await
+            .unwrap()
+            .unwrap();
+        let lease = acquire(&cloud, "web").await.unwrap();
+        let now = cloud.ledger.read_lease("web").await.unwrap().unwrap();
+        assert_ne!(now.id, old_id);
+        // The old holder comes back and gives back "its" lease: by its ID, so ours stays.
+        cloud.ledger.delete_lease(&old_id).await.unwrap();
+        assert_eq!(
+            cloud.ledger.read_lease("web").await.unwrap().map(|r| r.id),
+            Some(now.id)
+        );
+        lease.release().await;
+        assert!(cloud.ledger.read_lease("web").await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_taken_by_another_holder_is_not_renewed_and_the_apply_is_asked_to_stop() {
+        use crate::cloud::fake::FakeCloud;
+        use std::sync::Arc;
+        let fake = Arc::new(FakeCloud::new("l", "ami-a"));
+        let cloud = Cloud::from_one(fake.clone());
+        let lease = acquire(&cloud, "web").await.unwrap();
+        let mine = cloud.ledger.read_lease("web").await.unwrap().unwrap();
+        // Another runner deleted it (as after an expiry) and took it.
+        cloud.ledger.delete_lease(&mine.id).await.unwrap();
+        let mut theirs = tags("elsewhere", 9, u64::MAX);
+        theirs.insert(TAG_NONCE.into(), "theirs".into());
+        cloud
+            .ledger
+            .create_lease("web", &theirs)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(RENEW_EVERY * 2 + Duration::from_secs(1)).await;
+        let now = cloud.ledger.read_lease("web").await.unwrap().unwrap();
+        assert_eq!(now.tags.get(TAG_NONCE).map(String::as_str), Some("theirs"));
+        assert_eq!(
+            now.tags.get(TAG_HOST).map(String::as_str),
+            Some("elsewhere")
+        );
+        assert!(crate::stop::global()
+            .requested()
+            .is_some_and(|w| w.contains("lease of release web was lost")));
+        drop(lease);
     }
 }

@@ -18,8 +18,8 @@ use base64::Engine;
 use super::batch::Batch;
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo, TargetHealth,
-    Traffic,
+    LeaseRecord, LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo,
+    TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -739,7 +739,7 @@ impl AwsCloud {
         what: &str,
         data: ec2::types::RequestLaunchTemplateData,
         tags: &BTreeMap<String, String>,
-    ) -> Result<(), CreateTemplateError> {
+    ) -> Result<(String, i64), CreateTemplateError> {
         self.ec2
             .create_launch_template()
             .launch_template_name(name)
@@ -753,7 +753,15 @@ impl AwsCloud {
             )
             .send()
             .await
-            .map(|_| ())
+            .map(|o| {
+                let t = o.launch_template();
+                (
+                    t.and_then(|t| t.launch_template_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    t.and_then(|t| t.latest_version_number()).unwrap_or(1),
+                )
+            })
     }
 
     async fn describe_groups_now(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
@@ -1405,7 +1413,7 @@ impl LedgerStore for AwsCloud {
         &self,
         release_name: &str,
         tags: &BTreeMap<String, String>,
-    ) -> CloudResult<bool> {
+    ) -> CloudResult<Option<String>> {
         let name = lease_template_name(release_name);
         let data = ec2::types::RequestLaunchTemplateData::builder()
             .user_data(base64::engine::general_purpose::STANDARD.encode("lease"))
@@ -1415,43 +1423,46 @@ impl LedgerStore for AwsCloud {
             .create_record_template(&name, "lease", data, tags)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.code().is_some_and(|c| c.contains("AlreadyExists")) => Ok(false),
+            Ok((id, _)) => Ok(Some(id)),
+            Err(e) if e.code().is_some_and(|c| c.contains("AlreadyExists")) => Ok(None),
             Err(e) => Err(err(format!("taking the release lease ({name})"))(e)),
         }
     }
 
-    async fn read_lease(
-        &self,
-        release_name: &str,
-    ) -> CloudResult<Option<BTreeMap<String, String>>> {
+    async fn read_lease(&self, release_name: &str) -> CloudResult<Option<LeaseRecord>> {
         Ok(self
             .find_launch_template(&lease_template_name(release_name))
             .await?
-            .map(|(_, tags)| tags))
+            .map(|(id, tags)| LeaseRecord { id, tags }))
     }
 
-    async fn renew_lease(
-        &self,
-        release_name: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> CloudResult<()> {
-        let name = lease_template_name(release_name);
-        let Some((id, _)) = self.find_launch_template(&name).await? else {
-            return Ok(());
-        };
+    async fn renew_lease(&self, id: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
         self.ec2
             .create_tags()
             .resources(id)
             .set_tags(Some(ec2_tags(tags)))
             .send()
             .await
-            .map_err(err(format!("renewing the release lease ({name})")))?;
+            .map_err(err(format!("renewing the release lease ({id})")))?;
         Ok(())
     }
 
-    async fn delete_lease(&self, release_name: &str) -> CloudResult<()> {
-        self.delete_launch_template(&lease_template_name(release_name))
+    async fn delete_lease(&self, id: &str) -> CloudResult<()> {
+        match self
+            .ec2
+            .delete_launch_template()
+            .launch_template_id(id)
+            .send()
             .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.starts_with("InvalidLaunchTemplateId")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(err(format!("giving back the release lease ({id})"))(e)),
+        }
     }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo, TargetHealth,
-    Traffic,
+    LeaseRecord, LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo,
+    TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -54,7 +54,7 @@ struct State {
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
     rules: BTreeMap<String, String>,
-    leases: BTreeMap<String, BTreeMap<String, String>>,
+    leases: BTreeMap<String, LeaseRecord>,
 }
 
 /// The fake cloud.
@@ -744,38 +744,39 @@ impl LedgerStore for FakeCloud {
         &self,
         release_name: &str,
         tags: &BTreeMap<String, String>,
-    ) -> CloudResult<bool> {
+    ) -> CloudResult<Option<String>> {
         let mut s = self.call("CreateLease")?;
         if s.leases.contains_key(release_name) {
-            return Ok(false);
+            return Ok(None);
         }
-        s.leases.insert(release_name.to_string(), tags.clone());
-        Ok(true)
+        s.next_id += 1;
+        let id = format!("lt-lease{:08}", s.next_id);
+        s.leases.insert(
+            release_name.to_string(),
+            LeaseRecord {
+                id: id.clone(),
+                tags: tags.clone(),
+            },
+        );
+        Ok(Some(id))
     }
 
-    async fn read_lease(
-        &self,
-        release_name: &str,
-    ) -> CloudResult<Option<BTreeMap<String, String>>> {
+    async fn read_lease(&self, release_name: &str) -> CloudResult<Option<LeaseRecord>> {
         let s = self.call("ReadLease")?;
         Ok(s.leases.get(release_name).cloned())
     }
 
-    async fn renew_lease(
-        &self,
-        release_name: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> CloudResult<()> {
+    async fn renew_lease(&self, id: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
         let mut s = self.call("RenewLease")?;
-        if let Some(l) = s.leases.get_mut(release_name) {
-            l.extend(tags.clone());
+        if let Some(l) = s.leases.values_mut().find(|l| l.id == id) {
+            l.tags.extend(tags.clone());
         }
         Ok(())
     }
 
-    async fn delete_lease(&self, release_name: &str) -> CloudResult<()> {
+    async fn delete_lease(&self, id: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteLease")?;
-        s.leases.remove(release_name);
+        s.leases.retain(|_, l| l.id != id);
         Ok(())
     }
 }

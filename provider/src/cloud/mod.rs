@@ -345,24 +345,29 @@ pub trait LedgerStore: Send + Sync {
     async fn save(&self, ledger: &Ledger, tags: &BTreeMap<String, String>) -> CloudResult<()>;
     /// Deletes the ledger; absent is fine.
     async fn delete(&self, release_name: &str) -> CloudResult<()>;
-    /// Creates the release's lease with these tags, atomically: Ok(false) when a lease
-    /// exists already.
+    /// Creates the release's lease with these tags, atomically: Some(its ID), or None when
+    /// a lease exists already.
     async fn create_lease(
         &self,
         release_name: &str,
         tags: &BTreeMap<String, String>,
-    ) -> CloudResult<bool>;
-    /// The tags of the release's lease, None when there is none.
-    async fn read_lease(&self, release_name: &str)
-        -> CloudResult<Option<BTreeMap<String, String>>>;
-    /// Overwrites some tags of the lease (renewal).
-    async fn renew_lease(
-        &self,
-        release_name: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> CloudResult<()>;
-    /// Deletes the lease; absent is fine.
-    async fn delete_lease(&self, release_name: &str) -> CloudResult<()>;
+    ) -> CloudResult<Option<String>>;
+    /// The release's lease, None when there is none.
+    async fn read_lease(&self, release_name: &str) -> CloudResult<Option<LeaseRecord>>;
+    /// Overwrites some tags of the lease with this ID (renewal).
+    async fn renew_lease(&self, id: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
+    /// Deletes the lease with this ID; absent is fine. By ID, so that a lease another
+    /// holder made since under the same name is never deleted.
+    async fn delete_lease(&self, id: &str) -> CloudResult<()>;
+}
+
+/// A lease as found: the ID of the object that holds it (one per acquisition) and its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRecord {
+    /// The ID (a launch template ID in AWS).
+    pub id: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The whole cloud, as the engine uses it.
