@@ -124,6 +124,20 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
         "an unhealthy fleet got traffic: {seen:?}"
     );
 
+    // The failed apply's state already holds the aborted attempt and why, with no refresh.
+    let values = h.resource_values().await?;
+    assert_eq!(values["release"], 1, "{values}");
+    assert_eq!(values["image_id"], h.fx.image_a, "{values}");
+    assert_eq!(values["history"][0]["status"], "aborted", "{values}");
+    assert_eq!(values["history"][0]["fleet_name"], "web-r2", "{values}");
+    assert!(
+        values["history"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("healthy")),
+        "{values}"
+    );
+    eprintln!("outputs after the failed apply: {}", h.outputs().await?);
+
     // The state still describes release 1, and the next plan proposes the release again.
     proxy.set_faults(Faults::default());
     assert!(!h.plan_is_empty_with(&[("image_id", &image_b)]).await?);

@@ -379,7 +379,20 @@ impl ReleaseResource {
         let released = match result {
             Ok(l) => l,
             Err(e) => {
+                let aborted = matches!(e, EngineError::Aborted { .. });
                 report(diags, e);
+                if aborted {
+                    // The state goes on describing the fleet that serves (the prior
+                    // arguments: the next plan proposes the release again), with the
+                    // aborted attempt and its reason already in `history`.
+                    if let Ok(Some(obs)) = ctx.engine.observe(&spec.name).await {
+                        let mut state = prior;
+                        fill(&mut state, &obs);
+                        let private =
+                            private_of(&obs, state.retain_fleets.as_ref_option().copied());
+                        return Some((state, private));
+                    }
+                }
                 return None;
             }
         };
