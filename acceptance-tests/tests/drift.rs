@@ -209,3 +209,39 @@ async fn instances_not_from_the_serving_launch_template_are_replaced() -> anyhow
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setting_the_image_back_to_a_retained_fleet_deleted_outside_releases_a_new_fleet(
+) -> anyhow::Result<()> {
+    let h = two_releases().await?;
+    h.aws
+        .asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name("web-r1")
+        .force_delete(true)
+        .send()
+        .await?;
+    let image_a = h.fx.image_a.clone();
+    let plan = h
+        .terraform(&["plan", &format!("-var=image_id={image_a}")])
+        .await?;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.all().contains("Rollback target is gone"),
+        "{}",
+        plan.all()
+    );
+    assert!(
+        plan.all().contains("retained fleet web-r1 (image ami-"),
+        "{}",
+        plan.all()
+    );
+    // Not a refusal: a fresh release from that image, and the next plan is empty.
+    h.apply(&[("image_id", &image_a)]).await?;
+    let values = h.resource_values().await?;
+    assert_eq!(values["fleet_name"], "web-r3", "{values}");
+    assert_eq!(values["image_id"], image_a.as_str(), "{values}");
+    assert!(h.plan_is_empty_with(&[("image_id", &image_a)]).await?);
+    assert!(!h.aws.group_names().await?.contains(&"web-r1".to_string()));
+    Ok(())
+}

@@ -213,6 +213,27 @@ impl Engine {
         }))
     }
 
+    /// The retained fleet of `release` when its group is gone (deleted outside Terraform, or
+    /// being deleted): a rollback to it is impossible.
+    pub async fn retained_gone(
+        &self,
+        ledger: &Ledger,
+        release: u64,
+    ) -> EngineResult<Option<FleetRecord>> {
+        let Some(fleet) = ledger.fleets.iter().find(|f| f.release == release) else {
+            return Ok(None);
+        };
+        let group = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&fleet.fleet_name))
+            .await?;
+        Ok(match group.first() {
+            Some(g) if !g.deleting => None,
+            _ => Some(fleet.clone()),
+        })
+    }
+
     /// Rebuilds a lost ledger from the ownership tags of the release's groups and from the
     /// route (the fleet it gives the most weight serves; a fleet tagged `retained` is kept
     /// for rollback; any other is a half-made one for the next apply to settle), and saves
@@ -915,7 +936,36 @@ impl Engine {
             .find(|f| spec.fleet.matches(&f.fingerprint))
             .map(|f| f.release);
         if let (Some(release), None, None) = (retained_fp, &resumed, &broken) {
-            return self.rollback(spec, ledger, release, limit).await;
+            match self.retained_gone(&ledger, release).await? {
+                None => return self.rollback(spec, ledger, release, limit).await,
+                Some(fleet) => {
+                    // Deleted outside Terraform: setting its image back is a fresh release.
+                    log::warn(format!(
+                        "release {}: retained fleet {} was deleted outside Terraform; releasing a new fleet instead of rolling back to it",
+                        spec.name, fleet.fleet_name
+                    ));
+                    ledger.fleets.retain(|f| f.release != fleet.release);
+                    // Out of the forward action first: AWS refuses to delete a target group
+                    // a route names, even at weight 0.
+                    if let Some(active) = ledger.active() {
+                        let split = decide::split(
+                            &active.target_group_arn,
+                            100,
+                            None,
+                            &ledger.retained_target_groups(),
+                        );
+                        self.set_traffic(&route, &split).await?;
+                    }
+                    self.delete_fleet(&route, &fleet.fleet_name, Some(&fleet.target_group_arn))
+                        .await?;
+                    ledger.set_status(
+                        fleet.release,
+                        Status::Retired,
+                        Some("its fleet was deleted outside Terraform".into()),
+                        Some(now_rfc3339()),
+                    );
+                }
+            }
         }
 
         let serving = ledger.active().cloned();

@@ -1033,3 +1033,23 @@ async fn a_lost_ledger_is_rebuilt_by_the_next_release_too() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn setting_the_image_back_to_a_retained_fleet_deleted_outside_is_a_fresh_release() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    fake.delete_group_outside("web-r1");
+    let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r3");
+    assert_eq!(ledger.active().unwrap().image_id, IMAGE_A);
+    assert_eq!(ledger.retained()[0].fleet_name, "web-r2");
+    let r1 = ledger.history.iter().find(|h| h.release == 1).unwrap();
+    assert_eq!(r1.status, Status::Retired);
+    assert!(!fake.target_group_names().contains(&"web-r1".to_string()));
+    // The next plan has nothing to do: no refusal on every later apply.
+    assert_eq!(
+        classify(Some(&ledger), &spec(IMAGE_A).fleet, false, false),
+        PlanKind::NoChange
+    );
+}

@@ -320,6 +320,40 @@ impl ReleaseResource {
 }
 
 impl ReleaseResource {
+    /// A plan that sets the image back to a retained fleet whose group was deleted outside
+    /// Terraform: warn that the apply releases a new fleet instead of rolling back.
+    async fn warn_if_rollback_target_gone(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+    ) {
+        let (Ok(spec), Value::Value(name)) = (planned.to_spec(&ctx.default_tags), &planned.name)
+        else {
+            return;
+        };
+        let Ok(Some(ledger)) = ctx.engine.cloud().ledger.load(name).await else {
+            return;
+        };
+        let Some(target) = ledger
+            .retained()
+            .into_iter()
+            .find(|f| spec.fleet.matches(&f.fingerprint))
+            .map(|f| f.release)
+        else {
+            return;
+        };
+        if let Ok(Some(fleet)) = ctx.engine.retained_gone(&ledger, target).await {
+            diags.root_warning(
+                "Rollback target is gone",
+                format!(
+                    "retained fleet {} (image {}) was deleted outside Terraform, so this apply cannot roll back to it: it releases a new fleet from that image instead, with the health gate and traffic steps of any release",
+                    fleet.fleet_name, fleet.image_id
+                ),
+            );
+        }
+    }
+
     /// An update, once the lease is held.
     async fn update_leased(
         &self,
@@ -565,6 +599,8 @@ impl Resource for ReleaseResource {
             _ => true,
         };
         if fleet_changed {
+            self.warn_if_rollback_target_gone(ctx, diags, &planned)
+                .await;
             planned.unknown_read_only();
             self.check_in_aws(
                 ctx,
