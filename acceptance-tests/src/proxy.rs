@@ -12,7 +12,12 @@
 //!   listener default action or rule forwards to has its targets `unused`
 //!   (`Target.NotInUse`); once a route uses it they are `initial`
 //!   (`Elb.RegistrationInProgress`) for `interval × healthy_threshold` (scaled), then
-//!   what the emulator says.
+//!   what the emulator says;
+//! - and, with `aws_rules`, refuses for a while what AWS refuses for a while: a
+//!   `CreateAutoScalingGroup` soon after a `CreateInstanceProfile` (IAM has not propagated
+//!   it: `ValidationError`, "Invalid IAM Instance Profile name"), a
+//!   `DeleteAutoScalingGroup` soon after the group was created or resized
+//!   (`ScalingActivityInProgress`).
 //!
 //! Faults can apply to every action or only to listed ones. A faulted call never reaches
 //! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
@@ -67,7 +72,27 @@ pub struct Faults {
     /// Report target health as an ALB does (see the module's documentation); None: as the
     /// emulator says.
     pub alb_health: Option<AlbHealth>,
+    /// Refuse for a while what AWS refuses for a while (see the module's documentation);
+    /// None: never.
+    pub aws_rules: Option<AwsRules>,
 }
+
+/// How long AWS refuses what it refuses for a while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AwsRules {
+    /// After any `CreateInstanceProfile` the proxy saw, `CreateAutoScalingGroup` answers
+    /// `ValidationError` for this long (AWS: seconds, up to about a minute).
+    pub profile_propagation: Duration,
+    /// After a group is created or resized, `DeleteAutoScalingGroup` of it answers
+    /// `ScalingActivityInProgress` for this long.
+    pub activity: Duration,
+}
+
+/// The acceptance tests' refusals: short, so that a test waits a few seconds at most.
+pub const TEST_AWS_RULES: AwsRules = AwsRules {
+    profile_propagation: Duration::from_secs(3),
+    activity: Duration::from_millis(1500),
+};
 
 /// How the proxy models an ALB's target health.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +115,7 @@ impl Default for Faults {
             alb_health: Some(AlbHealth {
                 time_scale: TEST_ALB_TIME_SCALE,
             }),
+            aws_rules: Some(TEST_AWS_RULES),
             ..Self::plain()
         }
     }
@@ -112,6 +138,7 @@ impl Faults {
             seed: 0,
             lose_first_answer: Vec::new(),
             alb_health: None,
+            aws_rules: None,
         }
     }
 }
@@ -136,6 +163,8 @@ pub enum Outcome {
     Reset,
     /// Forwarded (the emulator acted), the answer replaced by HTTP 500.
     AnswerLost,
+    /// Refused as AWS refuses for a while (see [`AwsRules`]).
+    Refused,
 }
 
 /// One call the proxy saw.
@@ -160,6 +189,56 @@ struct Shared {
     log: Vec<Seen>,
     answers_lost: std::collections::BTreeSet<usize>,
     routes: Routes,
+    /// When the last `CreateInstanceProfile` was seen.
+    profile_made: Option<Instant>,
+    /// Group name → when it was last created or resized.
+    group_activity: BTreeMap<String, Instant>,
+}
+
+/// A form field of a query-protocol body, decoded.
+fn form_field(body: &str, key: &str) -> Option<String> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .map(|v| {
+            v.replace("%3A", ":")
+                .replace("%2F", "/")
+                .replace("%2C", ",")
+                .replace('+', " ")
+        })
+}
+
+/// An AWS refusal for now, as [`AwsRules`] says, of a call about to be forwarded.
+fn refusal(
+    s: &Shared,
+    rules: AwsRules,
+    action: &str,
+    body: &str,
+) -> Option<(&'static str, String)> {
+    match action {
+        "CreateAutoScalingGroup"
+            if s.profile_made
+                .is_some_and(|t| t.elapsed() < rules.profile_propagation) =>
+        {
+            Some((
+                "ValidationError",
+                "You must use a valid fully-formed launch template. Value for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name (fault proxy: IAM has not propagated it yet)".to_string(),
+            ))
+        }
+        "DeleteAutoScalingGroup" => {
+            let name = form_field(body, "AutoScalingGroupName")?;
+            let busy = s
+                .group_activity
+                .get(&name)
+                .is_some_and(|t| t.elapsed() < rules.activity);
+            busy.then(|| {
+                (
+                    "ScalingActivityInProgress",
+                    format!("Scaling activities in progress for {name} (fault proxy)"),
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 impl Shared {
@@ -253,7 +332,37 @@ async fn elb_call(
     client: &Client<HttpConnector, Full<Bytes>>,
     params: &[(&str, &str)],
 ) -> Option<String> {
-    let mut body = String::from("Version=2015-12-01");
+    query_call(
+        upstream,
+        client,
+        "elasticloadbalancing",
+        "2015-12-01",
+        params,
+    )
+    .await
+}
+
+/// A query-protocol call (form-encoded `Action=...`) to `url`, unsigned (the emulator and
+/// the proxy do not check signatures): the answer's body, whatever its status.
+pub async fn query(
+    url: &str,
+    service: &str,
+    version: &str,
+    params: &[(&str, &str)],
+) -> Option<String> {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    query_call(url.trim_end_matches('/'), &client, service, version, params).await
+}
+
+async fn query_call(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    service: &str,
+    version: &str,
+    params: &[(&str, &str)],
+) -> Option<String> {
+    let mut body = format!("Version={version}");
     for (k, v) in params {
         body.push_str(&format!("&{k}={}", form_escape(v)));
     }
@@ -263,7 +372,7 @@ async fn elb_call(
         .header("content-type", "application/x-www-form-urlencoded")
         .header(
             "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=0",
+            format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
         )
         .body(Full::new(Bytes::from(body)))
         .ok()?;
@@ -507,7 +616,7 @@ async fn forward(
     let action = action_of(&parts.headers, &body);
     let text = String::from_utf8_lossy(&body).into_owned();
     let ec2 = text.contains("Version=2016-11-15");
-    let (faults, outcome) = {
+    let (faults, outcome, refused) = {
         let mut s = shared.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
         let faults = s.faults.clone();
@@ -517,8 +626,13 @@ async fn forward(
             .iter()
             .position(|(a, needle)| a == &action && text.contains(needle.as_str()))
             .is_some_and(|i| s.answers_lost.insert(i));
+        let refused = faults
+            .aws_rules
+            .and_then(|rules| refusal(&s, rules, &action, &text));
         let outcome = if lose {
             Outcome::AnswerLost
+        } else if refused.is_some() {
+            Outcome::Refused
         } else if !applies {
             Outcome::Forwarded
         } else {
@@ -540,7 +654,7 @@ async fn forward(
             body: text.clone(),
             outcome,
         });
-        (faults, outcome)
+        (faults, outcome, refused)
     };
     let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
     if applies && !faults.latency.is_zero() {
@@ -569,6 +683,10 @@ async fn forward(
             ));
         }
         Outcome::Reset => return Err(ConnectionReset),
+        Outcome::Refused => {
+            let (code, message) = refused.expect("a refusal says why");
+            return Ok(xml_error(400, ec2, code, &message));
+        }
         Outcome::Forwarded | Outcome::AnswerLost => {}
     }
     let uri = format!(
@@ -612,6 +730,18 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let now = Instant::now();
+    if faults.aws_rules.is_some() && rparts.status.is_success() {
+        let mut s = shared.lock().unwrap();
+        match action.as_str() {
+            "CreateInstanceProfile" => s.profile_made = Some(now),
+            "CreateAutoScalingGroup" | "UpdateAutoScalingGroup" | "SetDesiredCapacity" => {
+                if let Some(name) = form_field(&text, "AutoScalingGroupName") {
+                    s.group_activity.insert(name, now);
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(alb) = faults.alb_health {
         if ROUTE_CHANGES.contains(&action.as_str()) || action == "DescribeTargetHealth" {
             refresh_routes(upstream, client, shared).await;

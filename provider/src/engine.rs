@@ -27,6 +27,16 @@ pub const TAG_RELEASE: &str = "immutable:release";
 pub const TAG_IMAGE: &str = "immutable:image-id";
 /// Tag: how far the fleet's release got.
 pub const TAG_PHASE: &str = "immutable:phase";
+/// How long a deletion AWS refuses for now (an activity in progress, a resource in use)
+/// is tried again.
+const DELETE_RETRY_LIMIT: Duration = Duration::from_secs(300);
+/// How long a new group whose instance profile AWS does not see yet is tried again.
+const PROFILE_PROPAGATION_LIMIT: Duration = Duration::from_secs(120);
+/// Failed launches a new fleet's group may have before the release aborts: AWS retries a
+/// failed launch by itself, and the first ones fail when an instance profile made seconds
+/// ago has not propagated; a launch that can never succeed fails every time.
+const LAUNCH_FAILURES_TOLERATED: usize = 2;
+
 /// Tag: the fleet-shaping fingerprint.
 pub const TAG_FINGERPRINT: &str = "immutable:fingerprint";
 
@@ -510,6 +520,38 @@ impl Engine {
         Ok(ours)
     }
 
+    /// Runs `op` again while AWS answers one of `codes`, which AWS documents as "wait and
+    /// retry" (an activity in progress, a resource still in use, a profile not yet
+    /// propagated), backing off from 1 s (doubling, at most the poll ceiling) for at most
+    /// `limit`; then the last answer stands. Matched by code, never by message text.
+    async fn retrying<T, F, Fut>(
+        &self,
+        codes: &[&str],
+        limit: Duration,
+        what: &str,
+        mut op: F,
+    ) -> EngineResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = crate::cloud::CloudResult<T>>,
+    {
+        let deadline = Instant::now() + limit;
+        let mut interval = None;
+        loop {
+            match op().await {
+                Err(e)
+                    if e.code().is_some_and(|c| codes.contains(&c))
+                        && Instant::now() < deadline
+                        && self.stop.requested().is_none() =>
+                {
+                    log::info(format!("{what}: {e}; trying again"));
+                    interval = Some(self.pause(interval, deadline).await);
+                }
+                other => return other.map_err(EngineError::from),
+            }
+        }
+    }
+
     /// Sleeps for the next poll interval; returns the interval used.
     async fn pause(&self, previous: Option<Duration>, deadline: Instant) -> Duration {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -630,10 +672,12 @@ impl Engine {
                     Vec::new()
                 }
             };
-            if let Some(first) = failed.first() {
+            if failed.len() > LAUNCH_FAILURES_TOLERATED {
+                let first = &failed[0];
                 return Ok(Err(format!(
-                    "Auto Scaling group ({}) failed to launch instances: {first}; {} after {}",
+                    "Auto Scaling group ({}) failed to launch instances: {first} ({} failed launches); {} after {}",
                     fleet.fleet_name,
+                    failed.len(),
                     gate.reason(),
                     fmt_duration(started.elapsed())
                 )));
@@ -805,11 +849,26 @@ impl Engine {
                 }
             }
         }
-        self.cloud.fleets.delete_group(fleet_name).await?;
+        // AWS refuses while a scaling activity runs (`ScalingActivityInProgress`,
+        // `ResourceInUse`), and a target group while a route or a draining target still
+        // holds it (`ResourceInUse`): both pass.
+        self.retrying(
+            &["ScalingActivityInProgress", "ResourceInUse"],
+            DELETE_RETRY_LIMIT,
+            &format!("deleting Auto Scaling group {fleet_name}"),
+            || self.cloud.fleets.delete_group(fleet_name),
+        )
+        .await?;
         self.wait_group_gone(fleet_name, Duration::from_secs(600))
             .await?;
         if let Some(arn) = arn {
-            self.cloud.fleets.delete_target_group(&arn).await?;
+            self.retrying(
+                &["ResourceInUse"],
+                DELETE_RETRY_LIMIT,
+                &format!("deleting target group of {fleet_name}"),
+                || self.cloud.fleets.delete_target_group(&arn),
+            )
+            .await?;
         }
         self.cloud.fleets.delete_launch_template(fleet_name).await?;
         Ok(())
@@ -1294,18 +1353,31 @@ impl Engine {
             .fleets
             .create_target_group(name, &spec.vpc_id, &spec.fleet.target_group, &tags)
             .await?;
-        self.cloud
-            .fleets
-            .create_group(&GroupRequest {
-                name: name.to_string(),
-                launch_template: (lt_id, lt_version),
-                target_group_arn: record.target_group_arn.clone(),
-                subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
-                capacity,
-                grace_period: spec.health.grace_period,
-                tags,
-            })
-            .await?;
+        let request = GroupRequest {
+            name: name.to_string(),
+            launch_template: (lt_id, lt_version),
+            target_group_arn: record.target_group_arn.clone(),
+            subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
+            capacity,
+            grace_period: spec.health.grace_period,
+            tags,
+        };
+        // An instance profile made seconds ago (in the same apply, as in a complete
+        // configuration) is refused as invalid until IAM has propagated it: AWS answers
+        // `ValidationError`, a code it also gives for input that will never pass, so it is
+        // retried only when the fleet names a profile, and for a bounded time.
+        let retry_codes: &[&str] = if spec.fleet.iam_instance_profile.is_some() {
+            &["ValidationError"]
+        } else {
+            &[]
+        };
+        self.retrying(
+            retry_codes,
+            PROFILE_PROPAGATION_LIMIT,
+            &format!("creating Auto Scaling group {name}"),
+            || self.cloud.fleets.create_group(&request),
+        )
+        .await?;
         // An ALB only health-checks target groups it routes to: the new target group
         // joins the listener's forward action at weight 0 or, when the listener does not
         // forward (a first release), a listener rule that no request matches.

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use acceptance_tests::proxy::{AlbHealth, FaultProxy, Faults};
+use acceptance_tests::proxy::{AlbHealth, AwsRules, FaultProxy, Faults};
 
 fn usage() -> ! {
     eprintln!(
@@ -51,6 +51,10 @@ async fn main() -> anyhow::Result<()> {
     // AWS's own target health, at AWS's own pace (--plain: the emulator's answers).
     let mut faults = Faults {
         alb_health: Some(AlbHealth { time_scale: 1.0 }),
+        aws_rules: Some(AwsRules {
+            profile_propagation: std::time::Duration::from_secs(10),
+            activity: std::time::Duration::from_secs(10),
+        }),
         ..Faults::default()
     };
     let mut args = std::env::args().skip(1);
@@ -66,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
                 faults.latency = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
             }
             "--action" => faults.actions.push(value()),
-            "--plain" => faults.alb_health = None,
+            "--plain" => {
+                faults.alb_health = None;
+                faults.aws_rules = None;
+            }
             "--unhealthy" => match value().as_str() {
                 "all" => faults.unhealthy_targets = true,
                 name => faults

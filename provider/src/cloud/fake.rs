@@ -54,6 +54,10 @@ struct State {
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
     rules: BTreeMap<String, String>,
+    /// Failed launches a group got past: group → messages.
+    transient_failures: BTreeMap<String, Vec<String>>,
+    /// action → (code, message, calls left to fail).
+    fail_codes: BTreeMap<String, (String, String, u32)>,
     leases: BTreeMap<String, LeaseRecord>,
 }
 
@@ -218,7 +222,9 @@ impl FakeCloud {
         self.state.lock().unwrap().listener_log.clone()
     }
 
-    /// Records a failed scaling activity of a group (e.g. an instance that cannot launch).
+    /// Makes a group's launches fail for good (e.g. an image that does not exist): it gets
+    /// no instances, and as AWS retries, every read of its activities finds one more
+    /// failure.
     pub fn fail_activity(&self, group: &str, message: &str) {
         self.state
             .lock()
@@ -227,6 +233,25 @@ impl FakeCloud {
             .entry(group.into())
             .or_default()
             .push(message.into());
+    }
+
+    /// Records failed launches of a group that AWS then gets past by itself (as with an
+    /// instance profile made seconds ago): its instances launch all the same.
+    pub fn fail_activity_transient(&self, group: &str, message: &str, times: usize) {
+        self.state
+            .lock()
+            .unwrap()
+            .transient_failures
+            .insert(group.into(), vec![message.to_string(); times]);
+    }
+
+    /// Makes the next `times` calls of `action` fail with AWS's `code` and `message`.
+    pub fn fail_with(&self, action: &str, code: &str, message: &str, times: u32) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail_codes
+            .insert(action.into(), (code.into(), message.into(), times));
     }
 
     /// Listener rules that exist: rule ARN → target group ARN.
@@ -263,6 +288,16 @@ impl FakeCloud {
     fn call(&self, action: &str) -> CloudResult<std::sync::MutexGuard<'_, State>> {
         let mut s = self.state.lock().unwrap();
         *s.calls.entry(action.into()).or_default() += 1;
+        if let Some((code, message, n)) = s.fail_codes.get_mut(action) {
+            if *n > 0 {
+                *n -= 1;
+                return Err(CloudError::Api {
+                    action: action.into(),
+                    code: code.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
         if let Some((skip, n)) = s.fail.get_mut(action) {
             if *skip > 0 {
                 *skip -= 1;
@@ -495,8 +530,16 @@ impl Fleets for FakeCloud {
         name: &str,
         _since: std::time::SystemTime,
     ) -> CloudResult<Vec<String>> {
-        let s = self.call("DescribeScalingActivities")?;
-        Ok(s.failed_activities.get(name).cloned().unwrap_or_default())
+        let mut s = self.call("DescribeScalingActivities")?;
+        let mut out = s.transient_failures.get(name).cloned().unwrap_or_default();
+        if let Some(failed) = s.failed_activities.get_mut(name) {
+            // AWS tried again since the last look, and failed again.
+            if let Some(last) = failed.last().cloned() {
+                failed.push(last);
+            }
+            out.extend(failed.iter().cloned());
+        }
+        Ok(out)
     }
 
     async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {

@@ -536,9 +536,10 @@ async fn failed_scaling_activity_aborts_at_once() {
         .unwrap_err()
         .to_string();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "failed fast, not at the timeout"
+        started.elapsed() < Duration::from_secs(10),
+        "failed fast once AWS's own retries failed too, not at the timeout"
     );
+    assert!(err.contains("(3 failed launches)"), "{err}");
     assert!(
         err.contains("failed to launch instances: The image id"),
         "{err}"
@@ -1052,4 +1053,64 @@ async fn setting_the_image_back_to_a_retained_fleet_deleted_outside_is_a_fresh_r
         classify(Some(&ledger), &spec(IMAGE_A).fleet, false, false),
         PlanKind::NoChange
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_instance_profile_refused_for_a_while_is_waited_for() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.fleet.iam_instance_profile = Some("web".into());
+    // CreateAutoScalingGroup refuses the profile until IAM has propagated it, then the
+    // first launches fail and AWS gets past them by itself.
+    fake.fail_with(
+        "CreateAutoScalingGroup",
+        "ValidationError",
+        "You must use a valid fully-formed launch template. Value (web) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+        3,
+    );
+    fake.fail_activity_transient(
+        "web-r1",
+        "Invalid IAM Instance Profile name. Launching EC2 instance failed.",
+        2,
+    );
+    let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_validation_error_without_a_profile_fails_at_once() {
+    let (fake, engine) = world();
+    fake.fail_with("CreateAutoScalingGroup", "ValidationError", "bad subnet", 1);
+    let err = engine
+        .release(&spec(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bad subnet"), "{err}");
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletions_aws_refuses_for_now_are_retried_by_code() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    fake.fail_with(
+        "DeleteAutoScalingGroup",
+        "ScalingActivityInProgress",
+        "Scaling activity in progress",
+        2,
+    );
+    fake.fail_with(
+        "DeleteTargetGroup",
+        "ResourceInUse",
+        "Target group is currently in use by a listener or a rule",
+        2,
+    );
+    let mut c = spec(IMAGE_A);
+    c.retain_fleets = 0;
+    engine.save_settings(&c, None).await.unwrap();
+    assert_eq!(fake.group_names(), vec!["web-r2".to_string()]);
+    assert_eq!(fake.calls("DeleteAutoScalingGroup"), 3);
+    assert_eq!(fake.calls("DeleteTargetGroup"), 3);
 }
