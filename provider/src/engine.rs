@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cloud::{
-    Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction, Route, RouteState,
+    Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction, Owned, Route, RouteState,
 };
 use crate::decide::{self, Gate, PlanKind, Step, Verdict};
 use crate::duration::format as fmt_duration;
@@ -59,6 +59,16 @@ pub enum EngineError {
     /// The provider refuses to act, e.g. on an object it does not own.
     #[error("{0}")]
     Refused(String),
+    /// The release committed (its fleet serves) but a clean-up after it failed.
+    #[error("release {release} ({fleet}) serves all traffic; afterwards {error}. The next apply finishes the clean-up")]
+    AfterCommit {
+        /// The release number that serves.
+        release: u64,
+        /// Its fleet.
+        fleet: String,
+        /// What failed.
+        error: String,
+    },
 }
 
 /// Result of an engine operation.
@@ -247,12 +257,9 @@ impl Engine {
     /// Rebuilds a lost ledger from the ownership tags of the release's groups and from the
     /// route (the fleet it gives the most weight serves; a fleet tagged `retained` is kept
     /// for rollback; any other is a half-made one for the next apply to settle), and saves
-    /// it. None when no group of the release exists, or the ledger is there after all.
+    /// it; the caller has just found no ledger. None when no group of the release exists.
     /// Release numbers go on from the highest found.
     pub async fn rebuild(&self, name: &str, route: &Route) -> EngineResult<Option<Ledger>> {
-        if self.cloud.ledger.load(name).await?.is_some() {
-            return Ok(None);
-        }
         let groups: Vec<GroupStatus> = self
             .cloud
             .fleets
@@ -1243,6 +1250,10 @@ impl Engine {
         // Done: the new fleet serves; the previous one is retained; the oldest go. The
         // ledger saved here is the commit point: if it cannot be written, the release aborts.
         let uncommitted = ledger.clone();
+        if ledger.fleets.iter().all(|f| f.release == release) {
+            // The only fleet, made with the configuration's tags, as was the ledger.
+            ledger.tags = user_tags(&spec.tags);
+        }
         for f in ledger.fleets.iter_mut() {
             if f.release == release {
                 f.role = Role::Active;
@@ -1296,7 +1307,33 @@ impl Engine {
                 &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
             )
             .await;
-        match (&serving, &broken) {
+        let served = current_release(&ledger).unwrap_or(release);
+        let after_commit = |e: EngineError| EngineError::AfterCommit {
+            release: served,
+            fleet: name.clone(),
+            error: e.to_string(),
+        };
+        self.clean_up_after_release(spec, &mut ledger, &name, &serving, &broken)
+            .await
+            .map_err(after_commit)?;
+        log::info(format!(
+            "release {name}: done, serving 100 % in {}",
+            fmt_duration(started.elapsed())
+        ));
+        Ok(ledger)
+    }
+
+    /// After a release's commit: the broken fleet it replaced is deleted, or the fleet it
+    /// replaced starts its rollback window; fleets beyond `retain_fleets` are retired.
+    async fn clean_up_after_release(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        name: &str,
+        serving: &Option<FleetRecord>,
+        broken: &Option<String>,
+    ) -> EngineResult<()> {
+        match (serving, broken) {
             (Some(s), Some(why)) => {
                 log::warn(format!(
                     "release {name}: deleting {}, which could not serve: {why}",
@@ -1311,18 +1348,13 @@ impl Engine {
                 ledger.retire_fleet(&s.fleet_name, &format!("fleet deleted: {why}"));
                 self.cloud
                     .ledger
-                    .save(&ledger, &Self::ledger_tags(spec))
+                    .save(ledger, &Self::ledger_tags(spec))
                     .await?;
             }
             (Some(s), None) => self.start_rollback_window(spec, &s.fleet_name).await,
             _ => {}
         }
-        self.retire(spec, &mut ledger).await?;
-        log::info(format!(
-            "release {name}: done, serving 100 % in {}",
-            fmt_duration(started.elapsed())
-        ));
-        Ok(ledger)
+        self.retire(spec, ledger).await
     }
 
     /// Creates the new fleet's launch template, target group and group, and attaches the
@@ -1915,7 +1947,13 @@ impl Engine {
         if let Some(s) = &serving {
             self.start_rollback_window(spec, &s.fleet_name).await;
         }
-        self.retire(spec, &mut ledger).await?;
+        self.retire(spec, &mut ledger)
+            .await
+            .map_err(|e| EngineError::AfterCommit {
+                release,
+                fleet: target.fleet_name.clone(),
+                error: e.to_string(),
+            })?;
         log::info(format!(
             "rollback to {}: done in {}",
             target.fleet_name,
@@ -2101,6 +2139,7 @@ impl Engine {
         if let Some(mut ledger) = ledger {
             let before = ledger.clone();
             ledger.trim_history(spec.history_limit as usize);
+            self.retag(spec, &mut ledger).await?;
             if ledger != before {
                 self.cloud
                     .ledger
@@ -2111,6 +2150,48 @@ impl Engine {
                 self.retire(spec, &mut ledger).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Puts the configuration's tags (`tags` over `default_tags`) on every object the
+    /// release owns — each live fleet's group, target group and launch template, and the
+    /// ledger — and removes the keys dropped since the last time (recorded in the ledger,
+    /// which the caller saves). Ownership tags are never touched.
+    async fn retag(&self, spec: &ReleaseSpec, ledger: &mut Ledger) -> EngineResult<()> {
+        let want = user_tags(&spec.tags);
+        if ledger.tags == want {
+            return Ok(());
+        }
+        let remove: Vec<String> = ledger
+            .tags
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut objects = Vec::new();
+        for f in &ledger.fleets {
+            objects.push(Owned::Group(f.fleet_name.clone()));
+            if !f.target_group_arn.is_empty() {
+                objects.push(Owned::TargetGroup(f.target_group_arn.clone()));
+            }
+            if !f.launch_template_id.is_empty() {
+                objects.push(Owned::LaunchTemplate(f.launch_template_id.clone()));
+            }
+        }
+        let record = format!("{}-ledger", spec.name);
+        if let Some((id, _)) = self.cloud.fleets.find_launch_template(&record).await? {
+            objects.push(Owned::LaunchTemplate(id));
+        }
+        for o in &objects {
+            self.cloud.fleets.retag(o, &want, &remove).await?;
+        }
+        log::info(format!(
+            "release {}: tags put on {} objects ({} removed)",
+            spec.name,
+            objects.len(),
+            remove.len()
+        ));
+        ledger.tags = want;
         Ok(())
     }
 
@@ -2177,6 +2258,14 @@ impl Engine {
         self.cloud.ledger.delete(name).await?;
         Ok(())
     }
+}
+
+/// The user's tags of a tag set: every key but the provider's own `immutable:*`.
+fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| !k.starts_with("immutable:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The release number now serving: the newest `active` history line.

@@ -2,6 +2,8 @@
 //! It lives in AWS (not only in the Terraform state) so that import, the data source, a lost
 //! state file and an interrupted apply all see the same truth.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What a live fleet is for.
@@ -117,10 +119,18 @@ pub struct Ledger {
     /// (without user data), so that import can rebuild the configuration.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+    /// The user's tags (`tags` over the provider's `default_tags`) last put on every object
+    /// the release owns, so that a key dropped from the configuration is removed too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Reasons are kept short so that the ledger stays within AWS's size limits.
 const MAX_REASON: usize = 200;
+
+/// The most a stored ledger's JSON takes: AWS caps a launch template's user data at 16 KB
+/// once base64-encoded, which 12 KB of text becomes.
+pub const MAX_STORED: usize = 12 * 1024;
 
 impl Ledger {
     /// An empty ledger for a new release name.
@@ -133,6 +143,7 @@ impl Ledger {
             fleets: Vec::new(),
             history: Vec::new(),
             settings: None,
+            tags: BTreeMap::new(),
         }
     }
 
@@ -226,6 +237,27 @@ impl Ledger {
         serde_json::to_string(self).expect("ledger serialises")
     }
 
+    /// The ledger as it is stored: JSON of at most [`MAX_STORED`] bytes, the oldest history
+    /// lines left out when it would not fit (the newest always stays), and the recorded
+    /// arguments too if still needed. Returns the text and the number of history lines left
+    /// out.
+    pub fn to_stored_json(&self) -> (String, usize) {
+        let text = self.to_json();
+        if text.len() <= MAX_STORED {
+            return (text, 0);
+        }
+        let mut fitted = self.clone();
+        while fitted.history.len() > 1 {
+            fitted.history.pop();
+            let text = fitted.to_json();
+            if text.len() <= MAX_STORED {
+                return (text, self.history.len() - fitted.history.len());
+            }
+        }
+        fitted.settings = None;
+        (fitted.to_json(), self.history.len() - fitted.history.len())
+    }
+
     /// Parses stored text.
     pub fn from_json(text: &str) -> Result<Self, String> {
         serde_json::from_str(text).map_err(|e| format!("the release ledger is not readable: {e}"))
@@ -283,5 +315,27 @@ mod tests {
         let back = Ledger::from_json(&l.to_json()).unwrap();
         assert_eq!(back, l);
         assert!(back.history[0].reason.as_ref().unwrap().len() <= MAX_REASON + 3);
+    }
+
+    #[test]
+    fn a_long_history_is_trimmed_oldest_first_to_fit_what_aws_holds() {
+        let mut l = Ledger::new("web", "arn");
+        for r in 1..=100 {
+            let mut e = entry(r);
+            e.reason = Some(shorten(&"x".repeat(1000)));
+            l.push_history(e, 100);
+        }
+        assert_eq!(l.history.len(), 100);
+        let (text, trimmed) = l.to_stored_json();
+        assert!(text.len() <= MAX_STORED, "{}", text.len());
+        assert!(trimmed > 0);
+        let back = Ledger::from_json(&text).unwrap();
+        assert_eq!(back.history.len(), 100 - trimmed);
+        assert_eq!(back.history[0].release, 100, "the newest stays");
+        // Base64 of the stored text fits AWS's 16 KB.
+        assert!(text.len().div_ceil(3) * 4 <= 16 * 1024);
+        // A small ledger is stored as it is.
+        let small = Ledger::new("web", "arn");
+        assert_eq!(small.to_stored_json(), (small.to_json(), 0));
     }
 }

@@ -64,3 +64,30 @@ pub fn warn(message: impl AsRef<str>) {
 pub fn debug(message: impl AsRef<str>) {
     log(Level::Debug, message.as_ref());
 }
+
+/// Warnings for the user of one release (by name), raised deep in the engine or an adapter
+/// (a history trimmed to fit, a rollback target gone): logged at once, and kept until the
+/// Terraform layer turns them into warning diagnostics of that release's operation.
+static NOTICES: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Logs a warning and keeps it for release `name`'s diagnostics (once per text).
+pub fn notice(name: &str, message: impl Into<String>) {
+    let message = message.into();
+    warn(format!("release {name}: {message}"));
+    if let Ok(mut n) = NOTICES.lock() {
+        let list = n.entry(name.to_string()).or_default();
+        if !list.contains(&message) {
+            list.push(message);
+        }
+    }
+}
+
+/// Takes the warnings kept for release `name`.
+pub fn take_notices(name: &str) -> Vec<String> {
+    NOTICES
+        .lock()
+        .ok()
+        .and_then(|mut n| n.remove(name))
+        .unwrap_or_default()
+}

@@ -18,7 +18,7 @@ use base64::Engine;
 use super::batch::Batch;
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo,
+    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, Snapshot, TargetGroupInfo,
     TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
@@ -56,7 +56,22 @@ pub struct AwsCloud {
     /// them back in front (one read per route per process, not one per weight change; each
     /// write's read-back refreshes them).
     fronts: Arc<Mutex<BTreeMap<String, Vec<elb::types::Action>>>>,
+    /// Per ledger name: the version this process last read or wrote, and whether a write of
+    /// another came between (then no write until the next read).
+    ledger_versions: Arc<Mutex<BTreeMap<String, LedgerSeen>>>,
 }
+
+/// What this process knows of a ledger's versions.
+#[derive(Debug, Clone, Default)]
+struct LedgerSeen {
+    version: i64,
+    conflict: Option<String>,
+}
+
+/// A ledger template keeps the versions of the last this many saves (and version 1, its
+/// default, which AWS never deletes); older ones are pruned every 10 saves, far below AWS's
+/// 10,000 versions per template.
+const LEDGER_VERSIONS_KEPT: i64 = 10;
 
 type HealthBatches = BTreeMap<String, Arc<Batch<Vec<TargetHealth>>>>;
 
@@ -136,6 +151,7 @@ impl AwsCloud {
             health: Arc::new(Mutex::new(BTreeMap::new())),
             alarms: Arc::new(Batch::new(SHARE_WINDOW)),
             fronts: Arc::new(Mutex::new(BTreeMap::new())),
+            ledger_versions: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 }
@@ -609,6 +625,84 @@ impl Fleets for AwsCloud {
         Ok(())
     }
 
+    async fn retag(
+        &self,
+        object: &Owned,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> CloudResult<()> {
+        let what = format!("tagging {object:?}");
+        match object {
+            Owned::Group(name) => {
+                if !set.is_empty() {
+                    self.tag_group(name, set).await?;
+                }
+                if !remove.is_empty() {
+                    let gone = remove.iter().map(|k| {
+                        asg::types::Tag::builder()
+                            .resource_id(name)
+                            .resource_type("auto-scaling-group")
+                            .key(k)
+                            .build()
+                    });
+                    self.asg
+                        .delete_tags()
+                        .set_tags(Some(gone.collect()))
+                        .send()
+                        .await
+                        .map_err(err(what))?;
+                }
+            }
+            Owned::TargetGroup(arn) => {
+                if !set.is_empty() {
+                    let tags = set
+                        .iter()
+                        .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build());
+                    self.elb
+                        .add_tags()
+                        .resource_arns(arn)
+                        .set_tags(Some(tags.collect()))
+                        .send()
+                        .await
+                        .map_err(err(what.clone()))?;
+                }
+                if !remove.is_empty() {
+                    self.elb
+                        .remove_tags()
+                        .resource_arns(arn)
+                        .set_tag_keys(Some(remove.to_vec()))
+                        .send()
+                        .await
+                        .map_err(err(what))?;
+                }
+            }
+            Owned::LaunchTemplate(id) => {
+                if !set.is_empty() {
+                    self.ec2
+                        .create_tags()
+                        .resources(id)
+                        .set_tags(Some(ec2_tags(set)))
+                        .send()
+                        .await
+                        .map_err(err(what.clone()))?;
+                }
+                if !remove.is_empty() {
+                    let gone = remove
+                        .iter()
+                        .map(|k| ec2::types::Tag::builder().key(k).build());
+                    self.ec2
+                        .delete_tags()
+                        .resources(id)
+                        .set_tags(Some(gone.collect()))
+                        .send()
+                        .await
+                        .map_err(err(what))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn schedule_scale_to_zero(
         &self,
         name: &str,
@@ -780,6 +874,64 @@ impl AwsCloud {
             out.extend(page.auto_scaling_groups().iter().map(group_status));
         }
         Ok(out)
+    }
+
+    /// One version of a ledger template: its number and user data; None when the
+    /// template does not exist.
+    async fn ledger_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> CloudResult<Option<(i64, Option<String>)>> {
+        let out = match self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_name(name)
+            .versions(version)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.starts_with("InvalidLaunchTemplateName")) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(err(format!("reading release ledger ({name})"))(e)),
+        };
+        Ok(out.launch_template_versions().first().map(|v| {
+            (
+                v.version_number().unwrap_or_default(),
+                v.launch_template_data()
+                    .and_then(|d| d.user_data())
+                    .map(String::from),
+            )
+        }))
+    }
+
+    /// ` (by ARN at TIME)`: who wrote a ledger version, as far as AWS says.
+    async fn ledger_writer(&self, name: &str, version: i64) -> String {
+        let Ok(out) = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_name(name)
+            .versions(version.to_string())
+            .send()
+            .await
+        else {
+            return String::new();
+        };
+        match out.launch_template_versions().first() {
+            Some(v) => format!(
+                " (version {version}, by {} at {})",
+                v.created_by().unwrap_or("an unknown principal"),
+                v.create_time()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "an unknown time".into())
+            ),
+            None => String::new(),
+        }
     }
 
     /// Every rule of a listener.
@@ -1332,29 +1484,30 @@ impl LedgerStore for AwsCloud {
     async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
         let name = ledger_template_name(release_name);
         // One call: a missing ledger is the NotFound answer, not a prior look-up.
-        let out = match self
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_name(&name)
-            .versions("$Latest")
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e)
-                if e.code()
-                    .is_some_and(|c| c.starts_with("InvalidLaunchTemplateName")) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(err(format!("reading release ledger ({name})"))(e)),
+        let Some((mut version, mut data)) = self.ledger_version(&name, "$Latest").await? else {
+            self.ledger_versions.lock().unwrap().remove(&name);
+            return Ok(None);
         };
-        let Some(data) = out
-            .launch_template_versions()
-            .first()
-            .and_then(|v| v.launch_template_data())
-            .and_then(|d| d.user_data())
-        else {
+        // `$Latest` can lag a write: when this process wrote a newer version, read that one.
+        let known = self
+            .ledger_versions
+            .lock()
+            .unwrap()
+            .get(&name)
+            .map(|s| s.version);
+        if let Some(k) = known.filter(|k| *k > version) {
+            if let Some((v, d)) = self.ledger_version(&name, &k.to_string()).await? {
+                (version, data) = (v, d);
+            }
+        }
+        self.ledger_versions.lock().unwrap().insert(
+            name.clone(),
+            LedgerSeen {
+                version,
+                conflict: None,
+            },
+        );
+        let Some(data) = data else {
             return Ok(None);
         };
         let bytes = base64::engine::general_purpose::STANDARD
@@ -1374,8 +1527,23 @@ impl LedgerStore for AwsCloud {
 
     async fn save(&self, ledger: &Ledger, tags: &BTreeMap<String, String>) -> CloudResult<()> {
         let name = ledger_template_name(&ledger.name);
+        let seen = self.ledger_versions.lock().unwrap().get(&name).cloned();
+        if let Some(why) = seen.as_ref().and_then(|s| s.conflict.clone()) {
+            return Err(CloudError::Api {
+                action: format!("writing release ledger ({name})"),
+                code: "LedgerConflict".into(),
+                message: why,
+            });
+        }
+        let (text, trimmed) = ledger.to_stored_json();
+        if trimmed > 0 {
+            crate::log::notice(
+                &ledger.name,
+                format!("the oldest {trimmed} history entries were left out of the ledger ({name}), which AWS caps at 16 KB; the newest {} are kept", ledger.history.len() - trimmed),
+            );
+        }
         let data = ec2::types::RequestLaunchTemplateData::builder()
-            .user_data(base64::engine::general_purpose::STANDARD.encode(ledger.to_json()))
+            .user_data(base64::engine::general_purpose::STANDARD.encode(text))
             .build();
         // Most saves append a version to an existing ledger; the first one creates it.
         let appended = self
@@ -1386,8 +1554,11 @@ impl LedgerStore for AwsCloud {
             .launch_template_data(data.clone())
             .send()
             .await;
-        match appended {
-            Ok(_) => {}
+        let written = match appended {
+            Ok(out) => out
+                .launch_template_version()
+                .and_then(|v| v.version_number())
+                .unwrap_or_default(),
             Err(e)
                 if !e
                     .code()
@@ -1398,15 +1569,67 @@ impl LedgerStore for AwsCloud {
             Err(_) => {
                 self.create_record_template(&name, "ledger", data, tags)
                     .await
-                    .map_err(err(format!("creating release ledger ({name})")))?;
+                    .map_err(err(format!("creating release ledger ({name})")))?
+                    .1
             }
+        };
+        // Versions are numbered one after another: a gap means another write came between
+        // this process's read and this write. Then this write is taken back (the other
+        // stays the latest) and nothing more is written until the ledger is read again.
+        if let Some(seen) = seen.filter(|s| s.version > 0 && written != s.version + 1) {
+            let other = self.ledger_writer(&name, written - 1).await;
+            let why = format!(
+                "the release ledger ({name}) was written by another apply between this apply's read (version {}) and its write (version {written}){other}; this apply's write was taken back and it changes nothing more: run it again",
+                seen.version
+            );
+            let _ = self
+                .ec2
+                .delete_launch_template_versions()
+                .launch_template_name(&name)
+                .versions(written.to_string())
+                .send()
+                .await;
+            self.ledger_versions.lock().unwrap().insert(
+                name.clone(),
+                LedgerSeen {
+                    version: seen.version,
+                    conflict: Some(why.clone()),
+                },
+            );
+            return Err(CloudError::Api {
+                action: format!("writing release ledger ({name})"),
+                code: "LedgerConflict".into(),
+                message: why,
+            });
+        }
+        self.ledger_versions.lock().unwrap().insert(
+            name.clone(),
+            LedgerSeen {
+                version: written,
+                conflict: None,
+            },
+        );
+        if written > 2 * LEDGER_VERSIONS_KEPT && written % LEDGER_VERSIONS_KEPT == 0 {
+            // Best effort: a prune that fails is done by a later one.
+            let from = (written - LEDGER_VERSIONS_KEPT - 199).max(2);
+            let versions: Vec<String> = (from..=written - LEDGER_VERSIONS_KEPT)
+                .map(|v| v.to_string())
+                .collect();
+            let _ = self
+                .ec2
+                .delete_launch_template_versions()
+                .launch_template_name(&name)
+                .set_versions(Some(versions))
+                .send()
+                .await;
         }
         Ok(())
     }
 
     async fn delete(&self, release_name: &str) -> CloudResult<()> {
-        self.delete_launch_template(&ledger_template_name(release_name))
-            .await
+        let name = ledger_template_name(release_name);
+        self.ledger_versions.lock().unwrap().remove(&name);
+        self.delete_launch_template(&name).await
     }
 
     async fn create_lease(

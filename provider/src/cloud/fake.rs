@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Route, RouteState, Snapshot, TargetGroupInfo,
+    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, Snapshot, TargetGroupInfo,
     TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
@@ -54,6 +54,10 @@ struct State {
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
     rules: BTreeMap<String, String>,
+    /// Ledger name → its latest version number.
+    ledger_versions: BTreeMap<String, i64>,
+    /// Ledger name → (the version the store last read or wrote, a conflict was met).
+    ledger_seen: BTreeMap<String, (i64, bool)>,
     /// Failed launches a group got past: group → messages.
     transient_failures: BTreeMap<String, Vec<String>>,
     /// action → (code, message, calls left to fail).
@@ -185,9 +189,36 @@ impl FakeCloud {
             .collect()
     }
 
+    /// Writes a release's ledger as another apply would (a new version, unseen by this
+    /// store's last read).
+    pub fn write_ledger_outside(&self, ledger: &Ledger) {
+        let mut s = self.state.lock().unwrap();
+        s.ledgers.insert(ledger.name.clone(), ledger.clone());
+        *s.ledger_versions.entry(ledger.name.clone()).or_default() += 1;
+    }
+
     /// Deletes a release's ledger, as a hand outside Terraform would.
     pub fn delete_ledger_outside(&self, name: &str) {
-        self.state.lock().unwrap().ledgers.remove(name);
+        let mut s = self.state.lock().unwrap();
+        s.ledgers.remove(name);
+        s.ledger_versions.remove(name);
+    }
+
+    /// The tags of every group, target group and launch template: `group NAME`,
+    /// `target group NAME`, `launch template NAME` → tags.
+    pub fn all_tags(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let s = self.state.lock().unwrap();
+        let mut out = BTreeMap::new();
+        for (n, g) in &s.groups {
+            out.insert(format!("group {n}"), g.tags.clone());
+        }
+        for t in s.target_groups.values() {
+            out.insert(format!("target group {}", t.name), t.tags.clone());
+        }
+        for (n, (_, tags)) in &s.templates {
+            out.insert(format!("launch template {n}"), tags.clone());
+        }
+        out
     }
 
     /// The final action of a route now (by listener or rule ARN).
@@ -502,6 +533,29 @@ impl Fleets for FakeCloud {
         Ok(())
     }
 
+    async fn retag(
+        &self,
+        object: &Owned,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> CloudResult<()> {
+        let mut s = self.call("Retag")?;
+        let tags = match object {
+            Owned::Group(name) => s.groups.get_mut(name).map(|g| &mut g.tags),
+            Owned::TargetGroup(arn) => s.target_groups.get_mut(arn).map(|t| &mut t.tags),
+            Owned::LaunchTemplate(id) => s
+                .templates
+                .values_mut()
+                .find(|(i, _)| i == id)
+                .map(|(_, t)| t),
+        };
+        if let Some(tags) = tags {
+            tags.extend(set.clone());
+            tags.retain(|k, _| !remove.contains(k));
+        }
+        Ok(())
+    }
+
     async fn schedule_scale_to_zero(
         &self,
         name: &str,
@@ -767,19 +821,60 @@ impl Alarms for FakeCloud {
 #[async_trait]
 impl LedgerStore for FakeCloud {
     async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
-        let s = self.call("LoadLedger")?;
+        let mut s = self.call("LoadLedger")?;
+        let version = s.ledger_versions.get(release_name).copied();
+        match version {
+            Some(v) => {
+                s.ledger_seen.insert(release_name.into(), (v, false));
+            }
+            None => {
+                s.ledger_seen.remove(release_name);
+            }
+        }
         Ok(s.ledgers.get(release_name).cloned())
     }
 
     async fn save(&self, ledger: &Ledger, _tags: &BTreeMap<String, String>) -> CloudResult<()> {
         let mut s = self.call("SaveLedger")?;
-        s.ledgers.insert(ledger.name.clone(), ledger.clone());
+        let name = ledger.name.clone();
+        let seen = s.ledger_seen.get(&name).copied();
+        let conflict = |read: i64| {
+            CloudError::Api {
+            action: "SaveLedger".into(),
+            code: "LedgerConflict".into(),
+            message: format!(
+                "the release ledger was written by another apply between this apply's read (version {read}) and its write"
+            ),
+        }
+        };
+        if let Some((read, true)) = seen {
+            return Err(conflict(read));
+        }
+        // As AWS numbers versions: the next after the latest.
+        let written = s.ledger_versions.get(&name).copied().unwrap_or(0) + 1;
+        if let Some((read, _)) = seen.filter(|(read, _)| written != read + 1) {
+            s.ledger_seen.insert(name, (read, true));
+            return Err(conflict(read));
+        }
+        let (text, trimmed) = ledger.to_stored_json();
+        if trimmed > 0 {
+            crate::log::notice(
+                &name,
+                format!("the oldest {trimmed} history entries were left out of the ledger"),
+            );
+        }
+        let stored = Ledger::from_json(&text).expect("stored text reads back");
+        s.ledgers.insert(name.clone(), stored);
+        s.ledger_versions.insert(name.clone(), written);
+        s.ledger_seen.insert(name, (written, false));
         Ok(())
     }
 
     async fn delete(&self, release_name: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteLedger")?;
         s.ledgers.remove(release_name);
+        s.ledger_versions.remove(release_name);
+        s.ledger_seen.remove(release_name);
         Ok(())
     }
 

@@ -218,6 +218,17 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// An object a release owns, for tagging.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owned {
+    /// An Auto Scaling group, by name (its tags propagate to instances it launches).
+    Group(String),
+    /// A target group, by ARN.
+    TargetGroup(String),
+    /// A launch template, by ID.
+    LaunchTemplate(String),
+}
+
 /// Launch templates, target groups and Auto Scaling groups.
 #[async_trait]
 pub trait Fleets: Send + Sync {
@@ -264,6 +275,13 @@ pub trait Fleets: Send + Sync {
     async fn set_capacity(&self, name: &str, capacity: Capacity) -> CloudResult<()>;
     /// Sets tags on a group (added or overwritten).
     async fn tag_group(&self, name: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
+    /// Sets (adds or overwrites) and removes tags of an object the release owns.
+    async fn retag(
+        &self,
+        object: &Owned,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> CloudResult<()>;
     /// Schedules the group to scale to zero at `at` (the end of the rollback window),
     /// replacing any earlier schedule of the provider's.
     async fn schedule_scale_to_zero(

@@ -1114,3 +1114,130 @@ async fn deletions_aws_refuses_for_now_are_retried_by_code() {
     assert_eq!(fake.calls("DeleteAutoScalingGroup"), 3);
     assert_eq!(fake.calls("DeleteTargetGroup"), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_second_writer_between_read_and_write_is_detected_and_nothing_of_it_is_lost() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let engine2 = engine.clone();
+    let release = tokio::spawn(async move { engine2.release(&canary(IMAGE_B), true, LIMIT).await });
+    // Mid-canary, another apply writes the ledger (here: the same record with a note).
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let mut theirs = fake.ledger("web").unwrap();
+    theirs.history[0].reason = Some("written by the other apply".into());
+    fake.write_ledger_outside(&theirs);
+    let err = release.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("written by another apply"), "{err}");
+    // The other write stands; traffic is back on the serving fleet; the new fleet is gone.
+    assert_eq!(
+        fake.ledger("web").unwrap().history[0].reason.as_deref(),
+        Some("written by the other apply")
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sixty_releases_with_long_abort_reasons_keep_the_ledger_within_aws_limits() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.history_limit = 100;
+    s.health.timeout = Duration::from_secs(5);
+    for n in 1..=60u64 {
+        // A new image each time: every release makes a fleet (none is a rollback).
+        let image = format!("ami-{n:08x}");
+        fake.add_image(&image);
+        s.fleet.image_id = image;
+        if n % 3 == 0 {
+            fake.script_health(&format!("web-r{n}"), HealthScript::Never);
+            engine.release(&s, true, LIMIT).await.unwrap_err();
+        } else {
+            engine.release(&s, true, LIMIT).await.unwrap();
+        }
+    }
+    let stored = fake.ledger("web").unwrap();
+    let (text, _) = stored.to_stored_json();
+    assert!(text.len() <= crate::ledger::MAX_STORED);
+    assert!(stored.history.len() >= 40, "{}", stored.history.len());
+    assert_eq!(stored.history[0].release, stored.next_release - 1);
+    // The reasons are long: the oldest lines were left out, and the user is told.
+    assert!(stored.history.len() < 60, "{}", stored.history.len());
+    let notices = crate::log::take_notices("web");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("history entries were left out")),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_after_the_commit_says_which_release_serves() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    fake.add_image("ami-0000000c");
+    // Retiring web-r1 fails for good after release 3 serves.
+    fake.fail("DeleteAutoScalingGroup", 100);
+    let err = engine
+        .release(&spec("ami-0000000c"), true, LIMIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::AfterCommit { release: 3, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("release 3 (web-r3) serves all traffic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The next apply finishes the clean-up"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![
+            (tg("web-r3"), 100),
+            (tg("web-r2"), 0)
+        ]))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changed_tags_reach_every_object_and_dropped_keys_leave() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.tags = [("env".to_string(), "prod".to_string())].into();
+    engine.release(&s, true, LIMIT).await.unwrap();
+    s.fleet.image_id = IMAGE_B.into();
+    engine.release(&s, true, LIMIT).await.unwrap();
+    engine.save_settings(&s, None).await.unwrap();
+    let calls = fake.calls("Retag");
+    assert_eq!(calls, 0, "nothing to do while the tags are as recorded");
+    s.tags = [("team".to_string(), "web".to_string())].into();
+    engine.save_settings(&s, None).await.unwrap();
+    for (object, tags) in fake.all_tags() {
+        assert_eq!(
+            tags.get("team").map(String::as_str),
+            Some("web"),
+            "{object}"
+        );
+        assert!(!tags.contains_key("env"), "{object}: {tags:?}");
+        assert_eq!(
+            tags.get(TAG_RELEASE_NAME).map(String::as_str),
+            Some("web"),
+            "{object}"
+        );
+    }
+    assert_eq!(
+        fake.all_tags().len(),
+        6,
+        "two fleets: group, target group, template each"
+    );
+    assert_eq!(fake.ledger("web").unwrap().tags, s.tags);
+}

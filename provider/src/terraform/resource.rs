@@ -54,6 +54,18 @@ pub(super) fn report(diags: &mut Diagnostics, e: EngineError) {
         }
         EngineError::Cloud(c) => diags.root_error("AWS call failed", c.to_string()),
         EngineError::Refused(m) => diags.root_error("Refused", m),
+        e @ EngineError::AfterCommit { release, .. } => diags.root_error(
+            format!("Release {release} serves; a clean-up after it failed"),
+            e.to_string(),
+        ),
+    }
+}
+
+/// The warnings the engine kept for release `name` (see [`log::notice`]), as warning
+/// diagnostics.
+fn warn_notices(diags: &mut Diagnostics, name: &str) {
+    for n in log::take_notices(name) {
+        diags.root_warning(format!("Release {name}"), n);
     }
 }
 
@@ -99,6 +111,10 @@ pub struct ReleasePrivate {
     /// [`Observed::drift`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// Retained fleets whose group is gone (deleted outside Terraform): fleet name →
+    /// (fingerprint, image), so that a plan setting the image back can warn with no call.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gone_retained: BTreeMap<String, (String, String)>,
 }
 
 /// Private state as Terraform stores it (null when empty).
@@ -117,9 +133,26 @@ fn private_of(obs: &Observed, retain_fleets: Option<i64>) -> Private {
             Role::Launching => {}
         }
     }
+    let gone_retained = obs
+        .ledger
+        .retained()
+        .into_iter()
+        .filter(|f| {
+            !obs.groups
+                .iter()
+                .any(|g| g.name == f.fleet_name && !g.deleting)
+        })
+        .map(|f| {
+            (
+                f.fleet_name.clone(),
+                (f.fingerprint.clone(), f.image_id.clone()),
+            )
+        })
+        .collect();
     Value::Value(ReleasePrivate {
         expected_traffic: expected,
         drift: obs.drift(retain_fleets),
+        gone_retained,
     })
 }
 
@@ -321,36 +354,27 @@ impl ReleaseResource {
 
 impl ReleaseResource {
     /// A plan that sets the image back to a retained fleet whose group was deleted outside
-    /// Terraform: warn that the apply releases a new fleet instead of rolling back.
-    async fn warn_if_rollback_target_gone(
+    /// Terraform (as the last read found, in the private state): warn that the apply
+    /// releases a new fleet instead of rolling back.
+    fn warn_if_rollback_target_gone(
         &self,
         ctx: &Context,
         diags: &mut Diagnostics,
         planned: &ReleaseState,
+        private: &Private,
     ) {
-        let (Ok(spec), Value::Value(name)) = (planned.to_spec(&ctx.default_tags), &planned.name)
-        else {
+        let (Ok(spec), Value::Value(p)) = (planned.to_spec(&ctx.default_tags), private) else {
             return;
         };
-        let Ok(Some(ledger)) = ctx.engine.cloud().ledger.load(name).await else {
-            return;
-        };
-        let Some(target) = ledger
-            .retained()
-            .into_iter()
-            .find(|f| spec.fleet.matches(&f.fingerprint))
-            .map(|f| f.release)
-        else {
-            return;
-        };
-        if let Ok(Some(fleet)) = ctx.engine.retained_gone(&ledger, target).await {
-            diags.root_warning(
-                "Rollback target is gone",
-                format!(
-                    "retained fleet {} (image {}) was deleted outside Terraform, so this apply cannot roll back to it: it releases a new fleet from that image instead, with the health gate and traffic steps of any release",
-                    fleet.fleet_name, fleet.image_id
-                ),
-            );
+        for (fleet, (fingerprint, image)) in &p.gone_retained {
+            if spec.fleet.matches(fingerprint) {
+                diags.root_warning(
+                    "Rollback target is gone",
+                    format!(
+                        "retained fleet {fleet} (image {image}) was deleted outside Terraform, so this apply cannot roll back to it: it releases a new fleet from that image instead, with the health gate and traffic steps of any release"
+                    ),
+                );
+            }
         }
     }
 
@@ -412,6 +436,11 @@ impl ReleaseResource {
         };
         let released = match result {
             Ok(l) => l,
+            Err(e @ EngineError::AfterCommit { .. }) => {
+                // The release serves: the state says so, with the error.
+                report(diags, e);
+                return self.settle(ctx, diags, planned, &spec).await;
+            }
             Err(e) => {
                 let aborted = matches!(e, EngineError::Aborted { .. });
                 report(diags, e);
@@ -493,6 +522,7 @@ impl Resource for ReleaseResource {
                 Ok(None) => {}
                 Err(e) => observed = Err(e),
             }
+            warn_notices(diags, &name);
         }
         match observed {
             Ok(Some(obs)) => {
@@ -599,8 +629,7 @@ impl Resource for ReleaseResource {
             _ => true,
         };
         if fleet_changed {
-            self.warn_if_rollback_target_gone(ctx, diags, &planned)
-                .await;
+            self.warn_if_rollback_target_gone(ctx, diags, &planned, &private);
             planned.unknown_read_only();
             self.check_in_aws(
                 ctx,
@@ -684,11 +713,18 @@ impl Resource for ReleaseResource {
         let settled = match released {
             Ok(_) => self.settle(ctx, diags, planned, &spec).await,
             Err(e) => {
+                let committed = matches!(e, EngineError::AfterCommit { .. });
                 report(diags, e);
-                None
+                if committed {
+                    // It serves: the state says so, with the error.
+                    self.settle(ctx, diags, planned, &spec).await
+                } else {
+                    None
+                }
             }
         };
         lease.release().await;
+        warn_notices(diags, &spec.name);
         settled
     }
 
@@ -713,6 +749,7 @@ impl Resource for ReleaseResource {
         };
         let out = self.update_leased(ctx, diags, prior, planned, config).await;
         lease.release().await;
+        warn_notices(diags, &spec.name);
         out
     }
 
