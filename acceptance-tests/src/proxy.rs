@@ -86,12 +86,17 @@ pub struct AwsRules {
     /// After a group is created or resized, `DeleteAutoScalingGroup` of it answers
     /// `ScalingActivityInProgress` for this long.
     pub activity: Duration,
+    /// Versions a launch template may hold (AWS: 10,000); one more is refused. The proxy
+    /// answers `DeleteLaunchTemplateVersions` itself (the emulator has no such call) and
+    /// counts the versions it deleted.
+    pub max_template_versions: usize,
 }
 
 /// The acceptance tests' refusals: short, so that a test waits a few seconds at most.
 pub const TEST_AWS_RULES: AwsRules = AwsRules {
     profile_propagation: Duration::from_secs(3),
     activity: Duration::from_millis(1500),
+    max_template_versions: 40,
 };
 
 /// How the proxy models an ALB's target health.
@@ -193,6 +198,8 @@ struct Shared {
     profile_made: Option<Instant>,
     /// Group name → when it was last created or resized.
     group_activity: BTreeMap<String, Instant>,
+    /// Launch template name → (versions made, versions deleted).
+    template_versions: BTreeMap<String, (usize, std::collections::BTreeSet<String>)>,
 }
 
 /// A form field of a query-protocol body, decoded.
@@ -205,6 +212,34 @@ fn form_field(body: &str, key: &str) -> Option<String> {
                 .replace("%2C", ",")
                 .replace('+', " ")
         })
+}
+
+/// `DeleteLaunchTemplateVersions`, which the emulator lacks, answered by the proxy: the
+/// versions are counted as deleted (reads of them still find them in the emulator).
+fn delete_template_versions(shared: &Arc<Mutex<Shared>>, body: &str) -> Response<Full<Bytes>> {
+    let name = form_field(body, "LaunchTemplateName").unwrap_or_default();
+    let versions: Vec<String> = body
+        .split('&')
+        .filter(|kv| kv.starts_with("LaunchTemplateVersion."))
+        .filter_map(|kv| kv.split_once('=').map(|(_, v)| v.to_string()))
+        .collect();
+    let mut s = shared.lock().unwrap();
+    let entry = s.template_versions.entry(name.clone()).or_default();
+    let mut items = String::new();
+    for v in versions.iter().filter(|v| v.as_str() != "1") {
+        entry.1.insert(v.clone());
+        items.push_str(&format!(
+            "<item><launchTemplateName>{name}</launchTemplateName><versionNumber>{v}</versionNumber></item>"
+        ));
+    }
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteLaunchTemplateVersionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>fault-proxy</requestId><successfullyDeletedLaunchTemplateVersionSet>{items}</successfullyDeletedLaunchTemplateVersionSet><unsuccessfullyDeletedLaunchTemplateVersionSet/></DeleteLaunchTemplateVersionsResponse>"
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .unwrap()
 }
 
 /// An AWS refusal for now, as [`AwsRules`] says, of a call about to be forwarded.
@@ -223,6 +258,19 @@ fn refusal(
                 "ValidationError",
                 "You must use a valid fully-formed launch template. Value for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name (fault proxy: IAM has not propagated it yet)".to_string(),
             ))
+        }
+        "CreateLaunchTemplateVersion" => {
+            let name = form_field(body, "LaunchTemplateName")?;
+            let (made, deleted) = s.template_versions.get(&name)?;
+            (made - deleted.len() >= rules.max_template_versions).then(|| {
+                (
+                    "LaunchTemplateVersionLimitExceeded",
+                    format!(
+                        "launch template {name} holds {} versions, the most it may (fault proxy)",
+                        rules.max_template_versions
+                    ),
+                )
+            })
         }
         "DeleteAutoScalingGroup" => {
             let name = form_field(body, "AutoScalingGroupName")?;
@@ -566,6 +614,17 @@ impl FaultProxy {
             .any(|s| s.action == action && s.body.contains(needle))
     }
 
+    /// Versions launch template `name` holds as the proxy counts them (made less deleted),
+    /// when it saw it made.
+    pub fn template_versions(&self, name: &str) -> Option<usize> {
+        self.shared
+            .lock()
+            .unwrap()
+            .template_versions
+            .get(name)
+            .map(|(made, deleted)| made - deleted.len())
+    }
+
     /// Forgets the counts and the log.
     pub fn reset_counts(&self) {
         let mut s = self.shared.lock().unwrap();
@@ -687,6 +746,11 @@ async fn forward(
             let (code, message) = refused.expect("a refusal says why");
             return Ok(xml_error(400, ec2, code, &message));
         }
+        Outcome::Forwarded
+            if action == "DeleteLaunchTemplateVersions" && faults.aws_rules.is_some() =>
+        {
+            return Ok(delete_template_versions(shared, &text));
+        }
         Outcome::Forwarded | Outcome::AnswerLost => {}
     }
     let uri = format!(
@@ -734,6 +798,21 @@ async fn forward(
         let mut s = shared.lock().unwrap();
         match action.as_str() {
             "CreateInstanceProfile" => s.profile_made = Some(now),
+            "CreateLaunchTemplate" => {
+                if let Some(name) = form_field(&text, "LaunchTemplateName") {
+                    s.template_versions.insert(name, (1, Default::default()));
+                }
+            }
+            "CreateLaunchTemplateVersion" => {
+                if let Some(name) = form_field(&text, "LaunchTemplateName") {
+                    s.template_versions.entry(name).or_default().0 += 1;
+                }
+            }
+            "DeleteLaunchTemplate" => {
+                if let Some(name) = form_field(&text, "LaunchTemplateName") {
+                    s.template_versions.remove(&name);
+                }
+            }
             "CreateAutoScalingGroup" | "UpdateAutoScalingGroup" | "SetDesiredCapacity" => {
                 if let Some(name) = form_field(&text, "AutoScalingGroupName") {
                     s.group_activity.insert(name, now);

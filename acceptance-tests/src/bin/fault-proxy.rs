@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         aws_rules: Some(AwsRules {
             profile_propagation: std::time::Duration::from_secs(10),
             activity: std::time::Duration::from_secs(10),
+            max_template_versions: 10_000,
         }),
         ..Faults::default()
     };
