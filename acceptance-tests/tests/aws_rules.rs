@@ -103,6 +103,7 @@ async fn a_release_gets_through_a_new_profile_and_an_abort_through_a_busy_group(
         .filter(|s| s.action == "CreateAutoScalingGroup" && s.outcome == Outcome::Refused)
         .count();
     assert!(refused_creates >= 1, "the profile was never refused");
+    eprintln!("CreateAutoScalingGroup refused {refused_creates} time(s) while the profile propagated; the release went on");
     assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
 
     // A release that aborts at once: its group is deleted while its launch still runs.
@@ -135,6 +136,7 @@ async fn a_release_gets_through_a_new_profile_and_an_abort_through_a_busy_group(
         .filter(|s| s.action == "DeleteAutoScalingGroup" && s.outcome == Outcome::Refused)
         .count();
     assert!(refused_deletes >= 1, "the busy group was never refused");
+    eprintln!("DeleteAutoScalingGroup refused {refused_deletes} time(s) while the group's activity ran; the abort cleaned up");
     assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
     assert_eq!(
         h.owned_objects("web").await?,
@@ -145,5 +147,35 @@ async fn a_release_gets_through_a_new_profile_and_an_abort_through_a_busy_group(
             "launch template web-r1".to_string()
         ]
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destroy_slower_than_timeouts_delete_stops_and_the_next_goes_on() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: "  timeouts {\n    delete = \"2s\"\n  }".into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+    // Deleting the group answers only after 5 s.
+    h.proxy.set_faults(Faults {
+        latency: Duration::from_secs(5),
+        actions: vec!["DeleteAutoScalingGroup".into()],
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let run = h.terraform(&["destroy", "-auto-approve"]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("Destroy timed out"), "{}", run.all());
+    assert!(
+        run.all().contains("within timeouts.delete (2s)"),
+        "{}",
+        run.all()
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    h.proxy.set_faults(Faults::default());
+    h.terraform(&["destroy", "-auto-approve"]).await?.ok()?;
+    assert!(h.owned_objects("web").await?.is_empty());
     Ok(())
 }

@@ -8,7 +8,11 @@ use acceptance_tests::{Harness, ReleaseOpts};
 /// Two releases: web-r2 serves, web-r1 is retained.
 async fn two_releases() -> anyhow::Result<Harness> {
     let h = Harness::start().await?;
-    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        // A broken serving fleet drains a second before it is deleted.
+        lb_extra: "    deregistration_delay = 1".into(),
+        ..Default::default()
+    }))?;
     h.apply(&[]).await?;
     h.apply(&[("image_id", &h.fx.image_b)]).await?;
     Ok(h)

@@ -17,6 +17,8 @@ fn canary_opts(proxy: &FaultProxy) -> ReleaseOpts {
     ReleaseOpts {
         endpoint: Some(proxy.url.clone()),
         extra: "  strategy      = \"canary\"\n  retain_fleets = 0\n  bake_time     = \"2s\"\n  canary_step {\n    weight = 10\n    pause  = \"2s\"\n  }\n  canary_step {\n    weight = 50\n    pause  = \"2s\"\n  }".into(),
+        // The replaced fleet drains a second before it is deleted (retain_fleets = 0).
+        lb_extra: "    deregistration_delay = 1".into(),
         ..Default::default()
     }
 }

@@ -121,6 +121,7 @@ async fn sixty_releases_with_long_abort_reasons_stay_within_what_aws_holds() -> 
             extra:
                 "  history_limit = 100\n  retain_fleets = 0\n  health {\n    timeout = \"1s\"\n  }"
                     .into(),
+            lb_extra: "    deregistration_delay = 0".into(),
             ..Default::default()
         }),
     )?;

@@ -56,6 +56,10 @@ async fn authentication_stands_first_through_create_canary_abort_rollback_and_de
     let samples = watcher.stop().await?;
 
     assert!(samples.len() > 20, "{} samples", samples.len());
+    eprintln!(
+        "{} samples of the listener every 100 ms through create, canary, abort, rollback, destroy",
+        samples.len()
+    );
     let bare: Vec<&Vec<String>> = samples
         .iter()
         .filter(|s| s.first().map(String::as_str) != Some("authenticate-oidc") || s.len() != 2)

@@ -216,7 +216,7 @@ impl Engine {
 
     /// Reads everything a release is in AWS. None when no ledger exists for the name.
     pub async fn observe(&self, name: &str) -> EngineResult<Option<Observed>> {
-        let Some(ledger) = self.cloud.ledger.load(name).await? else {
+        let Some(ledger) = self.load_readable(name).await? else {
             return Ok(None);
         };
         let listener = self.cloud.traffic.action(&ledger.route()).await?;
@@ -231,6 +231,24 @@ impl Engine {
             groups,
             serving_faults,
         }))
+    }
+
+    /// The ledger, or None when it is missing or cannot be read (then a warning says so,
+    /// and the caller rebuilds it from the fleets' tags).
+    pub async fn load_readable(&self, name: &str) -> EngineResult<Option<Ledger>> {
+        match self.cloud.ledger.load(name).await {
+            Ok(l) => Ok(l),
+            Err(e) if e.code() == Some(crate::ledger::UNREADABLE) => {
+                log::notice(
+                    name,
+                    format!(
+                        "the ledger could not be read ({e}); it is rebuilt from the fleets' tags"
+                    ),
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The retained fleet of `release` when its group is gone (deleted outside Terraform, or
@@ -961,7 +979,7 @@ impl Engine {
         fresh: bool,
     ) -> EngineResult<Ledger> {
         let started = Instant::now();
-        let mut ledger = match self.cloud.ledger.load(&spec.name).await? {
+        let mut ledger = match self.load_readable(&spec.name).await? {
             Some(l) if fresh && l.active().is_some() => {
                 return Err(EngineError::Refused(format!(
                     "a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
@@ -1342,6 +1360,18 @@ impl Engine {
                 if let Some(rule) = &s.health_rule_arn {
                     self.cloud.traffic.delete_rule(rule).await?;
                 }
+                // It served until moments ago: its requests in flight finish first (when it
+                // still has instances to serve them).
+                let live = self
+                    .cloud
+                    .fleets
+                    .describe_groups(std::slice::from_ref(&s.fleet_name))
+                    .await?
+                    .first()
+                    .is_some_and(|g| !g.instances.is_empty());
+                if live {
+                    self.drain(spec, &s.fleet_name).await;
+                }
                 self.delete_fleet(&spec.route(), &s.fleet_name, None)
                     .await?;
                 ledger.fleets.retain(|x| x.release != s.release);
@@ -1354,7 +1384,24 @@ impl Engine {
             (Some(s), None) => self.start_rollback_window(spec, &s.fleet_name).await,
             _ => {}
         }
-        self.retire(spec, ledger).await
+        let replaced = serving.as_ref().map(|s| s.fleet_name.as_str());
+        self.retire(spec, ledger, replaced).await
+    }
+
+    /// Waits `deregistration_delay` for a fleet that left the route moments ago, so that
+    /// the requests it was serving finish before its instances go (the load balancer drains
+    /// a target for that long once no route sends it traffic).
+    async fn drain(&self, spec: &ReleaseSpec, fleet_name: &str) {
+        let delay = Duration::from_secs(spec.fleet.target_group.deregistration_delay.max(0) as u64);
+        if delay.is_zero() {
+            return;
+        }
+        log::info(format!(
+            "release {}: {fleet_name} drains for {} (deregistration_delay) before it is deleted",
+            spec.name,
+            fmt_duration(delay)
+        ));
+        self.sleep_until(Instant::now() + delay).await;
     }
 
     /// Creates the new fleet's launch template, target group and group, and attaches the
@@ -1752,8 +1799,14 @@ impl Engine {
     }
 
     /// Keeps the newest `retain_fleets` retained fleets and deletes the rest (listener
-    /// first, so no deleted target group is ever referenced).
-    async fn retire(&self, spec: &ReleaseSpec, ledger: &mut Ledger) -> EngineResult<()> {
+    /// first, so no deleted target group is ever referenced). The fleet `just_replaced`
+    /// served until moments ago: it drains for `deregistration_delay` before it goes.
+    async fn retire(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        just_replaced: Option<&str>,
+    ) -> EngineResult<()> {
         let retained: Vec<FleetRecord> = ledger.retained().into_iter().cloned().collect();
         let keep = spec.retain_fleets.max(0) as usize;
         let cut = keep.min(retained.len());
@@ -1786,6 +1839,9 @@ impl Engine {
                 "release {}: retiring {}",
                 active.fleet_name, f.fleet_name
             ));
+            if Some(f.fleet_name.as_str()) == just_replaced {
+                self.drain(spec, &f.fleet_name).await;
+            }
             self.delete_fleet(&spec.route(), &f.fleet_name, Some(&f.target_group_arn))
                 .await?;
             ledger.fleets.retain(|x| x.release != f.release);
@@ -1947,13 +2003,17 @@ impl Engine {
         if let Some(s) = &serving {
             self.start_rollback_window(spec, &s.fleet_name).await;
         }
-        self.retire(spec, &mut ledger)
-            .await
-            .map_err(|e| EngineError::AfterCommit {
-                release,
-                fleet: target.fleet_name.clone(),
-                error: e.to_string(),
-            })?;
+        self.retire(
+            spec,
+            &mut ledger,
+            serving.as_ref().map(|s| s.fleet_name.as_str()),
+        )
+        .await
+        .map_err(|e| EngineError::AfterCommit {
+            release,
+            fleet: target.fleet_name.clone(),
+            error: e.to_string(),
+        })?;
         log::info(format!(
             "rollback to {}: done in {}",
             target.fleet_name,
@@ -2147,7 +2207,7 @@ impl Engine {
                     .await?;
             }
             if ledger.retained().len() > spec.retain_fleets.max(0) as usize {
-                self.retire(spec, &mut ledger).await?;
+                self.retire(spec, &mut ledger, None).await?;
             }
         }
         Ok(())

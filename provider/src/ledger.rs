@@ -128,6 +128,10 @@ pub struct Ledger {
 /// Reasons are kept short so that the ledger stays within AWS's size limits.
 const MAX_REASON: usize = 200;
 
+/// The error code of a ledger that exists but cannot be read (not the provider's JSON):
+/// it is rebuilt from the fleets' tags, as a lost one is.
+pub const UNREADABLE: &str = "LedgerUnreadable";
+
 /// The most a stored ledger's JSON takes: AWS caps a launch template's user data at 16 KB
 /// once base64-encoded, which 12 KB of text becomes.
 pub const MAX_STORED: usize = 12 * 1024;

@@ -1512,15 +1512,17 @@ impl LedgerStore for AwsCloud {
         };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data)
-            .map_err(|e| CloudError::Transport {
+            .map_err(|e| CloudError::Api {
                 action: format!("reading release ledger ({name})"),
+                code: crate::ledger::UNREADABLE.into(),
                 message: e.to_string(),
             })?;
         let text = String::from_utf8_lossy(&bytes);
         Ledger::from_json(&text)
             .map(Some)
-            .map_err(|message| CloudError::Transport {
+            .map_err(|message| CloudError::Api {
                 action: format!("reading release ledger ({name})"),
+                code: crate::ledger::UNREADABLE.into(),
                 message,
             })
     }

@@ -54,6 +54,12 @@ struct State {
     schedules: BTreeMap<String, std::time::SystemTime>,
     failed_activities: BTreeMap<String, Vec<String>>,
     rules: BTreeMap<String, String>,
+    /// Reads of groups a new instance stays `Pending` for (0: `InService` at once).
+    pending_reads: u32,
+    /// Instance ID → reads left before it is `InService`.
+    pending: BTreeMap<String, u32>,
+    /// Ledgers whose latest version is not the provider's JSON.
+    unreadable: BTreeSet<String>,
     /// Ledger name → its latest version number.
     ledger_versions: BTreeMap<String, i64>,
     /// Ledger name → (the version the store last read or wrote, a conflict was met).
@@ -195,6 +201,19 @@ impl FakeCloud {
         let mut s = self.state.lock().unwrap();
         s.ledgers.insert(ledger.name.clone(), ledger.clone());
         *s.ledger_versions.entry(ledger.name.clone()).or_default() += 1;
+    }
+
+    /// New instances stay `Pending` for this many reads of their group, as AWS's take a
+    /// while to boot (0, the default: `InService` at once).
+    pub fn set_pending_reads(&self, reads: u32) {
+        self.state.lock().unwrap().pending_reads = reads;
+    }
+
+    /// Makes a release's ledger unreadable, as a hand writing a version of its own would.
+    pub fn corrupt_ledger_outside(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.unreadable.insert(name.into());
+        *s.ledger_versions.entry(name.into()).or_default() += 1;
     }
 
     /// Deletes a release's ledger, as a hand outside Terraform would.
@@ -355,9 +374,17 @@ fn launch(s: &mut State, group: &str, desired: i64) {
     let template = g.launch_template.clone();
     while (instances.len() as i64) < desired {
         s.next_id += 1;
+        let id = format!("i-{:08x}", s.next_id);
+        // As AWS: `Pending` for a while, when the test asks for it.
+        let state = if s.pending_reads > 0 {
+            s.pending.insert(id.clone(), s.pending_reads);
+            "Pending"
+        } else {
+            "InService"
+        };
         instances.push(InstanceStatus {
-            id: format!("i-{:08x}", s.next_id),
-            lifecycle_state: "InService".into(),
+            id,
+            lifecycle_state: state.into(),
             health_status: "Healthy".into(),
             launch_template: template.clone(),
         });
@@ -495,7 +522,23 @@ impl Fleets for FakeCloud {
     }
 
     async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>> {
-        let s = self.call("DescribeAutoScalingGroups")?;
+        let mut s = self.call("DescribeAutoScalingGroups")?;
+        // Every read brings each `Pending` instance one read closer to `InService`.
+        let mut done = Vec::new();
+        for (id, left) in s.pending.iter_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                done.push(id.clone());
+            }
+        }
+        for id in done {
+            s.pending.remove(&id);
+            for g in s.groups.values_mut() {
+                for i in g.instances.iter_mut().filter(|i| i.id == id) {
+                    i.lifecycle_state = "InService".into();
+                }
+            }
+        }
         Ok(names
             .iter()
             .filter_map(|n| s.groups.get(n).cloned())
@@ -822,6 +865,17 @@ impl Alarms for FakeCloud {
 impl LedgerStore for FakeCloud {
     async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
         let mut s = self.call("LoadLedger")?;
+        if s.unreadable.contains(release_name) {
+            // Read, if not understood: the version is known, as AWS's adapter knows it.
+            let v = s.ledger_versions.get(release_name).copied().unwrap_or(0);
+            s.ledger_seen.insert(release_name.into(), (v, false));
+            return Err(CloudError::Api {
+                action: "LoadLedger".into(),
+                code: crate::ledger::UNREADABLE.into(),
+                message: "the release ledger is not readable: expected value at line 1 column 1"
+                    .into(),
+            });
+        }
         let version = s.ledger_versions.get(release_name).copied();
         match version {
             Some(v) => {
@@ -865,6 +919,7 @@ impl LedgerStore for FakeCloud {
         }
         let stored = Ledger::from_json(&text).expect("stored text reads back");
         s.ledgers.insert(name.clone(), stored);
+        s.unreadable.remove(&name);
         s.ledger_versions.insert(name.clone(), written);
         s.ledger_seen.insert(name, (written, false));
         Ok(())

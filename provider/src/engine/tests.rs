@@ -1241,3 +1241,74 @@ async fn changed_tags_reach_every_object_and_dropped_keys_leave() {
     );
     assert_eq!(fake.ledger("web").unwrap().tags, s.tags);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_ledger_is_rebuilt_like_a_lost_one() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    fake.corrupt_ledger_outside("web");
+    assert!(engine.observe("web").await.unwrap().is_none());
+    fake.add_image("ami-0000000c");
+    let ledger = engine
+        .release(&spec("ami-0000000c"), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r3");
+    assert_eq!(ledger.retained()[0].fleet_name, "web-r2");
+    assert!(crate::log::take_notices("web")
+        .iter()
+        .any(|n| n.contains("could not be read")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fleet_just_replaced_drains_before_it_is_deleted() {
+    let (fake, engine) = world();
+    let mut s = spec(IMAGE_A);
+    s.retain_fleets = 0;
+    engine.release(&s, true, LIMIT).await.unwrap();
+    s.fleet.image_id = IMAGE_B.into();
+    let started = tokio::time::Instant::now();
+    engine.release(&s, true, LIMIT).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "deregistration_delay = 30 s: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.group_names(), vec!["web-r2".to_string()]);
+    assert_eq!(
+        fake.listener_log().last(),
+        Some(&vec![(tg("web-r2"), 100)]),
+        "out of the route before it went"
+    );
+    // With no delay, no wait.
+    s.fleet.target_group.deregistration_delay = 0;
+    s.fleet.image_id = IMAGE_A.into();
+    let started = tokio::time::Instant::now();
+    engine.release(&s, true, LIMIT).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_pending_for_a_while_are_waited_for_not_counted() {
+    let (fake, engine) = world();
+    fake.set_pending_reads(4);
+    let mut s = spec(IMAGE_A);
+    s.health.timeout = Duration::from_secs(3);
+    // Pending for longer than the timeout allows polls: the gate says why.
+    let err = engine
+        .release(&s, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("0 of 2 instances InService"), "{err}");
+    // With time: the release waits until they are InService and healthy.
+    fake.set_pending_reads(3);
+    let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert!(ledger.active().is_some());
+    assert!(fake.calls("DescribeAutoScalingGroups") > 3);
+}

@@ -771,10 +771,26 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
-        let out = match ctx.engine.destroy(&name, &route).await {
-            Ok(()) => Some(()),
-            Err(e) => {
+        // `timeouts.delete` bounds the whole destroy; what is left when it runs out is
+        // found by the next destroy (by the ledger and the ownership tags).
+        let limit = prior
+            .to_spec(&ctx.default_tags)
+            .map(|s| s.timeouts.delete)
+            .unwrap_or_else(|_| crate::spec::Timeouts::default().delete);
+        let out = match tokio::time::timeout(limit, ctx.engine.destroy(&name, &route)).await {
+            Ok(Ok(())) => Some(()),
+            Ok(Err(e)) => {
                 report(diags, e);
+                None
+            }
+            Err(_) => {
+                diags.root_error(
+                    "Destroy timed out",
+                    format!(
+                        "release {name} was not destroyed within timeouts.delete ({}); what is left stays recorded, and the next destroy goes on from there",
+                        crate::duration::format(limit)
+                    ),
+                );
                 None
             }
         };
