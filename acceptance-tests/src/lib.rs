@@ -319,16 +319,7 @@ impl Aws {
             .load_balancer_arn(lb_arn)
             .protocol(elb::types::ProtocolEnum::Http)
             .port(port)
-            .default_actions(
-                elb::types::Action::builder()
-                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(
-                        elb::types::FixedResponseActionConfig::builder()
-                            .status_code("404")
-                            .build(),
-                    )
-                    .build(),
-            )
+            .default_actions(fixed_404())
             .send()
             .await?;
         Ok(listener
@@ -420,15 +411,8 @@ impl Aws {
                     .build(),
             )
             .build();
-        let fixed = elb::types::Action::builder()
-            .r#type(elb::types::ActionTypeEnum::FixedResponse)
-            .order(2)
-            .fixed_response_config(
-                elb::types::FixedResponseActionConfig::builder()
-                    .status_code("404")
-                    .build(),
-            )
-            .build();
+        let mut fixed = fixed_404();
+        fixed.order = Some(2);
         self.elb
             .modify_listener()
             .listener_arn(listener_arn)
@@ -462,16 +446,7 @@ impl Aws {
                     )
                     .build(),
             )
-            .actions(
-                elb::types::Action::builder()
-                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(
-                        elb::types::FixedResponseActionConfig::builder()
-                            .status_code("404")
-                            .build(),
-                    )
-                    .build(),
-            )
+            .actions(fixed_404())
             .send()
             .await?;
         Ok(out
@@ -544,6 +519,18 @@ impl Aws {
         }
         Ok(m)
     }
+}
+
+/// A fixed 404 response: what a listener or rule answers before a release owns it.
+fn fixed_404() -> elb::types::Action {
+    elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            elb::types::FixedResponseActionConfig::builder()
+                .status_code("404")
+                .build(),
+        )
+        .build()
 }
 
 /// What a user already has before writing a release: a VPC, subnets, an ALB and a listener,
