@@ -259,6 +259,20 @@ fn refusal(
                 "You must use a valid fully-formed launch template. Value for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name (fault proxy: IAM has not propagated it yet)".to_string(),
             ))
         }
+        // AWS never returns an OIDC client secret: a new rule must give one, a modified
+        // listener or rule must give one or say to keep the one it has.
+        "CreateRule" | "ModifyRule" | "ModifyListener" | "CreateListener"
+            if body.contains("AuthenticateOidcConfig")
+                && !body.contains("AuthenticateOidcConfig.ClientSecret=")
+                && (action.starts_with("Create")
+                    || !body.contains("AuthenticateOidcConfig.UseExistingClientSecret=true")) =>
+        {
+            Some((
+                "ValidationError",
+                "A client secret must be specified for an authenticate-oidc action (fault proxy)"
+                    .to_string(),
+            ))
+        }
         "CreateLaunchTemplateVersion" => {
             let name = form_field(body, "LaunchTemplateName")?;
             let (made, deleted) = s.template_versions.get(&name)?;
@@ -819,6 +833,26 @@ async fn forward(
                 }
             }
             _ => {}
+        }
+    }
+    if faults.aws_rules.is_some()
+        && matches!(action.as_str(), "DescribeListeners" | "DescribeRules")
+        && rparts.status.is_success()
+    {
+        // AWS never returns an OIDC client secret (the emulator returns what it was given).
+        let text = String::from_utf8_lossy(&rbody);
+        if text.contains("<ClientSecret>") {
+            let mut out = String::new();
+            let mut rest: &str = &text;
+            while let Some(i) = rest.find("<ClientSecret>") {
+                out.push_str(&rest[..i]);
+                rest = match rest[i..].find("</ClientSecret>") {
+                    Some(j) => &rest[i + j + "</ClientSecret>".len()..],
+                    None => "",
+                };
+            }
+            out.push_str(rest);
+            rbody = Bytes::from(out);
         }
     }
     if let Some(alb) = faults.alb_health {

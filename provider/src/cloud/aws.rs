@@ -1284,9 +1284,12 @@ impl Traffic for AwsCloud {
         token: &str,
     ) -> CloudResult<String> {
         let listener_arn = &route.listener_arn;
-        // The route's authentication goes in front of the health-check rule too: a request
-        // that knows the header's value is still authenticated first.
-        let actions = self
+        // The route's authentication goes in front of the health-check rule too, so that a
+        // request that knows the header's value is still authenticated first — all of it
+        // that a new rule can carry: AWS never returns an OIDC client secret, and a rule
+        // being created must give one, so an `authenticate-oidc` action is left out (the
+        // rule is then guarded by its random header alone, as every health-check rule was).
+        let mut actions = self
             .with_front(
                 route,
                 elb::types::Action::builder()
@@ -1295,6 +1298,14 @@ impl Traffic for AwsCloud {
                     .build(),
             )
             .await?;
+        actions.retain(|a| {
+            a.authenticate_oidc_config
+                .as_ref()
+                .is_none_or(|c| c.client_secret.is_some())
+        });
+        if actions.len() == 1 {
+            actions[0].order = None;
+        }
         let what = || {
             format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")
         };
