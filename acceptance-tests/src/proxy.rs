@@ -7,6 +7,8 @@
 //! - resets a share of connections (the connection closes with no answer),
 //! - adds latency,
 //! - reports targets of chosen target groups (or all) as unhealthy, for a while or for good,
+//! - reports targets of chosen target groups as in an Availability Zone the load balancer
+//!   does not serve (`unused`, `Target.NotInUse`, routed or not),
 //! - and, with `alb_health`, reports target health as an Application Load Balancer does
 //!   (moto reports every registered target `healthy`, routed or not): a target group that no
 //!   listener default action or rule forwards to has its targets `unused`
@@ -17,7 +19,12 @@
 //!   `CreateAutoScalingGroup` soon after a `CreateInstanceProfile` (IAM has not propagated
 //!   it: `ValidationError`, "Invalid IAM Instance Profile name"), a
 //!   `DeleteAutoScalingGroup` soon after the group was created or resized
-//!   (`ScalingActivityInProgress`).
+//!   (`ScalingActivityInProgress`); for a moment after a create, describes that do not see
+//!   the new group, target group or launch template yet (AWS is eventually consistent); a
+//!   deleted group that stays `Delete in progress` for a while before it is gone (its
+//!   name still taken, as a live group's: `AlreadyExists`, where the emulator overwrites);
+//!   and AWS's hard limits: at most 5 target groups in a forward
+//!   action, weights 0–999, launch template user data at most 16 KB.
 //!
 //! Faults can apply to every action or only to listed ones. A faulted call never reaches
 //! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
@@ -72,6 +79,10 @@ pub struct Faults {
     /// Report target health as an ALB does (see the module's documentation); None: as the
     /// emulator says.
     pub alb_health: Option<AlbHealth>,
+    /// Target groups (by name) whose targets are in an Availability Zone the load balancer
+    /// does not serve: `unused` (`Target.NotInUse`) even when a route forwards to them, as
+    /// an ALB reports them.
+    pub zone_not_served: Vec<String>,
     /// Refuse for a while what AWS refuses for a while (see the module's documentation);
     /// None: never.
     pub aws_rules: Option<AwsRules>,
@@ -90,6 +101,12 @@ pub struct AwsRules {
     /// answers `DeleteLaunchTemplateVersions` itself (the emulator has no such call) and
     /// counts the versions it deleted.
     pub max_template_versions: usize,
+    /// After a group, target group or launch template is created, describes of it (by name,
+    /// ARN or ID) do not find it for this long (AWS: eventually consistent reads).
+    pub visibility: Duration,
+    /// A deleted group stays `Delete in progress` this long (AWS: until its instances are
+    /// terminated) before the emulator deletes it; its name stays taken meanwhile.
+    pub group_deletion: Duration,
 }
 
 /// The acceptance tests' refusals: short, so that a test waits a few seconds at most.
@@ -97,6 +114,8 @@ pub const TEST_AWS_RULES: AwsRules = AwsRules {
     profile_propagation: Duration::from_secs(3),
     activity: Duration::from_millis(1500),
     max_template_versions: 40,
+    visibility: Duration::from_millis(500),
+    group_deletion: Duration::from_secs(1),
 };
 
 /// How the proxy models an ALB's target health.
@@ -143,6 +162,7 @@ impl Faults {
             seed: 0,
             lose_first_answer: Vec::new(),
             alb_health: None,
+            zone_not_served: Vec::new(),
             aws_rules: None,
         }
     }
@@ -168,8 +188,14 @@ pub enum Outcome {
     Reset,
     /// Forwarded (the emulator acted), the answer replaced by HTTP 500.
     AnswerLost,
-    /// Refused as AWS refuses for a while (see [`AwsRules`]).
+    /// Refused as AWS refuses for a while or for good (see [`AwsRules`]).
     Refused,
+    /// A describe answered as if a just-made object did not exist yet (see
+    /// [`AwsRules::visibility`]).
+    NotYetVisible,
+    /// A `DeleteAutoScalingGroup` accepted and held back: the group is `Delete in
+    /// progress` until the emulator gets the call (see [`AwsRules::group_deletion`]).
+    DeleteHeld,
 }
 
 /// One call the proxy saw.
@@ -200,18 +226,52 @@ struct Shared {
     group_activity: BTreeMap<String, Instant>,
     /// Launch template name → (versions made, versions deleted).
     template_versions: BTreeMap<String, (usize, std::collections::BTreeSet<String>)>,
+    /// Name, ARN or ID of a just-made group, target group or launch template → when made.
+    made: BTreeMap<String, Instant>,
+    /// Groups `Delete in progress` → when the emulator gets the deletion.
+    deleting_groups: BTreeMap<String, Instant>,
+}
+
+/// A form-encoded value, decoded (`+` is a space, `%XX` a byte).
+fn form_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A form field of a query-protocol body, decoded.
 fn form_field(body: &str, key: &str) -> Option<String> {
     body.split('&')
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .map(|v| {
-            v.replace("%3A", ":")
-                .replace("%2F", "/")
-                .replace("%2C", ",")
-                .replace('+', " ")
+        .map(form_decode)
+}
+
+/// Every decoded value of a query-protocol body whose key starts with `prefix` and, after
+/// it, ends with `suffix` (a list: `Names.member.1`, `Names.member.2`, ...).
+fn form_list(body: &str, prefix: &str, suffix: &str) -> Vec<String> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| {
+            k.strip_prefix(prefix)
+                .is_some_and(|rest| rest.ends_with(suffix))
         })
+        .map(|(_, v)| form_decode(v))
+        .collect()
 }
 
 /// `DeleteLaunchTemplateVersions`, which the emulator lacks, answered by the proxy: the
@@ -235,6 +295,115 @@ fn delete_template_versions(shared: &Arc<Mutex<Shared>>, body: &str) -> Response
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteLaunchTemplateVersionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>fault-proxy</requestId><successfullyDeletedLaunchTemplateVersionSet>{items}</successfullyDeletedLaunchTemplateVersionSet><unsuccessfullyDeletedLaunchTemplateVersionSet/></DeleteLaunchTemplateVersionsResponse>"
     );
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .unwrap()
+}
+
+/// AWS's hard limits on what a call may ask (the emulator enforces none of them): a forward
+/// action holds at most 5 target groups, each weighted 0–999; a launch template's user data
+/// is at most 16 KB (before base64).
+fn limit_refusal(action: &str, body: &str) -> Option<(&'static str, String)> {
+    match action {
+        "CreateRule" | "ModifyRule" | "ModifyListener" | "CreateListener" => {
+            let mut per_action: BTreeMap<String, usize> = BTreeMap::new();
+            for (k, v) in body.split('&').filter_map(|kv| kv.split_once('=')) {
+                let Some((action_key, rest)) = k.split_once(".ForwardConfig.TargetGroups.member.")
+                else {
+                    continue;
+                };
+                if rest.ends_with(".TargetGroupArn") {
+                    *per_action.entry(action_key.to_string()).or_default() += 1;
+                }
+                if rest.ends_with(".Weight") {
+                    let w: i64 = v.parse().unwrap_or(-1);
+                    if !(0..=999).contains(&w) {
+                        return Some((
+                            "ValidationError",
+                            format!(
+                                "Target group weight '{v}' must be between 0 and 999 (fault proxy)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            per_action.values().find(|n| **n > 5).map(|n| {
+                (
+                    "ValidationError",
+                    format!("A forward action can have at most 5 target groups; {n} given (fault proxy)"),
+                )
+            })
+        }
+        "CreateLaunchTemplate" | "CreateLaunchTemplateVersion" => {
+            let data = form_field(body, "LaunchTemplateData.UserData")?;
+            let padding = data.bytes().rev().take_while(|b| *b == b'=').count();
+            let raw = data.trim().len() / 4 * 3 - padding;
+            (raw > 16384).then(|| {
+                (
+                    "InvalidParameterValue",
+                    format!("User data is limited to 16384 bytes; {raw} given (fault proxy)"),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// When a describe asks for a just-made object that AWS's eventually consistent reads may
+/// not see yet (see [`AwsRules::visibility`]): the answer AWS gives for an object that does
+/// not exist.
+fn not_yet_visible(
+    s: &Shared,
+    rules: AwsRules,
+    action: &str,
+    body: &str,
+) -> Option<Response<Full<Bytes>>> {
+    let fresh = |key: &String| {
+        s.made
+            .get(key)
+            .is_some_and(|t| t.elapsed() < rules.visibility)
+    };
+    match action {
+        "DescribeAutoScalingGroups" => {
+            let names = form_list(body, "AutoScalingGroupNames.member.", "");
+            (!names.is_empty() && names.iter().all(fresh)).then(|| {
+                xml_ok("<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><DescribeAutoScalingGroupsResult><AutoScalingGroups/></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>".to_string())
+            })
+        }
+        "DescribeTargetGroups" | "DescribeTargetHealth" => {
+            let mut keys = form_list(body, "Names.member.", "");
+            keys.extend(form_list(body, "TargetGroupArns.member.", ""));
+            keys.extend(form_field(body, "TargetGroupArn"));
+            keys.iter().any(fresh).then(|| {
+                xml_error(
+                    400,
+                    false,
+                    "TargetGroupNotFound",
+                    "One or more target groups not found (fault proxy: not visible yet)",
+                )
+            })
+        }
+        "DescribeLaunchTemplates" | "DescribeLaunchTemplateVersions" => {
+            let mut names = form_list(body, "LaunchTemplateName.", "");
+            names.extend(form_field(body, "LaunchTemplateName"));
+            let mut ids = form_list(body, "LaunchTemplateId.", "");
+            ids.extend(form_field(body, "LaunchTemplateId"));
+            if names.iter().any(fresh) {
+                Some(xml_error(400, true, "InvalidLaunchTemplateName.NotFoundException", "At least one of the launch templates specified in the request does not exist. (fault proxy: not visible yet)"))
+            } else if ids.iter().any(fresh) {
+                Some(xml_error(400, true, "InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID given, does not exist. (fault proxy: not visible yet)"))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A 200 answer with an XML body.
+fn xml_ok(xml: String) -> Response<Full<Bytes>> {
     Response::builder()
         .status(200)
         .header("content-type", "text/xml")
@@ -496,13 +665,9 @@ async fn alb_target_health(
     answer: Bytes,
     alb: AlbHealth,
 ) -> Bytes {
-    let Some(arn) = request
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("TargetGroupArn="))
-    else {
+    let Some(arn) = form_field(request, "TargetGroupArn") else {
         return answer;
     };
-    let arn = arn.replace("%3A", ":").replace("%2F", "/");
     let since = shared
         .lock()
         .unwrap()
@@ -689,7 +854,37 @@ async fn forward(
     let action = action_of(&parts.headers, &body);
     let text = String::from_utf8_lossy(&body).into_owned();
     let ec2 = text.contains("Version=2016-11-15");
-    let (faults, outcome, refused) = {
+    // AWS refuses a group whose name is taken (by a group `Delete in progress` too); the
+    // emulator overwrites it.
+    let name_taken = if action == "CreateAutoScalingGroup" {
+        let rules_on = shared.lock().unwrap().faults.aws_rules.is_some();
+        match form_field(&text, "AutoScalingGroupName") {
+            Some(name) if rules_on => {
+                let deleting = shared.lock().unwrap().deleting_groups.contains_key(&name);
+                deleting
+                    || query_call(
+                        upstream,
+                        client,
+                        "autoscaling",
+                        "2011-01-01",
+                        &[
+                            ("Action", "DescribeAutoScalingGroups"),
+                            ("AutoScalingGroupNames.member.1", &name),
+                        ],
+                    )
+                    .await
+                    .is_some_and(|a| {
+                        a.contains(&format!(
+                            "<AutoScalingGroupName>{name}</AutoScalingGroupName>"
+                        ))
+                    })
+            }
+            _ => false,
+        }
+    } else {
+        false
+    };
+    let (faults, outcome, refused, unseen) = {
         let mut s = shared.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
         let faults = s.faults.clone();
@@ -699,13 +894,36 @@ async fn forward(
             .iter()
             .position(|(a, needle)| a == &action && text.contains(needle.as_str()))
             .is_some_and(|i| s.answers_lost.insert(i));
-        let refused = faults
+        let refused = faults.aws_rules.and_then(|rules| {
+            limit_refusal(&action, &text)
+                .or_else(|| refusal(&s, rules, &action, &text))
+                .or_else(|| {
+                    name_taken.then(|| {
+                        (
+                            "AlreadyExists",
+                            format!(
+                                "AutoScalingGroup by this name already exists - A group with the name {} already exists (fault proxy)",
+                                form_field(&text, "AutoScalingGroupName").unwrap_or_default()
+                            ),
+                        )
+                    })
+                })
+        });
+        let unseen = faults
             .aws_rules
-            .and_then(|rules| refusal(&s, rules, &action, &text));
+            .and_then(|rules| not_yet_visible(&s, rules, &action, &text));
+        let held = faults
+            .aws_rules
+            .is_some_and(|r| !r.group_deletion.is_zero())
+            && action == "DeleteAutoScalingGroup";
         let outcome = if lose {
             Outcome::AnswerLost
         } else if refused.is_some() {
             Outcome::Refused
+        } else if unseen.is_some() {
+            Outcome::NotYetVisible
+        } else if held {
+            Outcome::DeleteHeld
         } else if !applies {
             Outcome::Forwarded
         } else {
@@ -727,7 +945,7 @@ async fn forward(
             body: text.clone(),
             outcome,
         });
-        (faults, outcome, refused)
+        (faults, outcome, refused, unseen)
     };
     let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
     if applies && !faults.latency.is_zero() {
@@ -759,6 +977,50 @@ async fn forward(
         Outcome::Refused => {
             let (code, message) = refused.expect("a refusal says why");
             return Ok(xml_error(400, ec2, code, &message));
+        }
+        Outcome::NotYetVisible => return Ok(unseen.expect("an unseen object has an answer")),
+        Outcome::DeleteHeld => {
+            let name = form_field(&text, "AutoScalingGroupName").unwrap_or_default();
+            let delay = faults
+                .aws_rules
+                .map(|r| r.group_deletion)
+                .unwrap_or_default();
+            let first = {
+                let mut s = shared.lock().unwrap();
+                let first = !s.deleting_groups.contains_key(&name);
+                if first {
+                    s.deleting_groups
+                        .insert(name.clone(), Instant::now() + delay);
+                }
+                first
+            };
+            if first {
+                // The emulator deletes at once; AWS takes its time. Hold the call back.
+                let uri = format!(
+                    "{upstream}{}",
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                );
+                let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+                for (k, v) in parts.headers.iter() {
+                    if k != "host" {
+                        out = out.header(k, v);
+                    }
+                }
+                let out = out.body(Full::new(body.clone())).expect("request builds");
+                let (client, shared) = (client.clone(), shared.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Ok(r) = client.request(out).await {
+                        let _ = r.into_body().collect().await;
+                    }
+                    shared.lock().unwrap().deleting_groups.remove(&name);
+                });
+            }
+            return Ok(xml_ok("<DeleteAutoScalingGroupResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></DeleteAutoScalingGroupResponse>".to_string()));
         }
         Outcome::Forwarded
             if action == "DeleteLaunchTemplateVersions" && faults.aws_rules.is_some() =>
@@ -814,8 +1076,23 @@ async fn forward(
             "CreateInstanceProfile" => s.profile_made = Some(now),
             "CreateLaunchTemplate" => {
                 if let Some(name) = form_field(&text, "LaunchTemplateName") {
-                    s.template_versions.insert(name, (1, Default::default()));
+                    s.template_versions
+                        .insert(name.clone(), (1, Default::default()));
+                    s.made.insert(name, now);
                 }
+                let answer = String::from_utf8_lossy(&rbody).into_owned();
+                if let Some(id) = xml_values(&answer, "launchTemplateId").into_iter().next() {
+                    s.made.insert(id, now);
+                }
+            }
+            "CreateTargetGroup" => {
+                let answer = String::from_utf8_lossy(&rbody).into_owned();
+                s.made.extend(form_field(&text, "Name").map(|n| (n, now)));
+                s.made.extend(
+                    xml_values(&answer, "TargetGroupArn")
+                        .into_iter()
+                        .map(|a| (a, now)),
+                );
             }
             "CreateLaunchTemplateVersion" => {
                 if let Some(name) = form_field(&text, "LaunchTemplateName") {
@@ -829,6 +1106,9 @@ async fn forward(
             }
             "CreateAutoScalingGroup" | "UpdateAutoScalingGroup" | "SetDesiredCapacity" => {
                 if let Some(name) = form_field(&text, "AutoScalingGroupName") {
+                    if action == "CreateAutoScalingGroup" {
+                        s.made.insert(name.clone(), now);
+                    }
                     s.group_activity.insert(name, now);
                 }
             }
@@ -855,11 +1135,44 @@ async fn forward(
             rbody = Bytes::from(out);
         }
     }
+    if faults.aws_rules.is_some()
+        && action == "DescribeAutoScalingGroups"
+        && rparts.status.is_success()
+    {
+        // A group being deleted says so until it is gone.
+        let deleting: Vec<String> = shared
+            .lock()
+            .unwrap()
+            .deleting_groups
+            .keys()
+            .cloned()
+            .collect();
+        if !deleting.is_empty() {
+            let mut text = String::from_utf8_lossy(&rbody).into_owned();
+            for name in deleting {
+                let tag = format!("<AutoScalingGroupName>{name}</AutoScalingGroupName>");
+                text = text.replace(&tag, &format!("{tag}<Status>Delete in progress</Status>"));
+            }
+            rbody = Bytes::from(text);
+        }
+    }
+    let zone_not_served = action == "DescribeTargetHealth"
+        && faults
+            .zone_not_served
+            .iter()
+            .any(|name| names_target_group(&text, name));
+    if zone_not_served {
+        let text = String::from_utf8_lossy(&rbody).replace(
+            "<State>healthy</State>",
+            "<State>unused</State><Reason>Target.NotInUse</Reason><Description>Target is in an Availability Zone that is not enabled for the load balancer</Description>",
+        );
+        rbody = Bytes::from(text);
+    }
     if let Some(alb) = faults.alb_health {
         if ROUTE_CHANGES.contains(&action.as_str()) || action == "DescribeTargetHealth" {
             refresh_routes(upstream, client, shared).await;
         }
-        if action == "DescribeTargetHealth" && rparts.status.is_success() {
+        if action == "DescribeTargetHealth" && rparts.status.is_success() && !zone_not_served {
             rbody = alb_target_health(upstream, client, shared, &text, rbody, alb).await;
         }
     }

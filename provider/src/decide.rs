@@ -134,6 +134,47 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Targets the load balancer does not use (`unused`, `Target.NotInUse`) although a
+    /// route forwards to their target group: after a health check's start-up this cannot
+    /// cure itself by waiting (AWS: the target's Availability Zone is not enabled for the
+    /// load balancer). How many, or None.
+    pub fn not_in_use(&self) -> Option<i64> {
+        let n: i64 = self
+            .not_healthy
+            .iter()
+            .filter(|n| n.state == "unused" && n.reason.as_deref() == Some("Target.NotInUse"))
+            .map(|n| n.count)
+            .sum();
+        (n > 0).then_some(n)
+    }
+}
+
+/// How long targets of a routed target group may stay `unused` (`Target.NotInUse`) before
+/// the wait gives up on them: two health-check intervals, at least 10 s (AWS starts
+/// checking a routed target group's targets within seconds).
+pub fn not_in_use_grace(check_interval: Duration) -> Duration {
+    (check_interval * 2).max(Duration::from_secs(10))
+}
+
+/// Whether a health wait stops now because targets stayed `unused` on a routed target
+/// group for `unused_for` (see [`Gate::not_in_use`]): the abort reason, or None.
+pub fn hopeless(
+    gate: &Gate,
+    unused_for: Option<Duration>,
+    check_interval: Duration,
+) -> Option<String> {
+    let n = gate.not_in_use()?;
+    let grace = not_in_use_grace(check_interval);
+    (unused_for? >= grace).then(|| {
+        format!(
+            "{n} target(s) stayed `unused` (Target.NotInUse) for {}s although a route forwards to their target group: the load balancer does not use them, which waiting will not cure — their instances are most likely in an Availability Zone the load balancer does not serve (check that every subnet in subnet_ids is in a zone enabled on the load balancer); {}",
+            grace.as_secs(),
+            gate.reason()
+        )
+    })
+}
+
 /// One step of moving traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -435,6 +476,52 @@ mod tests {
         );
         let all_healthy = Gate::observe(&group, &[th("i-1", "healthy")], 100);
         assert!(!all_healthy.reason().contains(';'));
+    }
+
+    #[test]
+    fn unused_targets_of_a_routed_target_group_are_hopeless_after_the_grace() {
+        let g = group(
+            2,
+            &[
+                ("i-1", "InService", "Healthy"),
+                ("i-2", "InService", "Healthy"),
+            ],
+        );
+        let unused = |id: &str| TargetHealth {
+            id: id.into(),
+            state: "unused".into(),
+            reason: Some("Target.NotInUse".into()),
+            description: Some(
+                "Target is in an Availability Zone that is not enabled for the load balancer"
+                    .into(),
+            ),
+        };
+        let s = Duration::from_secs;
+        let both = Gate::observe(&g, &[unused("i-1"), unused("i-2")], 100);
+        let one = Gate::observe(&g, &[unused("i-1"), th("i-2", "healthy")], 100);
+        let initial = Gate::observe(&g, &[th("i-1", "initial"), th("i-2", "initial")], 100);
+        // (gate, unused for, health-check interval) → gives up?
+        for (gate, unused_for, interval, hopeless_now) in [
+            (&both, None, s(5), false),
+            (&both, Some(s(9)), s(5), false),
+            (&both, Some(s(10)), s(5), true),
+            (&both, Some(s(30)), s(30), false),
+            (&both, Some(s(60)), s(30), true),
+            (&one, Some(s(10)), s(5), true),
+            (&initial, Some(s(600)), s(5), false),
+        ] {
+            let got = hopeless(gate, unused_for, interval);
+            assert_eq!(
+                got.is_some(),
+                hopeless_now,
+                "{unused_for:?} {interval:?}: {got:?}"
+            );
+        }
+        let why = hopeless(&both, Some(s(10)), s(5)).unwrap();
+        assert!(why.contains("2 target(s) stayed `unused`"), "{why}");
+        assert!(why.contains("Availability Zone"), "{why}");
+        assert_eq!(one.not_in_use(), Some(1));
+        assert_eq!(initial.not_in_use(), None);
     }
 
     #[test]

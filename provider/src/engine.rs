@@ -32,6 +32,10 @@ pub const TAG_PHASE: &str = "immutable:phase";
 const DELETE_RETRY_LIMIT: Duration = Duration::from_secs(300);
 /// How long a new group whose instance profile AWS does not see yet is tried again.
 const PROFILE_PROPAGATION_LIMIT: Duration = Duration::from_secs(120);
+/// Answers in a row without a deleted group that prove it gone (reads are eventually
+/// consistent).
+const GONE_READS: u32 = 2;
+
 /// Failed launches a new fleet's group may have before the release aborts: AWS retries a
 /// failed launch by itself, and the first ones fail when an instance profile made seconds
 /// ago has not propagated; a launch that can never succeed fails every time.
@@ -219,18 +223,24 @@ impl Engine {
         let Some(ledger) = self.load_readable(name).await? else {
             return Ok(None);
         };
+        self.observe_with(ledger).await.map(Some)
+    }
+
+    /// Reads everything a release is in AWS, its ledger given (e.g. just rebuilt: a read of
+    /// a ledger written moments ago may not find it yet).
+    pub async fn observe_with(&self, ledger: Ledger) -> EngineResult<Observed> {
         let listener = self.cloud.traffic.action(&ledger.route()).await?;
         let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
         let serving_faults = self
             .serving_faults(&ledger, Some(&groups), listener.as_ref())
             .await?;
-        Ok(Some(Observed {
+        Ok(Observed {
             ledger,
             listener,
             groups,
             serving_faults,
-        }))
+        })
     }
 
     /// The ledger, or None when it is missing or cannot be read (then a warning says so,
@@ -649,6 +659,11 @@ impl Engine {
         let check_interval = Duration::from_secs(check.interval.max(1) as u64);
         let threshold = check.healthy_threshold.max(1) as u32;
         let mut registering_since: Option<Instant> = None;
+        // Since when targets have been `unused` although routed (every caller has routed
+        // the target group before it waits: a health-check rule or a forward weight).
+        let mut unused_since: Option<Instant> = None;
+        // The last look that saw targets, none of them registering.
+        let mut last_look: Option<Instant> = None;
         let started = Instant::now();
         // The group was created just before the wait; a little slack covers clock skew.
         let since = std::time::SystemTime::now() - Duration::from_secs(30);
@@ -697,6 +712,20 @@ impl Engine {
                     Vec::new()
                 }
             };
+            if gate.not_in_use().is_none() {
+                unused_since = None;
+            } else if unused_since.is_none() {
+                unused_since = Some(Instant::now());
+            }
+            if let Some(why) =
+                decide::hopeless(&gate, unused_since.map(|t| t.elapsed()), check_interval)
+            {
+                return Ok(Err(format!(
+                    "Auto Scaling group ({}) cannot become healthy: {why}; after {}",
+                    fleet.fleet_name,
+                    fmt_duration(started.elapsed())
+                )));
+            }
             if failed.len() > LAUNCH_FAILURES_TOLERATED {
                 let first = &failed[0];
                 return Ok(Err(format!(
@@ -720,8 +749,14 @@ impl Engine {
                 fleet.fleet_name,
                 gate.reason()
             ));
+            // Registration began after the last look that did not see it (or, with none,
+            // when the wait began: the target group was routed just before): counting from
+            // there, the prediction is early rather than late, whatever looks failed or saw
+            // no group yet.
             if gate.registering > 0 && registering_since.is_none() {
-                registering_since = Some(Instant::now());
+                registering_since = Some(last_look.unwrap_or(started));
+            } else if gate.registering == 0 && !gate.not_healthy.is_empty() {
+                last_look = Some(Instant::now());
             }
             let d = decide::next_health_poll(
                 interval,
@@ -899,9 +934,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until a deleted group is gone: AWS keeps it `Delete in progress` until its
+    /// instances are terminated. Its reads are eventually consistent both ways (a group
+    /// made moments ago may not be seen yet), so one answer without it proves nothing:
+    /// gone is two answers in a row, a poll apart (as the AWS provider's
+    /// `ContinuousTargetOccurence`).
     async fn wait_group_gone(&self, name: &str, limit: Duration) -> EngineResult<()> {
         let deadline = Instant::now() + limit;
         let mut interval = None;
+        let mut absent = 0;
         loop {
             if self
                 .cloud
@@ -910,7 +951,12 @@ impl Engine {
                 .await?
                 .is_empty()
             {
-                return Ok(());
+                absent += 1;
+                if absent >= GONE_READS {
+                    return Ok(());
+                }
+            } else {
+                absent = 0;
             }
             if Instant::now() >= deadline {
                 return Err(EngineError::Cloud(CloudError::Transport {

@@ -29,6 +29,9 @@ impl Strategy {
     }
 }
 
+/// The most user data a launch template may hold (AWS: 16 KB, before base64).
+pub const MAX_USER_DATA: usize = 16 * 1024;
+
 /// One canary step: send `weight` percent to the new fleet, then watch for `pause`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanaryStep {

@@ -55,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
             profile_propagation: std::time::Duration::from_secs(10),
             activity: std::time::Duration::from_secs(10),
             max_template_versions: 10_000,
+            visibility: std::time::Duration::from_secs(1),
+            group_deletion: std::time::Duration::from_secs(20),
         }),
         ..Faults::default()
     };

@@ -981,9 +981,11 @@ impl AwsCloud {
     }
 }
 
-fn route_key(route: &Route) -> &str {
-    route.rule_arn.as_deref().unwrap_or(&route.listener_arn)
-}
+/// Looks again at a ledger this process wrote that a read did not find (AWS's reads lag
+/// its writes): this many times, [`LAGGING_READ_WAIT`] apart.
+const LAGGING_READ_RETRIES: u32 = 5;
+/// See [`LAGGING_READ_RETRIES`].
+const LAGGING_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// The final action in domain terms.
 fn domain_action(action: &elb::types::Action) -> ListenerAction {
@@ -1066,13 +1068,13 @@ impl AwsCloud {
         self.fronts
             .lock()
             .unwrap()
-            .insert(route_key(route).to_string(), front);
+            .insert(route.key().to_string(), front);
         Ok(Some(actions))
     }
 
     /// The actions in front of the route's final action, as last read (read now if never).
     async fn front_actions(&self, route: &Route) -> CloudResult<Vec<elb::types::Action>> {
-        let known = self.fronts.lock().unwrap().get(route_key(route)).cloned();
+        let known = self.fronts.lock().unwrap().get(route.key()).cloned();
         match known {
             Some(f) => Ok(f),
             None => {
@@ -1081,7 +1083,7 @@ impl AwsCloud {
                     .fronts
                     .lock()
                     .unwrap()
-                    .get(route_key(route))
+                    .get(route.key())
                     .cloned()
                     .unwrap_or_default())
             }
@@ -1495,7 +1497,18 @@ impl LedgerStore for AwsCloud {
     async fn load(&self, release_name: &str) -> CloudResult<Option<Ledger>> {
         let name = ledger_template_name(release_name);
         // One call: a missing ledger is the NotFound answer, not a prior look-up.
-        let Some((mut version, mut data)) = self.ledger_version(&name, "$Latest").await? else {
+        let mut found = self.ledger_version(&name, "$Latest").await?;
+        // A ledger this process wrote moments ago may not be seen yet (AWS's reads lag its
+        // writes): look again for a little while before calling it gone.
+        let wrote = self.ledger_versions.lock().unwrap().contains_key(&name);
+        for _ in 0..LAGGING_READ_RETRIES {
+            if found.is_some() || !wrote {
+                break;
+            }
+            tokio::time::sleep(LAGGING_READ_WAIT).await;
+            found = self.ledger_version(&name, "$Latest").await?;
+        }
+        let Some((mut version, mut data)) = found else {
             self.ledger_versions.lock().unwrap().remove(&name);
             return Ok(None);
         };

@@ -1,5 +1,9 @@
-//! An in-memory cloud for engine tests: groups launch their instances at once, target
-//! health follows a script, alarms and failures are set by the test.
+//! An in-memory cloud for engine tests: target health follows a script, alarms and
+//! failures are set by the test, and by default it behaves as AWS does where moto does not:
+//! new instances are `Pending` for some reads, a just-made group, target group or launch
+//! template is not seen by the next describe (eventual consistency), a deleted group is
+//! `Delete in progress` for some reads (its name still taken), names are unique, and the
+//! hard limits hold (5 target groups per forward, weights 0–999, user data 16 KB).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -27,6 +31,9 @@ pub enum HealthScript {
     HealthyForPolls(u32),
     /// Registered and being checked (`initial`) until this (tokio) instant, then healthy.
     RegisteringUntil(tokio::time::Instant),
+    /// `unused` even when routed: the targets are in an Availability Zone the load balancer
+    /// does not serve.
+    ZoneNotServed,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +63,14 @@ struct State {
     rules: BTreeMap<String, String>,
     /// Reads of groups a new instance stays `Pending` for (0: `InService` at once).
     pending_reads: u32,
+    /// Describes a just-made object is not seen by (0: seen at once).
+    visibility_reads: u32,
+    /// Name, ARN or ID of a just-made object → describes left that do not see it.
+    invisible: BTreeMap<String, u32>,
+    /// Reads a deleted group stays `Delete in progress` for (0: gone at once).
+    deletion_reads: u32,
+    /// Group `Delete in progress` → reads left before it is gone.
+    deleting: BTreeMap<String, u32>,
     /// Instance ID → reads left before it is `InService`.
     pending: BTreeMap<String, u32>,
     /// Ledgers whose latest version is not the provider's JSON.
@@ -71,6 +86,13 @@ struct State {
     leases: BTreeMap<String, LeaseRecord>,
 }
 
+/// Reads of its group a new instance is `Pending` for, by default.
+pub const DEFAULT_PENDING_READS: u32 = 2;
+/// Describes that do not see a just-made object, by default.
+pub const DEFAULT_VISIBILITY_READS: u32 = 1;
+/// Reads a deleted group stays `Delete in progress` for, by default.
+pub const DEFAULT_DELETION_READS: u32 = 2;
+
 /// The fake cloud.
 #[derive(Debug, Default)]
 pub struct FakeCloud {
@@ -83,6 +105,9 @@ impl FakeCloud {
         let fake = Self::default();
         {
             let mut s = fake.state.lock().unwrap();
+            s.pending_reads = DEFAULT_PENDING_READS;
+            s.visibility_reads = DEFAULT_VISIBILITY_READS;
+            s.deletion_reads = DEFAULT_DELETION_READS;
             s.listeners.insert(
                 listener_arn.into(),
                 vec![ListenerAction::Fixed("404".into())],
@@ -133,9 +158,9 @@ impl FakeCloud {
         }
     }
 
-    /// Makes the next `times` calls of `action` fail with a 500.
+    /// Makes the next `times` calls of `action` fail with a 500 (`InternalFailure`).
     pub fn fail(&self, action: &str, times: u32) {
-        self.fail_after(action, 0, times);
+        self.fail_with(action, "InternalFailure", "injected failure", times);
     }
 
     /// Lets `skip` calls of `action` through, then fails the next `times`.
@@ -204,9 +229,33 @@ impl FakeCloud {
     }
 
     /// New instances stay `Pending` for this many reads of their group, as AWS's take a
-    /// while to boot (0, the default: `InService` at once).
+    /// while to boot (0: `InService` at once; default [`DEFAULT_PENDING_READS`]).
     pub fn set_pending_reads(&self, reads: u32) {
         self.state.lock().unwrap().pending_reads = reads;
+    }
+
+    /// A just-made group, target group or launch template is not seen by this many
+    /// describes of it (0: at once; default [`DEFAULT_VISIBILITY_READS`]).
+    pub fn set_visibility_reads(&self, reads: u32) {
+        self.state.lock().unwrap().visibility_reads = reads;
+    }
+
+    /// A deleted group stays `Delete in progress` for this many reads (0: gone at once;
+    /// default [`DEFAULT_DELETION_READS`]).
+    pub fn set_deletion_reads(&self, reads: u32) {
+        self.state.lock().unwrap().deletion_reads = reads;
+    }
+
+    /// AWS's behaviour off: instances in service at once, objects seen at once, groups
+    /// gone at once (for tests of exact call counts).
+    pub fn plain(self) -> Self {
+        {
+            let mut s = self.state.lock().unwrap();
+            s.pending_reads = 0;
+            s.visibility_reads = 0;
+            s.deletion_reads = 0;
+        }
+        self
     }
 
     /// Makes a release's ledger unreadable, as a hand writing a version of its own would.
@@ -411,8 +460,16 @@ impl Fleets for FakeCloud {
                 message: format!("Launch template name already in use: {name}"),
             });
         }
+        if let Some(ud) = spec.user_data.as_ref().filter(|u| u.len() > 16384) {
+            return Err(CloudError::Api {
+                action: "CreateLaunchTemplate".into(),
+                code: "InvalidParameterValue".into(),
+                message: format!("User data is limited to 16384 bytes; {} given", ud.len()),
+            });
+        }
         s.next_id += 1;
         let id = format!("lt-{:08x}", s.next_id);
+        s.made(&[name, &id]);
         if let Some(ud) = &spec.user_data {
             s.user_data.insert(id.clone(), ud.clone());
         }
@@ -424,7 +481,10 @@ impl Fleets for FakeCloud {
         &self,
         name: &str,
     ) -> CloudResult<Option<(String, BTreeMap<String, String>)>> {
-        let s = self.call("DescribeLaunchTemplates")?;
+        let mut s = self.call("DescribeLaunchTemplates")?;
+        if s.unseen(name) {
+            return Ok(None);
+        }
         Ok(s.templates.get(name).cloned())
     }
 
@@ -433,7 +493,16 @@ impl Fleets for FakeCloud {
         id: &str,
         _version: i64,
     ) -> CloudResult<Option<String>> {
-        let s = self.call("DescribeLaunchTemplateVersions")?;
+        let mut s = self.call("DescribeLaunchTemplateVersions")?;
+        if s.unseen(id) {
+            return Err(CloudError::Api {
+                action: "DescribeLaunchTemplateVersions".into(),
+                code: "InvalidLaunchTemplateId.NotFound".into(),
+                message: format!(
+                    "The specified launch template, with template ID {id}, does not exist."
+                ),
+            });
+        }
         Ok(s.user_data.get(id).cloned())
     }
 
@@ -461,6 +530,7 @@ impl Fleets for FakeCloud {
         }
         let arn =
             format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0001");
+        s.made(&[name, &arn]);
         s.target_groups.insert(
             arn.clone(),
             TargetGroupInfo {
@@ -473,7 +543,10 @@ impl Fleets for FakeCloud {
     }
 
     async fn find_target_group(&self, name: &str) -> CloudResult<Option<TargetGroupInfo>> {
-        let s = self.call("DescribeTargetGroups")?;
+        let mut s = self.call("DescribeTargetGroups")?;
+        if s.unseen(name) {
+            return Ok(None);
+        }
         Ok(s.target_groups.values().find(|t| t.name == name).cloned())
     }
 
@@ -518,6 +591,7 @@ impl Fleets for FakeCloud {
             },
         );
         launch(&mut s, &r.name, r.capacity.desired);
+        s.made(&[&r.name]);
         Ok(())
     }
 
@@ -539,14 +613,19 @@ impl Fleets for FakeCloud {
                 }
             }
         }
-        Ok(names
-            .iter()
-            .filter_map(|n| s.groups.get(n).cloned())
-            .collect())
+        s.advance_deletions();
+        let mut out = Vec::new();
+        for n in names {
+            if !s.unseen(n) {
+                out.extend(s.groups.get(n).cloned());
+            }
+        }
+        Ok(out)
     }
 
     async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>> {
-        let s = self.call("DescribeAutoScalingGroups")?;
+        let mut s = self.call("DescribeAutoScalingGroups")?;
+        s.advance_deletions();
         Ok(s.groups
             .values()
             .filter(|g| {
@@ -617,8 +696,22 @@ impl Fleets for FakeCloud {
 
     async fn delete_group(&self, name: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteAutoScalingGroup")?;
-        s.groups.remove(name);
         s.schedules.remove(name);
+        // As AWS: `Delete in progress` for a while, the name still taken.
+        let reads = s.deletion_reads;
+        if reads == 0 {
+            s.groups.remove(name);
+        } else if let Some(g) = s.groups.get_mut(name) {
+            if !g.deleting {
+                g.deleting = true;
+                g.capacity = Capacity {
+                    min: 0,
+                    max: 0,
+                    desired: 0,
+                };
+                s.deleting.insert(name.into(), reads);
+            }
+        }
         Ok(())
     }
 
@@ -641,7 +734,8 @@ impl Fleets for FakeCloud {
 
     async fn target_health(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
         let mut s = self.call("DescribeTargetHealth")?;
-        let Some(tg) = s.target_groups.get(arn).cloned() else {
+        let unseen = s.unseen(arn);
+        let Some(tg) = s.target_groups.get(arn).cloned().filter(|_| !unseen) else {
             return Err(CloudError::Api {
                 action: "DescribeTargetHealth".into(),
                 code: "TargetGroupNotFound".into(),
@@ -678,6 +772,13 @@ impl Fleets for FakeCloud {
                 HealthScript::RegisteringUntil(t) if tokio::time::Instant::now() >= t => {
                     ("healthy", None)
                 }
+                HealthScript::ZoneNotServed => (
+                    "unused",
+                    Some((
+                        "Target.NotInUse",
+                        "Target is in an Availability Zone that is not enabled for the load balancer",
+                    )),
+                ),
                 HealthScript::RegisteringUntil(_) => (
                     "initial",
                     Some((
@@ -717,14 +818,47 @@ fn routed(s: &State, arn: &str) -> bool {
         })
 }
 
-fn route_key(route: &Route) -> &str {
-    route.rule_arn.as_deref().unwrap_or(&route.listener_arn)
-}
-
 impl State {
+    /// Marks just-made objects (by each of their names, ARNs, IDs) unseen for the next
+    /// describes, as AWS's eventually consistent reads.
+    fn made(&mut self, keys: &[&str]) {
+        if self.visibility_reads > 0 {
+            for k in keys {
+                self.invisible.insert(k.to_string(), self.visibility_reads);
+            }
+        }
+    }
+
+    /// Whether a describe of `key` does not see it yet (and one read closer to seeing it).
+    fn unseen(&mut self, key: &str) -> bool {
+        match self.invisible.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One read of groups: a group `Delete in progress` is one read closer to gone.
+    fn advance_deletions(&mut self) {
+        let mut gone = Vec::new();
+        for (name, left) in self.deleting.iter_mut() {
+            if *left == 0 {
+                gone.push(name.clone());
+            } else {
+                *left -= 1;
+            }
+        }
+        for name in gone {
+            self.deleting.remove(&name);
+            self.groups.remove(&name);
+        }
+    }
+
     /// Replaces a route's final action, keeping the actions in front.
     fn set_final(&mut self, route: &Route, action: ListenerAction) -> CloudResult<()> {
-        let Some(actions) = self.listeners.get_mut(route_key(route)) else {
+        let Some(actions) = self.listeners.get_mut(route.key()) else {
             return Err(CloudError::Api {
                 action: "ModifyListener".into(),
                 code: "ListenerNotFound".into(),
@@ -745,7 +879,7 @@ impl Traffic for FakeCloud {
         } else {
             "DescribeListeners"
         })?;
-        let Some(actions) = s.listeners.get(route_key(route)) else {
+        let Some(actions) = s.listeners.get(route.key()) else {
             return Ok(None);
         };
         let (last, front) = actions.split_last().expect("a route has an action");
@@ -767,6 +901,16 @@ impl Traffic for FakeCloud {
 
     async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()> {
         let mut s = self.call("ModifyListener")?;
+        // AWS's limits: 5 target groups in a forward action, weights 0–999.
+        if weights.len() > 5 || weights.iter().any(|(_, w)| !(0..=999).contains(w)) {
+            return Err(CloudError::Api {
+                action: "ModifyListener".into(),
+                code: "ValidationError".into(),
+                message: format!(
+                    "a forward action takes at most 5 target groups weighted 0–999; given {weights:?}"
+                ),
+            });
+        }
         s.set_final(route, ListenerAction::Forward(weights.to_vec()))?;
         s.listener_log.push(weights.to_vec());
         Ok(())
@@ -788,7 +932,7 @@ impl Traffic for FakeCloud {
         if let Some(ListenerAction::Forward(w)) = actions.last() {
             s.listener_log.push(w.clone());
         }
-        s.listeners.insert(route_key(route).into(), actions);
+        s.listeners.insert(route.key().into(), actions);
         Ok(())
     }
 
@@ -971,5 +1115,144 @@ impl LedgerStore for FakeCloud {
         let mut s = self.call("DeleteLease")?;
         s.leases.retain(|_, l| l.id != id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::HealthCheckSpec;
+
+    const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/2";
+
+    fn tg_spec() -> TargetGroupSpec {
+        TargetGroupSpec {
+            port: 80,
+            protocol: "HTTP".into(),
+            health_check: HealthCheckSpec::default(),
+            deregistration_delay: 30,
+        }
+    }
+
+    fn group(name: &str, tg: &str, lt: &str) -> GroupRequest {
+        GroupRequest {
+            name: name.into(),
+            capacity: Capacity {
+                min: 1,
+                max: 1,
+                desired: 1,
+            },
+            subnet_ids: vec![],
+            target_group_arn: tg.into(),
+            launch_template: (lt.into(), 1),
+            grace_period: std::time::Duration::from_secs(30),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn fleet_spec() -> FleetSpec {
+        FleetSpec {
+            image_id: "ami-1".into(),
+            instance_type: "t3.micro".into(),
+            subnet_ids: ["subnet-1".to_string()].into(),
+            security_group_ids: BTreeSet::new(),
+            iam_instance_profile: None,
+            user_data: None,
+            instance_tags: BTreeMap::new(),
+            target_group: tg_spec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn new_objects_are_unseen_for_a_while_and_names_stay_taken() {
+        let fake = FakeCloud::new(LISTENER, "ami-1");
+        fake.set_visibility_reads(2);
+        let tg = fake
+            .create_target_group("web-r1", "vpc-1", &tg_spec(), &BTreeMap::new())
+            .await
+            .unwrap();
+        assert!(fake.find_target_group("web-r1").await.unwrap().is_none());
+        assert!(fake.find_target_group("web-r1").await.unwrap().is_none());
+        assert!(fake.find_target_group("web-r1").await.unwrap().is_some());
+        let e = fake.target_health(&tg).await.unwrap_err();
+        assert!(e.to_string().contains("TargetGroupNotFound"), "{e}");
+        let dup = fake
+            .create_target_group("web-r1", "vpc-1", &tg_spec(), &BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(
+            dup.to_string().contains("DuplicateTargetGroupName"),
+            "{dup}"
+        );
+        fake.create_group(&group("web-r1", &tg, "lt-1"))
+            .await
+            .unwrap();
+        let names = ["web-r1".to_string()];
+        assert!(fake.describe_groups(&names).await.unwrap().is_empty());
+        assert!(fake.describe_groups(&names).await.unwrap().is_empty());
+        let g = fake.describe_groups(&names).await.unwrap();
+        assert_eq!(g.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_group_is_delete_in_progress_for_a_while_its_name_taken() {
+        let fake = FakeCloud::new(LISTENER, "ami-1").plain();
+        fake.set_deletion_reads(2);
+        fake.create_group(&group("web-r1", "tg", "lt-1"))
+            .await
+            .unwrap();
+        fake.delete_group("web-r1").await.unwrap();
+        let names = ["web-r1".to_string()];
+        for _ in 0..2 {
+            let g = fake.describe_groups(&names).await.unwrap();
+            assert!(g[0].deleting, "Delete in progress");
+            let again = fake.create_group(&group("web-r1", "tg", "lt-1")).await;
+            assert!(again.unwrap_err().to_string().contains("AlreadyExists"));
+        }
+        assert!(fake.describe_groups(&names).await.unwrap().is_empty());
+        fake.create_group(&group("web-r1", "tg", "lt-1"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn aws_limits_are_refused() {
+        let fake = FakeCloud::new(LISTENER, "ami-1");
+        let route = Route::listener(LISTENER);
+        let six: Vec<(String, i64)> = (0..6).map(|i| (format!("tg-{i}"), 0)).collect();
+        let e = fake.forward(&route, &six).await.unwrap_err();
+        assert!(e.to_string().contains("ValidationError"), "{e}");
+        let heavy = vec![("tg-1".to_string(), 1000)];
+        assert!(fake.forward(&route, &heavy).await.is_err());
+        let five: Vec<(String, i64)> = (0..5).map(|i| (format!("tg-{i}"), 999)).collect();
+        fake.forward(&route, &five).await.unwrap();
+        let mut spec = fleet_spec();
+        spec.user_data = Some("#".repeat(16 * 1024 + 1));
+        let e = fake
+            .create_launch_template("web-r1", &spec, &BTreeMap::new(), &BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("InvalidParameterValue"), "{e}");
+        spec.user_data = Some("#".repeat(16 * 1024));
+        fake.create_launch_template("web-r1", &spec, &BTreeMap::new(), &BTreeMap::new())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn instances_are_pending_for_some_reads_by_default() {
+        let fake = FakeCloud::new(LISTENER, "ami-1").plain();
+        fake.set_pending_reads(DEFAULT_PENDING_READS);
+        fake.create_group(&group("web-r1", "tg", "lt-1"))
+            .await
+            .unwrap();
+        let names = ["web-r1".to_string()];
+        let mut reads = 0;
+        while !fake.describe_groups(&names).await.unwrap()[0].instances[0].in_service() {
+            reads += 1;
+            assert!(reads < 10);
+        }
+        assert_eq!(reads, DEFAULT_PENDING_READS - 1);
     }
 }

@@ -164,6 +164,11 @@ impl Route {
         }
     }
 
+    /// The ARN of what the route writes: the rule's, else the listener's.
+    pub fn key(&self) -> &str {
+        self.rule_arn.as_deref().unwrap_or(&self.listener_arn)
+    }
+
     /// How messages name it: `listener (ARN)` or `listener rule (ARN)`.
     pub fn what(&self) -> String {
         match &self.rule_arn {

@@ -70,8 +70,19 @@ fn canary(image: &str) -> ReleaseSpec {
     s
 }
 
+/// A fake that behaves as AWS does (instances `Pending` for a while, lagging reads of new
+/// objects, groups `Delete in progress`): most tests run here.
 fn world() -> (Arc<FakeCloud>, Engine) {
-    let fake = Arc::new(FakeCloud::new(LISTENER, IMAGE_A));
+    world_of(FakeCloud::new(LISTENER, IMAGE_A))
+}
+
+/// A fake with AWS's lag off: for tests that count polls exactly.
+fn plain_world() -> (Arc<FakeCloud>, Engine) {
+    world_of(FakeCloud::new(LISTENER, IMAGE_A).plain())
+}
+
+fn world_of(fake: FakeCloud) -> (Arc<FakeCloud>, Engine) {
+    let fake = Arc::new(fake);
     fake.add_image(IMAGE_B);
     let engine = Engine::new(Cloud::from_one(fake.clone()), Duration::from_secs(5));
     (fake, engine)
@@ -85,7 +96,8 @@ const LIMIT: Duration = Duration::from_secs(1800);
 
 #[tokio::test(start_paused = true)]
 async fn first_release_waits_for_health_then_takes_all_traffic() {
-    let (fake, engine) = world();
+    // Exact poll counts: AWS's lag off (`a_release_meets_aws_lagging_reads` has it on).
+    let (fake, engine) = plain_world();
     fake.script_health("web-r1", HealthScript::AfterPolls(3));
     let started = tokio::time::Instant::now();
     let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
@@ -301,7 +313,7 @@ async fn api_error_mid_shift_aborts_and_restores() {
         fake.listener(LISTENER),
         Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
     );
-    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    assert_eq!(fake.group_names(), vec!["web-r1"], "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -535,9 +547,12 @@ async fn failed_scaling_activity_aborts_at_once() {
         .await
         .unwrap_err()
         .to_string();
+    // Seen within seconds of the third failed launch; the clean-up then waits for the
+    // group's deletion (`Delete in progress` for a few reads, gone two reads in a row).
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "failed fast once AWS's own retries failed too, not at the timeout"
+        started.elapsed() < Duration::from_secs(30),
+        "failed fast once AWS's own retries failed too, not at the timeout: {:?}",
+        started.elapsed()
     );
     assert!(err.contains("(3 failed launches)"), "{err}");
     assert!(
@@ -725,29 +740,35 @@ async fn a_deleted_serving_group_is_replaced() {
 /// of the targets turning healthy, with few reads.
 #[tokio::test(start_paused = true)]
 async fn registering_targets_are_seen_healthy_within_a_second() {
-    let (fake, engine) = world();
-    let mut s = spec(IMAGE_A);
-    s.fleet.target_group.health_check.interval = 5;
-    s.fleet.target_group.health_check.healthy_threshold = 2;
-    let started = tokio::time::Instant::now();
-    let healthy_at = started + Duration::from_millis(5_500);
-    fake.script_health("web-r1", HealthScript::RegisteringUntil(healthy_at));
-    engine.release(&s, true, LIMIT).await.unwrap();
-    let shifted = tokio::time::Instant::now();
-    assert!(
-        shifted >= healthy_at,
-        "never before the targets are healthy"
-    );
-    assert!(
-        shifted - healthy_at <= Duration::from_secs(1),
-        "seen {:?} after turning healthy",
-        shifted - healthy_at
-    );
-    assert_eq!(
-        fake.calls("DescribeTargetHealth"),
-        3,
-        "at 0 s (registering), at 5 s (the earliest two checks could pass), at 6 s"
-    );
+    // With AWS's lag on too: a first look that does not see the new group or target group
+    // yet must not push the prediction late (it counts from the wait's start).
+    for aws_lag in [false, true] {
+        let (fake, engine) = if aws_lag { world() } else { plain_world() };
+        let mut s = spec(IMAGE_A);
+        s.fleet.target_group.health_check.interval = 5;
+        s.fleet.target_group.health_check.healthy_threshold = 2;
+        let started = tokio::time::Instant::now();
+        let healthy_at = started + Duration::from_millis(5_500);
+        fake.script_health("web-r1", HealthScript::RegisteringUntil(healthy_at));
+        engine.release(&s, true, LIMIT).await.unwrap();
+        let shifted = tokio::time::Instant::now();
+        assert!(
+            shifted >= healthy_at,
+            "never before the targets are healthy"
+        );
+        assert!(
+            shifted - healthy_at <= Duration::from_secs(1),
+            "AWS lag {aws_lag}: seen {:?} after turning healthy",
+            shifted - healthy_at
+        );
+        if !aws_lag {
+            assert_eq!(
+                fake.calls("DescribeTargetHealth"),
+                3,
+                "at 0 s (registering), at 5 s (the earliest two checks could pass), at 6 s"
+            );
+        }
+    }
 }
 
 /// A create (Terraform's) meets a live release of its name: refused, nothing touched. An
@@ -838,8 +859,10 @@ async fn the_time_limit_bounds_pauses_too() {
         err.contains("time limit (1m40s, `timeouts`) ran out during canary pause at 20 %"),
         "{err}"
     );
+    // The limit ends the pause; the clean-up after it (traffic back first, then the new
+    // group's deletion, `Delete in progress` for a few reads) takes seconds more.
     assert!(
-        started.elapsed() <= Duration::from_secs(101),
+        started.elapsed() <= Duration::from_secs(110),
         "{:?}",
         started.elapsed()
     );
@@ -1311,4 +1334,89 @@ async fn instances_pending_for_a_while_are_waited_for_not_counted() {
     let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
     assert!(ledger.active().is_some());
     assert!(fake.calls("DescribeAutoScalingGroups") > 3);
+}
+
+/// The fleets the ledger records, by name, against the groups that exist: a group the
+/// engine deleted is gone, not merely unseen or `Delete in progress`.
+fn groups_match_ledger(fake: &FakeCloud, ledger: &Ledger) {
+    let mut recorded: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
+    recorded.sort();
+    assert_eq!(fake.group_names(), recorded);
+}
+
+/// AWS's reads lag its writes: a new group, target group and launch template unseen by
+/// three describes each, a deleted group `Delete in progress` for five reads. A first
+/// release, a blue/green release, a rollback, an abort and a destroy end as they do at
+/// once, and a group the engine deleted is really gone when it says so (a read that did
+/// not see a group made moments ago once passed for "gone").
+#[tokio::test(start_paused = true)]
+async fn releases_meet_lagging_reads_and_slow_deletions() {
+    const IMAGE_C: &str = "ami-0000000c";
+    let (fake, engine) = world();
+    fake.add_image(IMAGE_C);
+    fake.set_visibility_reads(3);
+    fake.set_deletion_reads(5);
+    let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    groups_match_ledger(&fake, &ledger);
+    let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
+    groups_match_ledger(&fake, &ledger);
+    let ledger = engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1", "a rollback");
+    groups_match_ledger(&fake, &ledger);
+    // A release that never becomes healthy, aborted at once after launching.
+    let next = fleet_name("web", ledger.next_release);
+    fake.script_health(&next, HealthScript::Never);
+    let mut s = spec(IMAGE_C);
+    s.health.timeout = Duration::from_secs(20);
+    let err = engine
+        .release(&s, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Traffic stayed on release"), "{err}");
+    assert!(!err.contains("Clean-up was incomplete"), "{err}");
+    groups_match_ledger(&fake, &fake.ledger("web").unwrap());
+    assert!(!fake.group_names().contains(&next));
+    engine
+        .destroy("web", &Route::listener(LISTENER))
+        .await
+        .unwrap();
+    assert!(fake.group_names().is_empty());
+    assert!(fake.target_group_names().is_empty());
+}
+
+/// Targets that stay `unused` (`Target.NotInUse`) although a route forwards to their
+/// target group are in an Availability Zone the load balancer does not serve: the release
+/// aborts once the grace has passed, not at the 10-minute health timeout, and says why.
+#[tokio::test(start_paused = true)]
+async fn targets_in_a_zone_the_load_balancer_does_not_serve_abort_after_the_grace() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    fake.script_health("web-r2", HealthScript::ZoneNotServed);
+    let s = spec(IMAGE_B);
+    let interval = Duration::from_secs(s.fleet.target_group.health_check.interval as u64);
+    let started = tokio::time::Instant::now();
+    let err = engine
+        .release(&s, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    let grace = decide::not_in_use_grace(interval);
+    assert!(
+        started.elapsed() >= grace && started.elapsed() < grace + Duration::from_secs(40),
+        "{:?} (grace {grace:?}, health timeout {:?})",
+        started.elapsed(),
+        s.health.timeout
+    );
+    assert!(err.contains("Target.NotInUse"), "{err}");
+    assert!(err.contains("Availability Zone"), "{err}");
+    assert!(
+        err.contains("Traffic stayed on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
 }

@@ -517,7 +517,7 @@ impl Resource for ReleaseResource {
                             ledger.next_release
                         ),
                     );
-                    observed = ctx.engine.observe(&name).await;
+                    observed = ctx.engine.observe_with(ledger).await.map(Some);
                 }
                 Ok(None) => {}
                 Err(e) => observed = Err(e),

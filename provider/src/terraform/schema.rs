@@ -171,7 +171,7 @@ pub fn release_schema() -> Schema {
     let mut user_data = attr(
         T::String,
         C::Optional,
-        "Plain-text user data; the provider base64-encodes it. Sensitive: never logged or shown.",
+        "Plain-text user data, at most 16 KB (AWS's limit for a launch template); the provider base64-encodes it. Sensitive: never logged or shown.",
     );
     user_data.sensitive = true;
     attributes.push(("user_data", user_data));

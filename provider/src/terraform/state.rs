@@ -623,6 +623,20 @@ impl ReleaseState {
                 }
             }
         }
+        // AWS caps a launch template's user data at 16 KB (before base64): a release
+        // would otherwise fail at CreateLaunchTemplate.
+        if let Value::Value(u) = &self.user_data {
+            if u.len() > spec::MAX_USER_DATA {
+                fail(
+                    path(&["user_data"]),
+                    format!(
+                        "user_data is {} bytes; a launch template's user data may be at most {} bytes (16 KB, AWS's limit before base64): fetch a larger script from S3 in a short user_data instead",
+                        u.len(),
+                        spec::MAX_USER_DATA
+                    ),
+                );
+            }
+        }
         if self.desired_capacity == Value::Value(0) {
             fail(
                 path(&["desired_capacity"]),
@@ -794,12 +808,17 @@ mod tests {
         s.rollback_window = Value::Value("30s".into());
         s.desired_capacity = Value::Value(0);
         s.max_size = Value::Value(2);
+        s.user_data = Value::Value("#".repeat(16 * 1024 + 1));
         let e = errors(&s);
+        assert!(e.iter().any(|p| p.contains("user_data")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("rollback_window")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("desired_capacity")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("name")), "{e:?}");
         // A canary without steps is reported on `strategy` (there is no block to point at).
         assert!(e.iter().any(|p| p.contains("strategy")), "{e:?}");
         assert!(e.iter().any(|p| p.contains("retain_fleets")), "{e:?}");
+        let mut fits = minimal();
+        fits.user_data = Value::Value("#".repeat(16 * 1024));
+        assert!(!errors(&fits).iter().any(|p| p.contains("user_data")));
     }
 }
