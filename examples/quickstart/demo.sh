@@ -45,8 +45,15 @@ echo "release $("$TERRAFORM" output -raw release) serves from $("$TERRAFORM" out
 tf output traffic
 
 step "2. Release image $B as a canary: a parallel fleet, health-checked, then 10 % → 50 % → 100 %"
-echo "The plan is an in-place update; what the release will set is known after apply:"
-tf plan -var "image_id=$B" | sed -n '/# immutable_release.web/,/^Plan:/p' | grep -E '~|->|Plan:' | sed -n '1,12p'
+echo "The plan is an in-place update; it says what the apply will do (planned_steps and"
+echo "planned_duration, here read from terraform show -json as a pipeline would):"
+"$TERRAFORM" plan -no-color -input=false -var "image_id=$B" -out=canary.plan > /dev/null
+"$TERRAFORM" show -json canary.plan | "$PY" -c '
+import json, sys
+after = [r for r in json.load(sys.stdin)["resource_changes"] if r["address"] == "immutable_release.web"][0]["change"]["after"]
+for s in after["planned_steps"]:
+    print("  " + s)
+print("  at least " + after["planned_duration"])'
 echo
 echo "The apply, with the provider's progress (TF_LOG=INFO shows it too):"
 TF_LOG=INFO "$TERRAFORM" apply -auto-approve -no-color -var "image_id=$B" 2>&1 \

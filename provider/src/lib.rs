@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod log;
 pub mod naming;
 pub mod spec;
+pub mod steps;
 pub mod stop;
 pub mod terraform;
 

@@ -16,6 +16,7 @@ use crate::engine::{self, EngineError, Observed};
 use crate::ledger::{Ledger, Role};
 use crate::log;
 use crate::spec::ReleaseSpec;
+use crate::steps::{self, Step};
 use serde::{Deserialize, Serialize};
 
 /// The resource.
@@ -115,6 +116,20 @@ pub struct ReleasePrivate {
     /// (fingerprint, image), so that a plan setting the image back can warn with no call.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub gone_retained: BTreeMap<String, (String, String)>,
+    /// The ledger as last read, without its history: what a plan needs to say which fleet
+    /// a release launches, rolls back to, retains or deletes (`planned_steps`) with no call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Ledger>,
+}
+
+/// What an update plan says of `planned_steps`.
+enum PlannedSteps {
+    /// Nothing changes: the state keeps the steps of the last apply.
+    Unchanged,
+    /// The steps, known at plan.
+    Known(Vec<Step>),
+    /// Not known at plan (an argument is unknown, or the record could not be read).
+    Unknown,
 }
 
 /// Private state as Terraform stores it (null when empty).
@@ -149,10 +164,14 @@ fn private_of(obs: &Observed, retain_fleets: Option<i64>) -> Private {
             )
         })
         .collect();
+    let mut record = obs.ledger.clone();
+    record.history.clear();
+    record.settings = None;
     Value::Value(ReleasePrivate {
         expected_traffic: expected,
         drift: obs.drift(retain_fleets),
         gone_retained,
+        record: Some(record),
     })
 }
 
@@ -378,6 +397,78 @@ impl ReleaseResource {
         }
     }
 
+    /// The steps an update plan will take, from what changes and the record (one read of
+    /// the ledger): `Unchanged` when nothing does (the state keeps the last apply's).
+    async fn planned_steps(
+        &self,
+        ctx: &Context,
+        prior: &ReleaseState,
+        planned: &ReleaseState,
+        config: &ReleaseState,
+        private: &Private,
+    ) -> PlannedSteps {
+        let Ok(spec) = planned.to_spec(&ctx.default_tags) else {
+            return PlannedSteps::Unknown;
+        };
+        let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
+        let capacity_changed = prior.capacity() != planned.capacity();
+        let arguments = |s: &ReleaseState| {
+            let mut s = s.clone();
+            s.copy_read_only(&ReleaseState::default());
+            s
+        };
+        let settings_changed = arguments(prior) != arguments(planned);
+        let mut repair: Vec<String> = Vec::new();
+        if let Value::Value(p) = private {
+            repair.extend(p.drift.iter().cloned());
+            if !p.expected_traffic.is_empty()
+                && prior.traffic.as_ref_option() != Some(&p.expected_traffic)
+            {
+                repair.push(format!(
+                    "listener weights back to {}",
+                    p.expected_traffic
+                        .iter()
+                        .map(|(f, w)| format!("{f} {w} %"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        if !fleet_changed && !capacity_changed && !settings_changed && repair.is_empty() {
+            return PlannedSteps::Unchanged;
+        }
+        // The ledger as the refresh read it (private state), else one read.
+        let ledger = match private.as_ref_option().and_then(|p| p.record.clone()) {
+            Some(l) => Some(l),
+            None => match ctx.engine.cloud().ledger.load(&spec.name).await {
+                Ok(l) => l,
+                Err(_) => return PlannedSteps::Unknown,
+            },
+        };
+        let mut kind = engine::classify(
+            ledger.as_ref(),
+            &spec.fleet,
+            capacity_changed,
+            settings_changed,
+        );
+        if fleet_changed && !matches!(kind, PlanKind::Release | PlanKind::Rollback(_)) {
+            kind = PlanKind::Release;
+        }
+        let mut out = Vec::new();
+        if !repair.is_empty() {
+            out.push(Step::Repair {
+                what: repair.join("; "),
+            });
+        }
+        out.extend(steps::plan(
+            &kind,
+            &spec,
+            ledger.as_ref(),
+            !config.desired_capacity.is_null(),
+        ));
+        PlannedSteps::Known(out)
+    }
+
     /// An update, once the lease is held.
     async fn update_leased(
         &self,
@@ -554,6 +645,15 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
+        let first = planned.to_spec(&ctx.default_tags).ok().map(|spec| {
+            steps::plan(
+                &PlanKind::Release,
+                &spec,
+                None,
+                !config.desired_capacity.is_null(),
+            )
+        });
+        planned.set_planned(first.as_deref());
         self.check_in_aws(ctx, diags, &planned, true, true).await;
         self.check_alarms(ctx, diags, &planned, false).await;
         if planned.desired_capacity == Value::Value(0) && config.desired_capacity.is_null() {
@@ -621,8 +721,18 @@ impl Resource for ReleaseResource {
                 }
             }
             planned.unknown_read_only();
+            // The create half of the replacement plans its own steps.
+            planned.set_planned(None);
             self.check_in_aws(ctx, diags, &planned, true, true).await;
             return Some((planned, private, replace));
+        }
+        let steps = self
+            .planned_steps(ctx, &prior, &planned, &config, &private)
+            .await;
+        match &steps {
+            PlannedSteps::Unchanged => {}
+            PlannedSteps::Known(s) => planned.set_planned(Some(s)),
+            PlannedSteps::Unknown => planned.set_planned(None),
         }
         let fleet_changed = match (prior.fleet_spec(), planned.fleet_spec()) {
             (Some(a), Some(b)) => a != b,

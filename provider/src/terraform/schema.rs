@@ -176,6 +176,14 @@ pub fn release_schema() -> Schema {
     user_data.sensitive = true;
     attributes.push(("user_data", user_data));
     attributes.extend(read_only_attributes());
+    attributes.push((
+        "planned_steps",
+        attr(T::List(Box::new(T::String)), C::Computed, "Known at plan: the steps the apply will take, in order, in words (launch, health gate with its figure and timeout, each traffic weight, each watch with the alarms watched, bake, which fleets are retained or deleted; or the rollback, scale or settings update). Kept as planned in the state after the apply."),
+    ));
+    attributes.push((
+        "planned_duration",
+        attr(T::String, C::Computed, "Known at plan: the least time those steps take (health-check thresholds × interval, pauses, bake, drains), a duration."),
+    ));
     Schema {
         version: 0,
         block: block(

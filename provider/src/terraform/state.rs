@@ -171,6 +171,8 @@ pub struct ReleaseState {
     pub previous_image_id: Str,
     pub traffic: Value<BTreeMap<String, i64>>,
     pub history: Value<Vec<HistoryItem>>,
+    pub planned_steps: StrSet,
+    pub planned_duration: Str,
 }
 
 fn or<T: Clone>(v: &Value<T>, default: T) -> Value<T> {
@@ -259,6 +261,24 @@ impl ReleaseState {
         self.previous_image_id = from.previous_image_id.clone();
         self.traffic = from.traffic.clone();
         self.history = from.history.clone();
+        self.planned_steps = from.planned_steps.clone();
+        self.planned_duration = from.planned_duration.clone();
+    }
+
+    /// Sets `planned_steps` and `planned_duration` from a list of steps.
+    pub fn set_planned(&mut self, steps: Option<&[crate::steps::Step]>) {
+        match steps {
+            Some(steps) => {
+                self.planned_steps =
+                    Value::Value(steps.iter().map(|s| Value::Value(s.to_string())).collect());
+                self.planned_duration =
+                    Value::Value(crate::duration::format(crate::steps::least_duration(steps)));
+            }
+            None => {
+                self.planned_steps = Value::Unknown;
+                self.planned_duration = Value::Unknown;
+            }
+        }
     }
 
     /// Marks the read-only attributes unknown (a release is planned).

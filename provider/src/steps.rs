@@ -1,0 +1,507 @@
+//! What an apply will do, as a list of steps computed by a pure function of the
+//! configuration and the record: shown at plan (`planned_steps`, `planned_duration`) so a
+//! reviewer reads what the apply will do and how long it takes at least. The traffic steps
+//! come from [`decide::traffic_steps`], the very list the engine walks.
+
+use std::time::Duration;
+
+use crate::decide::{self, PlanKind, Step as Traffic};
+use crate::duration::format as fmt;
+use crate::ledger::Ledger;
+use crate::spec::ReleaseSpec;
+
+/// One step of an apply, in a reviewer's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Launch a new fleet: `count` instances (None: the serving fleet's desired capacity).
+    Launch {
+        fleet: String,
+        count: Option<i64>,
+        instance_type: String,
+        image_id: String,
+    },
+    /// Wait until the share of desired capacity is healthy behind the load balancer.
+    HealthGate {
+        fleet: String,
+        min_healthy_percentage: i64,
+        checks: Duration,
+        timeout: Duration,
+    },
+    /// Send `weight` percent to `fleet`, the rest to `serving` (if any).
+    Weight {
+        fleet: String,
+        weight: i64,
+        serving: Option<String>,
+    },
+    /// Hold the weight and watch the alarms and the new fleet's health.
+    Watch {
+        pause: Duration,
+        weight: i64,
+        alarms: Vec<String>,
+    },
+    /// Hold 100 % and watch, before the release commits.
+    Bake { bake: Duration, alarms: Vec<String> },
+    /// Keep a replaced fleet out of traffic for rollback, at capacity for the window.
+    Retain { fleet: String, window: Duration },
+    /// Delete a fleet (after draining, if it served until moments ago).
+    Delete {
+        fleet: String,
+        drain: Duration,
+        why: String,
+    },
+    /// Give a retained fleet its capacity back (its window may have scaled it to zero).
+    ScaleBack { fleet: String },
+    /// Scale the serving fleet in place.
+    Scale {
+        fleet: String,
+        min: i64,
+        max: i64,
+        desired: Option<i64>,
+    },
+    /// Record changed settings; no AWS object changes shape.
+    Settings,
+    /// Put right what changed outside Terraform (drift).
+    Repair { what: String },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let alarms = |a: &[String]| {
+            if a.is_empty() {
+                "the new fleet's health".to_string()
+            } else {
+                format!("alarms {} and the new fleet's health", a.join(", "))
+            }
+        };
+        match self {
+            Step::Launch {
+                fleet,
+                count,
+                instance_type,
+                image_id,
+            } => match count {
+                Some(n) => write!(f, "launch {fleet}: {n} × {instance_type} from {image_id}"),
+                None => write!(
+                    f,
+                    "launch {fleet}: {instance_type} from {image_id}, as many as the serving fleet's desired capacity"
+                ),
+            },
+            Step::HealthGate {
+                fleet,
+                min_healthy_percentage,
+                checks,
+                timeout,
+            } if checks.is_zero() => write!(
+                f,
+                "health gate {fleet}: {min_healthy_percentage} % of desired capacity healthy behind the load balancer (timeout {})",
+                fmt(*timeout)
+            ),
+            Step::HealthGate {
+                fleet,
+                min_healthy_percentage,
+                checks,
+                timeout,
+            } => write!(
+                f,
+                "health gate {fleet}: {min_healthy_percentage} % of desired capacity healthy behind the load balancer (checks take at least {}; timeout {})",
+                fmt(*checks),
+                fmt(*timeout)
+            ),
+            Step::Weight {
+                fleet,
+                weight,
+                serving,
+            } => match serving {
+                Some(s) if *weight < 100 => {
+                    write!(f, "traffic {weight} % to {fleet}, {} % to {s}", 100 - weight)
+                }
+                _ => write!(f, "traffic 100 % to {fleet}"),
+            },
+            Step::Watch {
+                pause,
+                weight,
+                alarms: a,
+            } => write!(f, "watch {} at {weight} %: {}", fmt(*pause), alarms(a)),
+            Step::Bake { bake, alarms: a } => {
+                write!(f, "bake {} at 100 %: {}", fmt(*bake), alarms(a))
+            }
+            Step::Retain { fleet, window } => write!(
+                f,
+                "retain {fleet} out of traffic for rollback; scaled to zero after {}",
+                fmt(*window)
+            ),
+            Step::Delete { fleet, drain, why } => {
+                if drain.is_zero() {
+                    write!(f, "delete {fleet} ({why})")
+                } else {
+                    write!(f, "drain {fleet} for {}, then delete it ({why})", fmt(*drain))
+                }
+            }
+            Step::ScaleBack { fleet } => write!(
+                f,
+                "give {fleet} the serving fleet's capacity back if its rollback window scaled it in"
+            ),
+            Step::Scale {
+                fleet,
+                min,
+                max,
+                desired,
+            } => match desired {
+                Some(d) => write!(f, "scale {fleet} in place: min {min}, max {max}, desired {d}"),
+                None => write!(f, "scale {fleet} in place: min {min}, max {max}"),
+            },
+            Step::Settings => write!(f, "record the changed settings; no fleet changes"),
+            Step::Repair { what } => write!(f, "put the release back in shape: {what}"),
+        }
+    }
+}
+
+impl Step {
+    /// The least time this step takes.
+    pub fn least(&self) -> Duration {
+        match self {
+            Step::HealthGate { checks, .. } => *checks,
+            Step::Watch { pause, .. } => *pause,
+            Step::Bake { bake, .. } => *bake,
+            Step::Delete { drain, .. } => *drain,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// The least time a list of steps takes: health checks, pauses, bake, drains.
+pub fn least_duration(steps: &[Step]) -> Duration {
+    steps.iter().map(Step::least).sum()
+}
+
+/// The time a new fleet's first health checks take at least: `healthy_threshold` checks
+/// `interval` apart.
+fn checks(spec: &ReleaseSpec) -> Duration {
+    let hc = &spec.fleet.target_group.health_check;
+    Duration::from_secs((hc.interval.max(1) * hc.healthy_threshold.max(1)) as u64)
+}
+
+fn gate(spec: &ReleaseSpec, fleet: &str, checks: Duration) -> Step {
+    Step::HealthGate {
+        fleet: fleet.into(),
+        min_healthy_percentage: spec.health.min_healthy_percentage,
+        checks,
+        timeout: spec.health.timeout,
+    }
+}
+
+/// The steps of an apply of `kind` for `spec`, given the record (`None`: none yet).
+/// `explicit_desired`: the user set `desired_capacity` (else a new fleet gets the serving
+/// fleet's).
+pub fn plan(
+    kind: &PlanKind,
+    spec: &ReleaseSpec,
+    ledger: Option<&Ledger>,
+    explicit_desired: bool,
+) -> Vec<Step> {
+    let serving = ledger
+        .and_then(|l| l.active())
+        .map(|f| f.fleet_name.clone());
+    let alarms: Vec<String> = spec.alarm_names.iter().cloned().collect();
+    match kind {
+        PlanKind::NoChange => Vec::new(),
+        PlanKind::Settings => vec![Step::Settings],
+        PlanKind::Scale => {
+            let fleet = serving.unwrap_or_else(|| spec.name.clone());
+            vec![
+                Step::Scale {
+                    fleet: fleet.clone(),
+                    min: spec.capacity.min,
+                    max: spec.capacity.max,
+                    desired: explicit_desired.then_some(spec.capacity.desired),
+                },
+                gate(spec, &fleet, Duration::ZERO),
+            ]
+        }
+        PlanKind::Release => {
+            let next = ledger.map(|l| l.next_release).unwrap_or(1);
+            let fleet = crate::engine::fleet_name(&spec.name, next);
+            let mut steps = vec![
+                Step::Launch {
+                    fleet: fleet.clone(),
+                    count: (explicit_desired || serving.is_none()).then_some(spec.capacity.desired),
+                    instance_type: spec.fleet.instance_type.clone(),
+                    image_id: spec.fleet.image_id.clone(),
+                },
+                gate(spec, &fleet, checks(spec)),
+            ];
+            let straight = serving.is_none();
+            let mut weight = 0;
+            for t in
+                decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight)
+            {
+                steps.push(match t {
+                    Traffic::Weight(w) => {
+                        weight = w;
+                        Step::Weight {
+                            fleet: fleet.clone(),
+                            weight: w,
+                            serving: serving.clone(),
+                        }
+                    }
+                    Traffic::Pause(p) => Step::Watch {
+                        pause: p,
+                        weight,
+                        alarms: alarms.clone(),
+                    },
+                    Traffic::Bake(b) => Step::Bake {
+                        bake: b,
+                        alarms: alarms.clone(),
+                    },
+                });
+            }
+            steps.extend(retirement(spec, ledger, serving.as_deref()));
+            steps
+        }
+        PlanKind::Rollback(to) => {
+            let Some(target) = ledger.and_then(|l| l.fleets.iter().find(|f| f.release == *to))
+            else {
+                return Vec::new();
+            };
+            let fleet = target.fleet_name.clone();
+            let mut steps = vec![
+                Step::ScaleBack {
+                    fleet: fleet.clone(),
+                },
+                gate(spec, &fleet, Duration::ZERO),
+                Step::Weight {
+                    fleet: fleet.clone(),
+                    weight: 100,
+                    serving: serving.clone(),
+                },
+            ];
+            // The fleet rolled back to leaves the retained list; the one replaced joins it.
+            let mut after = ledger
+                .cloned()
+                .unwrap_or_else(|| Ledger::new(&spec.name, &spec.listener_arn));
+            after.fleets.retain(|f| f.release != *to);
+            steps.extend(retirement(spec, Some(&after), serving.as_deref()));
+            steps
+        }
+    }
+}
+
+/// What becomes of the replaced fleet and the retained ones once a new fleet serves:
+/// the newest `retain_fleets` are kept (the replaced one first), the rest deleted.
+fn retirement(spec: &ReleaseSpec, ledger: Option<&Ledger>, replaced: Option<&str>) -> Vec<Step> {
+    let keep = spec.retain_fleets.max(0) as usize;
+    let mut candidates: Vec<String> = replaced.map(String::from).into_iter().collect();
+    if let Some(l) = ledger {
+        candidates.extend(
+            l.retained()
+                .iter()
+                .map(|f| f.fleet_name.clone())
+                .filter(|n| Some(n.as_str()) != replaced),
+        );
+    }
+    let drain = Duration::from_secs(spec.fleet.target_group.deregistration_delay.max(0) as u64);
+    candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, fleet)| {
+            if i < keep {
+                Step::Retain {
+                    fleet,
+                    window: spec.rollback_window,
+                }
+            } else {
+                let served = Some(fleet.as_str()) == replaced;
+                Step::Delete {
+                    drain: if served { drain } else { Duration::ZERO },
+                    fleet,
+                    why: format!("beyond retain_fleets = {keep}"),
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{FleetRecord, Role};
+    use crate::spec::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn spec() -> ReleaseSpec {
+        ReleaseSpec {
+            name: "web".into(),
+            fleet: FleetSpec {
+                image_id: "ami-b".into(),
+                instance_type: "t3.micro".into(),
+                subnet_ids: ["subnet-1".to_string()].into(),
+                security_group_ids: BTreeSet::new(),
+                iam_instance_profile: None,
+                user_data: None,
+                instance_tags: BTreeMap::new(),
+                target_group: TargetGroupSpec {
+                    port: 80,
+                    protocol: "HTTP".into(),
+                    health_check: HealthCheckSpec {
+                        interval: 10,
+                        healthy_threshold: 2,
+                        ..HealthCheckSpec::default()
+                    },
+                    deregistration_delay: 30,
+                },
+            },
+            capacity: Capacity {
+                min: 2,
+                max: 4,
+                desired: 3,
+            },
+            listener_arn: "arn:listener".into(),
+            rule_arn: None,
+            vpc_id: "vpc-1".into(),
+            health: HealthSpec {
+                min_healthy_percentage: 100,
+                grace_period: Duration::from_secs(30),
+                timeout: Duration::from_secs(600),
+            },
+            strategy: Strategy::BlueGreen,
+            canary_steps: vec![],
+            alarm_names: BTreeSet::new(),
+            bake_time: Duration::ZERO,
+            retain_fleets: 1,
+            rollback_window: Duration::from_secs(3600),
+            history_limit: 10,
+            tags: BTreeMap::new(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn fleet(release: u64, role: Role) -> FleetRecord {
+        FleetRecord {
+            release,
+            fleet_name: format!("web-r{release}"),
+            launch_template_id: format!("lt-{release}"),
+            launch_template_version: 1,
+            target_group_arn: format!("tg-{release}"),
+            image_id: format!("ami-{release}"),
+            fingerprint: String::new(),
+            role,
+            last_served: release,
+            health_rule_arn: None,
+            stopped: None,
+        }
+    }
+
+    /// A record: web-r2 serving, web-r1 retained, next release 3.
+    fn ledger() -> Ledger {
+        let mut l = Ledger::new("web", "arn:listener");
+        l.fleets = vec![fleet(1, Role::Retained), fleet(2, Role::Active)];
+        l.next_release = 3;
+        l
+    }
+
+    fn words(steps: &[Step]) -> Vec<String> {
+        steps.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_first_release_launches_gates_and_takes_all_traffic() {
+        let steps = plan(&PlanKind::Release, &spec(), None, false);
+        assert_eq!(
+            words(&steps),
+            vec![
+                "launch web-r1: 3 × t3.micro from ami-b",
+                "health gate web-r1: 100 % of desired capacity healthy behind the load balancer (checks take at least 20s; timeout 10m0s)",
+                "traffic 100 % to web-r1",
+            ]
+        );
+        assert_eq!(least_duration(&steps), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_canary_with_pauses_and_bake_lists_every_weight_and_watch() {
+        let mut s = spec();
+        s.strategy = Strategy::Canary;
+        s.canary_steps = vec![
+            CanaryStep {
+                weight: 10,
+                pause: Duration::from_secs(300),
+            },
+            CanaryStep {
+                weight: 50,
+                pause: Duration::from_secs(600),
+            },
+        ];
+        s.alarm_names = ["web-5xx".to_string(), "web-p99".to_string()].into();
+        s.bake_time = Duration::from_secs(900);
+        let steps = plan(&PlanKind::Release, &s, Some(&ledger()), false);
+        assert_eq!(
+            words(&steps),
+            vec![
+                "launch web-r3: t3.micro from ami-b, as many as the serving fleet's desired capacity",
+                "health gate web-r3: 100 % of desired capacity healthy behind the load balancer (checks take at least 20s; timeout 10m0s)",
+                "traffic 10 % to web-r3, 90 % to web-r2",
+                "watch 5m0s at 10 %: alarms web-5xx, web-p99 and the new fleet's health",
+                "traffic 50 % to web-r3, 50 % to web-r2",
+                "watch 10m0s at 50 %: alarms web-5xx, web-p99 and the new fleet's health",
+                "traffic 100 % to web-r3",
+                "bake 15m0s at 100 %: alarms web-5xx, web-p99 and the new fleet's health",
+                "retain web-r2 out of traffic for rollback; scaled to zero after 1h0m0s",
+                "delete web-r1 (beyond retain_fleets = 1)",
+            ]
+        );
+        // 20 s of checks + 5 m + 10 m + 15 m of watching.
+        assert_eq!(
+            least_duration(&steps),
+            Duration::from_secs(20 + 300 + 600 + 900)
+        );
+    }
+
+    #[test]
+    fn retain_fleets_zero_drains_the_replaced_fleet() {
+        let mut s = spec();
+        s.retain_fleets = 0;
+        let steps = plan(&PlanKind::Release, &s, Some(&ledger()), true);
+        let w = words(&steps);
+        assert_eq!(w[0], "launch web-r3: 3 × t3.micro from ami-b");
+        assert_eq!(
+            &w[3..],
+            [
+                "drain web-r2 for 30s, then delete it (beyond retain_fleets = 0)",
+                "delete web-r1 (beyond retain_fleets = 0)",
+            ]
+        );
+        assert_eq!(least_duration(&steps), Duration::from_secs(20 + 30));
+    }
+
+    #[test]
+    fn a_rollback_launches_nothing_and_retains_the_replaced_fleet() {
+        let steps = plan(&PlanKind::Rollback(1), &spec(), Some(&ledger()), false);
+        assert_eq!(
+            words(&steps),
+            vec![
+                "give web-r1 the serving fleet's capacity back if its rollback window scaled it in",
+                "health gate web-r1: 100 % of desired capacity healthy behind the load balancer (timeout 10m0s)",
+                "traffic 100 % to web-r1",
+                "retain web-r2 out of traffic for rollback; scaled to zero after 1h0m0s",
+            ]
+        );
+        assert!(!steps.iter().any(|s| matches!(s, Step::Launch { .. })));
+        assert_eq!(least_duration(&steps), Duration::ZERO);
+        // To a fleet the record does not hold: nothing to plan.
+        assert!(plan(&PlanKind::Rollback(9), &spec(), Some(&ledger()), false).is_empty());
+    }
+
+    #[test]
+    fn scale_settings_and_no_change() {
+        let scale = plan(&PlanKind::Scale, &spec(), Some(&ledger()), true);
+        assert_eq!(
+            words(&scale)[0],
+            "scale web-r2 in place: min 2, max 4, desired 3"
+        );
+        assert_eq!(
+            words(&plan(&PlanKind::Settings, &spec(), Some(&ledger()), false)),
+            vec!["record the changed settings; no fleet changes"]
+        );
+        assert!(plan(&PlanKind::NoChange, &spec(), Some(&ledger()), false).is_empty());
+    }
+}
