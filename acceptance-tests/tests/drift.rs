@@ -31,7 +31,7 @@ async fn set_default_action(h: &Harness, action: elb::types::Action) -> anyhow::
 }
 
 /// Plan shows changes, and (if given) says `text`; apply; plan is empty.
-async fn plan_shows_then_apply_fixes(h: &Harness, text: Option<&str>) -> anyhow::Result<()> {
+async fn plan_shows_then_apply_fixes(h: &Harness, texts: &[&str]) -> anyhow::Result<()> {
     let vars = [("image_id", h.fx.image_b.as_str())];
     let run = h
         .terraform(&[
@@ -41,7 +41,7 @@ async fn plan_shows_then_apply_fixes(h: &Harness, text: Option<&str>) -> anyhow:
         ])
         .await?;
     assert_eq!(run.code, 2, "the plan shows the drift:\n{}", run.all());
-    if let Some(t) = text {
+    for t in texts {
         assert!(run.says(t), "the plan says {t:?}:\n{}", run.all());
     }
     h.apply(&vars).await?;
@@ -79,7 +79,15 @@ async fn weights_changed_by_hand_are_put_back() -> anyhow::Result<()> {
         )
         .build();
     set_default_action(&h, forward).await?;
-    plan_shows_then_apply_fixes(&h, Some("traffic")).await?;
+    // The weights go back, and the plan's steps say so.
+    plan_shows_then_apply_fixes(
+        &h,
+        &[
+            "traffic",
+            "put the release back in shape: listener weights back to web-r1 0 %, web-r2 100 %",
+        ],
+    )
+    .await?;
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
@@ -99,7 +107,10 @@ async fn a_deleted_serving_group_is_replaced() -> anyhow::Result<()> {
         .await?;
     plan_shows_then_apply_fixes(
         &h,
-        Some("the Auto Scaling group of serving fleet web-r2 was deleted outside Terraform"),
+        &[
+            "the Auto Scaling group of serving fleet web-r2 was deleted outside Terraform",
+            "put the release back in shape: ",
+        ],
     )
     .await?;
     // A new fleet of the same arguments serves; the broken one is gone; web-r1 retained.
@@ -155,7 +166,10 @@ async fn a_deleted_serving_target_group_is_replaced() -> anyhow::Result<()> {
         .await?;
     plan_shows_then_apply_fixes(
         &h,
-        Some("the target group of serving fleet web-r2 was deleted outside Terraform"),
+        &[
+            "the target group of serving fleet web-r2 was deleted outside Terraform",
+            "put the release back in shape: ",
+        ],
     )
     .await?;
     assert_eq!(
@@ -200,7 +214,7 @@ async fn instances_not_from_the_serving_launch_template_are_replaced() -> anyhow
         )
         .send()
         .await?;
-    plan_shows_then_apply_fixes(&h, Some("was switched to launch template")).await?;
+    plan_shows_then_apply_fixes(&h, &["was switched to launch template"]).await?;
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 0), ("web-r3".to_string(), 100)].into()

@@ -876,14 +876,14 @@ impl AwsCloud {
         Ok(out)
     }
 
-    /// One version of a ledger template: its number and user data; None when the
-    /// template does not exist.
-    async fn ledger_version(
+    /// One version of a ledger template (`$Latest` or a number), None when the template
+    /// does not exist.
+    async fn ledger_template_version(
         &self,
         name: &str,
         version: &str,
-    ) -> CloudResult<Option<(i64, Option<String>)>> {
-        let out = match self
+    ) -> CloudResult<Option<ec2::types::LaunchTemplateVersion>> {
+        match self
             .ec2
             .describe_launch_template_versions()
             .launch_template_name(name)
@@ -891,16 +891,24 @@ impl AwsCloud {
             .send()
             .await
         {
-            Ok(o) => o,
+            Ok(o) => Ok(o.launch_template_versions().first().cloned()),
             Err(e)
                 if e.code()
                     .is_some_and(|c| c.starts_with("InvalidLaunchTemplateName")) =>
             {
-                return Ok(None)
+                Ok(None)
             }
-            Err(e) => return Err(err(format!("reading release ledger ({name})"))(e)),
-        };
-        Ok(out.launch_template_versions().first().map(|v| {
+            Err(e) => Err(err(format!("reading release ledger ({name})"))(e)),
+        }
+    }
+
+    /// A ledger version's number and user data, None when the template does not exist.
+    async fn ledger_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> CloudResult<Option<(i64, Option<String>)>> {
+        Ok(self.ledger_template_version(name, version).await?.map(|v| {
             (
                 v.version_number().unwrap_or_default(),
                 v.launch_template_data()
@@ -912,25 +920,18 @@ impl AwsCloud {
 
     /// ` (by ARN at TIME)`: who wrote a ledger version, as far as AWS says.
     async fn ledger_writer(&self, name: &str, version: i64) -> String {
-        let Ok(out) = self
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_name(name)
-            .versions(version.to_string())
-            .send()
+        match self
+            .ledger_template_version(name, &version.to_string())
             .await
-        else {
-            return String::new();
-        };
-        match out.launch_template_versions().first() {
-            Some(v) => format!(
+        {
+            Ok(Some(v)) => format!(
                 " (version {version}, by {} at {})",
                 v.created_by().unwrap_or("an unknown principal"),
                 v.create_time()
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| "an unknown time".into())
             ),
-            None => String::new(),
+            _ => String::new(),
         }
     }
 
