@@ -227,6 +227,26 @@ pub struct Aws {
 }
 
 impl Aws {
+    /// Defines a CloudWatch alarm `name` on the load balancer's 5xx count (state
+    /// `INSUFFICIENT_DATA` until set).
+    pub async fn put_alarm(&self, name: &str) -> anyhow::Result<()> {
+        self.cw
+            .put_metric_alarm()
+            .alarm_name(name)
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .namespace("AWS/ApplicationELB")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
         let creds =

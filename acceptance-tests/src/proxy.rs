@@ -839,6 +839,28 @@ impl std::fmt::Display for ConnectionReset {
 
 impl std::error::Error for ConnectionReset {}
 
+/// The caller's request, addressed to the emulator.
+fn upstream_request(
+    parts: &hyper::http::request::Parts,
+    upstream: &str,
+    body: Bytes,
+) -> Request<Full<Bytes>> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
+    for (k, v) in parts.headers.iter() {
+        if k != "host" {
+            out = out.header(k, v);
+        }
+    }
+    out.body(Full::new(body)).expect("request builds")
+}
+
 async fn forward(
     req: Request<Incoming>,
     upstream: &str,
@@ -996,21 +1018,7 @@ async fn forward(
             };
             if first {
                 // The emulator deletes at once; AWS takes its time. Hold the call back.
-                let uri = format!(
-                    "{upstream}{}",
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/")
-                );
-                let mut out = Request::builder().method(parts.method.clone()).uri(uri);
-                for (k, v) in parts.headers.iter() {
-                    if k != "host" {
-                        out = out.header(k, v);
-                    }
-                }
-                let out = out.body(Full::new(body.clone())).expect("request builds");
+                let out = upstream_request(&parts, upstream, body.clone());
                 let (client, shared) = (client.clone(), shared.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
@@ -1029,21 +1037,7 @@ async fn forward(
         }
         Outcome::Forwarded | Outcome::AnswerLost => {}
     }
-    let uri = format!(
-        "{upstream}{}",
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
-    let mut out = Request::builder().method(parts.method).uri(uri);
-    for (k, v) in parts.headers.iter() {
-        if k != "host" {
-            out = out.header(k, v);
-        }
-    }
-    let out = out.body(Full::new(body)).expect("request builds");
+    let out = upstream_request(&parts, upstream, body);
     let resp = match client.request(out).await {
         Ok(r) => r,
         Err(e) => {

@@ -41,26 +41,10 @@ fn watch(aws: Aws, listener: String) -> (Arc<Mutex<bool>>, tokio::task::JoinHand
     (stop, task)
 }
 
-async fn alarm(aws: &Aws) -> anyhow::Result<()> {
-    aws.cw
-        .put_metric_alarm()
-        .alarm_name("web-5xx")
-        .metric_name("HTTPCode_Target_5XX_Count")
-        .namespace("AWS/ApplicationELB")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(10.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_weights_change_in_order() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    alarm(&h.aws).await?;
+    h.aws.put_alarm("web-5xx").await?;
     h.write(&h.release_hcl(&ReleaseOpts {
         extra: CANARY.into(),
         ..Default::default()
@@ -92,7 +76,7 @@ async fn canary_weights_change_in_order() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    alarm(&h.aws).await?;
+    h.aws.put_alarm("web-5xx").await?;
     h.write(&h.release_hcl(&ReleaseOpts {
         extra: CANARY.into(),
         ..Default::default()

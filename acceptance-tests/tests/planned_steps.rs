@@ -2,7 +2,7 @@
 //! `terraform show -json` of a saved plan, and kept as planned in the state after the
 //! apply — for a first release, a canary, a rollback and a scale.
 
-use acceptance_tests::{Aws, Harness, ReleaseOpts};
+use acceptance_tests::{Harness, ReleaseOpts};
 
 const CANARY: &str = r#"  strategy = "canary"
   canary_step {
@@ -14,22 +14,6 @@ const CANARY: &str = r#"  strategy = "canary"
     pause  = "3s"
   }
   alarm_names = ["web-5xx"]"#;
-
-async fn alarm(aws: &Aws) -> anyhow::Result<()> {
-    aws.cw
-        .put_metric_alarm()
-        .alarm_name("web-5xx")
-        .metric_name("HTTPCode_Target_5XX_Count")
-        .namespace("AWS/ApplicationELB")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(10.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await?;
-    Ok(())
-}
 
 /// Plans into `file` and returns the release's planned (`after`) values from
 /// `terraform show -json`.
@@ -70,7 +54,7 @@ fn steps(after: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plan_says_what_the_apply_will_do() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    alarm(&h.aws).await?;
+    h.aws.put_alarm("web-5xx").await?;
     h.write(&h.release_hcl(&ReleaseOpts {
         extra: CANARY.into(),
         lb_extra: "    deregistration_delay = 1".into(),

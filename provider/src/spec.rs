@@ -537,6 +537,62 @@ pub fn check_duration(
     Ok(d)
 }
 
+/// Specs for tests: one fleet and one release, every setting at its default.
+#[cfg(test)]
+pub(crate) mod examples {
+    use super::*;
+
+    /// A fleet of `t3.micro` from `image` in one subnet, default health check.
+    pub fn fleet(image: &str) -> FleetSpec {
+        FleetSpec {
+            image_id: image.into(),
+            instance_type: "t3.micro".into(),
+            subnet_ids: ["subnet-1".to_string()].into(),
+            security_group_ids: BTreeSet::new(),
+            iam_instance_profile: None,
+            user_data: None,
+            instance_tags: BTreeMap::new(),
+            target_group: TargetGroupSpec {
+                port: 80,
+                protocol: "HTTP".into(),
+                health_check: HealthCheckSpec::default(),
+                deregistration_delay: 30,
+            },
+        }
+    }
+
+    /// Release `web` of that fleet on `listener_arn`: blue/green, 2 of 2–4 instances,
+    /// 100 % healthy within 10 minutes, one retained fleet for an hour.
+    pub fn release(image: &str, listener_arn: &str) -> ReleaseSpec {
+        ReleaseSpec {
+            name: "web".into(),
+            fleet: fleet(image),
+            capacity: Capacity {
+                min: 2,
+                max: 4,
+                desired: 2,
+            },
+            listener_arn: listener_arn.into(),
+            rule_arn: None,
+            vpc_id: "vpc-1".into(),
+            health: HealthSpec {
+                min_healthy_percentage: 100,
+                grace_period: Duration::from_secs(30),
+                timeout: Duration::from_secs(600),
+            },
+            strategy: Strategy::BlueGreen,
+            canary_steps: vec![],
+            alarm_names: BTreeSet::new(),
+            bake_time: Duration::ZERO,
+            retain_fleets: 1,
+            rollback_window: Duration::from_secs(3600),
+            history_limit: 10,
+            tags: BTreeMap::new(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,53 +326,15 @@ mod tests {
     use super::*;
     use crate::ledger::{FleetRecord, Role};
     use crate::spec::*;
-    use std::collections::{BTreeMap, BTreeSet};
 
+    /// The example release of image `ami-b`, 3 instances, checks 2 × 10 s.
     fn spec() -> ReleaseSpec {
-        ReleaseSpec {
-            name: "web".into(),
-            fleet: FleetSpec {
-                image_id: "ami-b".into(),
-                instance_type: "t3.micro".into(),
-                subnet_ids: ["subnet-1".to_string()].into(),
-                security_group_ids: BTreeSet::new(),
-                iam_instance_profile: None,
-                user_data: None,
-                instance_tags: BTreeMap::new(),
-                target_group: TargetGroupSpec {
-                    port: 80,
-                    protocol: "HTTP".into(),
-                    health_check: HealthCheckSpec {
-                        interval: 10,
-                        healthy_threshold: 2,
-                        ..HealthCheckSpec::default()
-                    },
-                    deregistration_delay: 30,
-                },
-            },
-            capacity: Capacity {
-                min: 2,
-                max: 4,
-                desired: 3,
-            },
-            listener_arn: "arn:listener".into(),
-            rule_arn: None,
-            vpc_id: "vpc-1".into(),
-            health: HealthSpec {
-                min_healthy_percentage: 100,
-                grace_period: Duration::from_secs(30),
-                timeout: Duration::from_secs(600),
-            },
-            strategy: Strategy::BlueGreen,
-            canary_steps: vec![],
-            alarm_names: BTreeSet::new(),
-            bake_time: Duration::ZERO,
-            retain_fleets: 1,
-            rollback_window: Duration::from_secs(3600),
-            history_limit: 10,
-            tags: BTreeMap::new(),
-            timeouts: Timeouts::default(),
-        }
+        let mut s = crate::spec::examples::release("ami-b", "arn:listener");
+        s.capacity.desired = 3;
+        let hc = &mut s.fleet.target_group.health_check;
+        hc.interval = 10;
+        hc.healthy_threshold = 2;
+        s
     }
 
     fn fleet(release: u64, role: Role) -> FleetRecord {

@@ -1152,16 +1152,7 @@ mod tests {
     }
 
     fn fleet_spec() -> FleetSpec {
-        FleetSpec {
-            image_id: "ami-1".into(),
-            instance_type: "t3.micro".into(),
-            subnet_ids: ["subnet-1".to_string()].into(),
-            security_group_ids: BTreeSet::new(),
-            iam_instance_profile: None,
-            user_data: None,
-            instance_tags: BTreeMap::new(),
-            target_group: tg_spec(),
-        }
+        crate::spec::examples::fleet("ami-1")
     }
 
     #[tokio::test]

@@ -1,7 +1,6 @@
 //! Engine tests against the in-memory cloud, with tokio's clock paused: every path of a
 //! release, abort and rollback, in virtual time.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,46 +13,7 @@ const IMAGE_A: &str = "ami-0000000a";
 const IMAGE_B: &str = "ami-0000000b";
 
 fn spec(image: &str) -> ReleaseSpec {
-    ReleaseSpec {
-        name: "web".into(),
-        fleet: FleetSpec {
-            image_id: image.into(),
-            instance_type: "t3.micro".into(),
-            subnet_ids: ["subnet-1".to_string()].into(),
-            security_group_ids: BTreeSet::new(),
-            iam_instance_profile: None,
-            user_data: None,
-            instance_tags: BTreeMap::new(),
-            target_group: TargetGroupSpec {
-                port: 80,
-                protocol: "HTTP".into(),
-                health_check: HealthCheckSpec::default(),
-                deregistration_delay: 30,
-            },
-        },
-        capacity: Capacity {
-            min: 2,
-            max: 4,
-            desired: 2,
-        },
-        listener_arn: LISTENER.into(),
-        rule_arn: None,
-        vpc_id: "vpc-1".into(),
-        health: HealthSpec {
-            min_healthy_percentage: 100,
-            grace_period: Duration::from_secs(30),
-            timeout: Duration::from_secs(600),
-        },
-        strategy: Strategy::BlueGreen,
-        canary_steps: vec![],
-        alarm_names: BTreeSet::new(),
-        bake_time: Duration::ZERO,
-        retain_fleets: 1,
-        rollback_window: Duration::from_secs(3600),
-        history_limit: 10,
-        tags: BTreeMap::new(),
-        timeouts: Timeouts::default(),
-    }
+    crate::spec::examples::release(image, LISTENER)
 }
 
 fn canary(image: &str) -> ReleaseSpec {
