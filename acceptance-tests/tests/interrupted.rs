@@ -328,3 +328,120 @@ async fn stop_provider_during_a_canary_pause() -> anyhow::Result<()> {
 async fn sigterm_to_the_provider_during_a_canary_pause() -> anyhow::Result<()> {
     ctrl_c_during_a_canary_pause(Interrupt::ProviderSigterm).await
 }
+
+/// A canary killed (SIGKILL, the whole process group) during its last pause resumes there:
+/// the plan says so in `planned_steps`, and the next apply puts traffic back on the serving
+/// fleet, passes the health gate, then gives the half-made fleet 50 % and watches that pause
+/// again — a watcher of the listener proves 10 % (whose pause was watched to its end) is not
+/// walked again and that no unhealthy fleet got traffic.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_killed_in_its_last_pause_resumes_there() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let proxy = FaultProxy::start(&h.emulator.url).await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        endpoint: Some(proxy.url.clone()),
+        extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"2s\"\n  }\n  canary_step {\n    weight = 50\n    pause  = \"6s\"\n  }".into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+    let var = format!("-var=image_id={}", h.fx.image_b);
+    let mut child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", &var])?;
+    let pgid = child.id().expect("terraform runs");
+    let _guard = acceptance_tests::GroupGuard(pgid);
+    let (aws, listener) = (&h.aws, h.fx.listener_arn.as_str());
+    assert!(
+        wait_until(Duration::from_secs(90), || async {
+            Ok(weight_of(aws, listener, "web-r2").await? == Some(50))
+        })
+        .await?,
+        "the canary never reached 50 %"
+    );
+    Harness::kill_group(pgid)?;
+    let _ = child.wait().await;
+
+    // The plan: finish web-r2 from 50 %.
+    h.terraform(&["plan", "-out=resume.plan", &var])
+        .await?
+        .ok()?;
+    let show = h.terraform(&["show", "-json", "resume.plan"]).await?.ok()?;
+    let plan: serde_json::Value = serde_json::from_str(&show.stdout)?;
+    let steps: Vec<String> = plan["resource_changes"][0]["change"]["after"]["planned_steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    // (The refresh saw the half-made fleet and the split it left: the first step puts
+    // the listener back.)
+    let finish = steps
+        .iter()
+        .position(|s| {
+            s == "finish web-r2, left half-made by an interrupted apply: traffic back to web-r1 first"
+        })
+        .unwrap_or_else(|| panic!("no finish step: {steps:#?}"));
+    assert!(
+        steps[finish + 1].starts_with("health gate web-r2: "),
+        "{steps:#?}"
+    );
+    assert_eq!(
+        steps[finish + 2],
+        "traffic 50 % to web-r2, 50 % to web-r1",
+        "{steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("traffic 10 %")),
+        "{steps:#?}"
+    );
+
+    // The apply of that plan, watched.
+    let sampler = {
+        let (aws, listener) = (h.aws.clone(), h.fx.listener_arn.clone());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut seen: Vec<Option<i64>> = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(w) = weight_of(&aws, &listener, "web-r2").await {
+                    if seen.last() != Some(&w) {
+                        seen.push(w);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        });
+        (stop, task)
+    };
+    let traffic = TrafficWatcher::start(Aws::new(&proxy.url).await, h.fx.listener_arn.clone());
+    let started = Instant::now();
+    h.terraform(&["apply", "resume.plan"]).await?.ok()?;
+    let took = started.elapsed();
+    let (samples, violations) = traffic.finish().await;
+    sampler.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = sampler.1.await?;
+    assert!(
+        violations.is_empty(),
+        "traffic to an unhealthy fleet: {violations:?}"
+    );
+    assert!(samples > 20, "the watcher sampled {samples} times");
+    assert!(!seen.contains(&Some(10)), "10 % walked again: {seen:?}");
+    assert!(seen.contains(&Some(50)), "50 % given again: {seen:?}");
+    assert_eq!(seen.last(), Some(&Some(100)), "{seen:?}");
+    assert_eq!(
+        h.aws.listener_weights(listener).await?,
+        [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
+    );
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1".to_string(), "web-r2".to_string()],
+        "web-r2 finished, no third fleet"
+    );
+    assert!(h.plan_is_empty_with(&[("image_id", &h.fx.image_b)]).await?);
+    eprintln!(
+        "resumed at 50 % and finished in {:.1} s; web-r2's weights seen: {seen:?}",
+        took.as_secs_f64()
+    );
+    Ok(())
+}

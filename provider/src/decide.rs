@@ -215,6 +215,41 @@ pub fn traffic_steps(
     steps
 }
 
+/// The traffic steps in a short text kept with a walk's progress in the record
+/// ("w10 p2m0s w50 p5m0s w100 b1m0s"): an apply that finds a different list starts afresh.
+pub fn walk_key(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Weight(w) => format!("w{w}"),
+            Step::Pause(d) => format!("p{}", crate::duration::format(*d)),
+            Step::Bake(d) => format!("b{}", crate::duration::format(*d)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The walk an apply takes through `steps` when `done` of them were done by an earlier,
+/// interrupted apply, each step with its index in `steps`. The walk goes on from the last
+/// weight reached: a pause or bake that was in progress is watched again from the start at
+/// that weight; a pause watched to its end is not. `done` = 0: the whole list.
+pub fn resume(steps: &[Step], done: usize) -> Vec<(usize, Step)> {
+    let start = done.min(steps.len());
+    let mut walk: Vec<(usize, Step)> = Vec::new();
+    let next_is_weight = matches!(steps.get(start), Some(Step::Weight(_)));
+    if !next_is_weight {
+        // The last weight reached, set again first.
+        if let Some(i) = steps[..start]
+            .iter()
+            .rposition(|s| matches!(s, Step::Weight(_)))
+        {
+            walk.push((i, steps[i].clone()));
+        }
+    }
+    walk.extend(steps.iter().cloned().enumerate().skip(start));
+    walk
+}
+
 /// The listener's forward action for a weight: the new fleet gets `weight`, the serving
 /// fleet the rest, retained fleets 0 (kept in the action so the ALB health-checks them).
 /// Weights always sum to 100; a target group appears once.
@@ -411,6 +446,54 @@ pub fn serving_faults(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_resumes_from_the_last_weight_reached() {
+        use Step::*;
+        let m = Duration::from_secs(60);
+        // Canary 10 % / 2m, 50 % / 5m, then 100 % and a 1m bake.
+        let steps = vec![
+            Weight(10),
+            Pause(2 * m),
+            Weight(50),
+            Pause(5 * m),
+            Weight(100),
+            Bake(m),
+        ];
+        assert_eq!(walk_key(&steps), "w10 p2m0s w50 p5m0s w100 b1m0s");
+        let cases: &[(usize, &[usize])] = &[
+            // Nothing done: the whole walk.
+            (0, &[0, 1, 2, 3, 4, 5]),
+            // 10 % set, killed in its pause: 10 % again, the pause again.
+            (1, &[0, 1, 2, 3, 4, 5]),
+            // The first pause watched to its end: straight to 50 %.
+            (2, &[2, 3, 4, 5]),
+            // Killed during the last pause: 50 % again and that pause, never 10 %.
+            (3, &[2, 3, 4, 5]),
+            // The last pause watched to its end: straight to 100 %.
+            (4, &[4, 5]),
+            // Killed during the bake: 100 % again and the bake.
+            (5, &[4, 5]),
+            // Everything done but the commit: 100 % again.
+            (6, &[4]),
+            // A count beyond the list (never written) is everything done.
+            (9, &[4]),
+        ];
+        for (done, want) in cases {
+            let got: Vec<usize> = resume(&steps, *done).iter().map(|(i, _)| *i).collect();
+            assert_eq!(&got, want, "done = {done}");
+            for (i, step) in resume(&steps, *done) {
+                assert_eq!(step, steps[i], "done = {done}: steps keep their index");
+            }
+        }
+        // Blue/green: one weight; a bake in progress is baked again at 100 %.
+        let bg = vec![Weight(100), Bake(m)];
+        assert_eq!(resume(&bg, 0), vec![(0, Weight(100)), (1, Bake(m))]);
+        assert_eq!(resume(&bg, 1), vec![(0, Weight(100)), (1, Bake(m))]);
+        // A canary without pauses has nothing worth resuming but is walked from its weight.
+        let quick = vec![Weight(10), Weight(100)];
+        assert_eq!(resume(&quick, 1), vec![(1, Weight(100))]);
+    }
     use crate::cloud::InstanceStatus;
     use crate::spec::Capacity;
 

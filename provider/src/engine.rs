@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::cloud::{
     Cloud, CloudError, GroupRequest, GroupStatus, ListenerAction, Owned, Route, RouteState,
 };
-use crate::decide::{self, Gate, PlanKind, Step, Verdict};
+use crate::decide::{self, Gate, PlanKind, Verdict};
 use crate::duration::format as fmt_duration;
 use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
 use crate::log;
@@ -343,6 +343,7 @@ impl Engine {
                 last_served: release,
                 health_rule_arn: None,
                 stopped: None,
+                progress: None,
                 target_group_arn,
             });
             ledger.next_release = ledger.next_release.max(release + 1);
@@ -1163,6 +1164,7 @@ impl Engine {
                     last_served: release,
                     health_rule_arn: None,
                     stopped: None,
+                    progress: None,
                 };
                 ledger.fleets.push(record.clone());
                 self.cloud
@@ -1218,97 +1220,32 @@ impl Engine {
                 .await);
         }
 
-        let retained_arns: Vec<String> = ledger.retained_target_groups();
         // A broken serving fleet leaves the listener with the first weight change.
-        let serving_arn = serving
-            .as_ref()
-            .filter(|_| broken.is_none())
-            .map(|s| s.target_group_arn.clone());
         let strategy = if broken.is_some() {
             crate::spec::Strategy::BlueGreen
         } else {
             spec.strategy
         };
-        let steps = decide::traffic_steps(
-            strategy,
-            &spec.canary_steps,
-            spec.bake_time,
-            serving.is_none(),
-        );
-        let mut current_weight = 0;
-        // The health gate and every watch end on an observation of an open gate; only a
-        // weight that follows another weight needs a fresh look before traffic moves.
-        let mut gate_fresh = true;
-        for step in steps {
-            let result: EngineResult<Result<(), String>> = match step {
-                Step::Weight(w) => {
-                    let split = decide::split(
-                        &record.target_group_arn,
-                        w,
-                        serving_arn.as_deref(),
-                        &retained_arns,
-                    );
-                    // Never give traffic to a fleet not healthy right now.
-                    let gate = if gate_fresh {
-                        Ok(None)
-                    } else {
-                        self.gate(&record, spec.health.min_healthy_percentage)
-                            .await
-                            .map(Some)
-                    };
-                    gate_fresh = false;
-                    match gate {
-                        Ok(Some(g)) if !g.open() => Ok(Err(format!(
-                            "fleet {name} became unhealthy before traffic moved to {w} %: {}",
-                            g.reason()
-                        ))),
-                        Err(e) => Err(e),
-                        Ok(_) => {
-                            log::info(format!(
-                                "release {name}: traffic {current_weight} % → {w} %"
-                            ));
-                            let mut r = self.set_traffic(&spec.route(), &split).await;
-                            if r.is_ok() {
-                                r = self.detach_health_rule(&mut record).await;
-                            }
-                            current_weight = w;
-                            let _ = self
-                                .cloud
-                                .fleets
-                                .tag_group(
-                                    &name,
-                                    &BTreeMap::from([(
-                                        TAG_PHASE.to_string(),
-                                        format!("traffic-{w}"),
-                                    )]),
-                                )
-                                .await;
-                            r.map(Ok)
-                        }
-                    }
-                }
-                Step::Pause(d) => {
-                    gate_fresh = true;
-                    self.watch_within(
-                        spec,
-                        &record,
-                        d,
-                        &format!("canary pause at {current_weight} %"),
-                        started,
-                        limit,
-                    )
-                    .await
-                }
-                Step::Bake(d) => {
-                    self.watch_within(spec, &record, d, "bake", started, limit)
-                        .await
-                }
-            };
-            if let Err(reason) = reason_of(result) {
-                return Err(self
-                    .fail(spec, ledger, &record, &previous_action, &started_at, reason)
-                    .await);
-            }
+        let walk = walk::Walk {
+            steps: decide::traffic_steps(
+                strategy,
+                &spec.canary_steps,
+                spec.bake_time,
+                serving.is_none(),
+            ),
+            serving_arn: serving
+                .as_ref()
+                .filter(|_| broken.is_none())
+                .map(|s| s.target_group_arn.clone()),
+            retained_arns: ledger.retained_target_groups(),
+            started,
+            limit,
+        };
+        let walked = self.walk(spec, &mut ledger, &mut record, &walk).await;
+        if let Err(reason) = reason_of(walked) {
+            return Err(self
+                .fail(spec, ledger, &record, &previous_action, &started_at, reason)
+                .await);
         }
 
         // Done: the new fleet serves; the previous one is retained; the oldest go. The
@@ -1318,30 +1255,14 @@ impl Engine {
             // The only fleet, made with the configuration's tags, as was the ledger.
             ledger.tags = user_tags(&spec.tags);
         }
-        for f in ledger.fleets.iter_mut() {
-            if f.release == release {
-                f.role = Role::Active;
-            } else if f.role == Role::Active {
-                f.role = Role::Retained;
-            }
-        }
-        let finished = now_rfc3339();
-        if let Some(serving_release) = current_release(&ledger) {
-            ledger.set_status(
-                serving_release,
-                Status::Retained,
-                Some(format!("replaced by release {release}")),
-                Some(finished.clone()),
-            );
-        }
-        ledger.push_history(
+        ledger.commit_release(
             HistoryEntry {
                 release,
                 image_id: spec.fleet.image_id.clone(),
                 fleet_name: name.clone(),
                 status: Status::Active,
                 started_at: started_at.clone(),
-                finished_at: Some(finished),
+                finished_at: Some(now_rfc3339()),
                 reason: None,
             },
             spec.history_limit as usize,
@@ -1420,8 +1341,7 @@ impl Engine {
                 }
                 self.delete_fleet(&spec.route(), &s.fleet_name, None)
                     .await?;
-                ledger.fleets.retain(|x| x.release != s.release);
-                ledger.retire_fleet(&s.fleet_name, &format!("fleet deleted: {why}"));
+                ledger.retire(s.release, &format!("fleet deleted: {why}"));
                 self.cloud
                     .ledger
                     .save(ledger, &Self::ledger_tags(spec))
@@ -1890,9 +1810,8 @@ impl Engine {
             }
             self.delete_fleet(&spec.route(), &f.fleet_name, Some(&f.target_group_arn))
                 .await?;
-            ledger.fleets.retain(|x| x.release != f.release);
-            ledger.retire_fleet(
-                &f.fleet_name,
+            ledger.retire(
+                f.release,
                 &format!("fleet deleted: beyond retain_fleets = {keep}"),
             );
         }
@@ -1994,46 +1913,9 @@ impl Engine {
             &decide::split(&target.target_group_arn, 100, None, &others),
         )
         .await?;
-        let release = ledger.next_release;
-        ledger.next_release += 1;
-        let finished = now_rfc3339();
-        for f in ledger.fleets.iter_mut() {
-            if f.release == to {
-                f.role = Role::Active;
-                f.last_served = release;
-            } else if f.role == Role::Active {
-                f.role = Role::Retained;
-            }
-        }
-        if let Some(serving_release) = current_release(&ledger) {
-            ledger.set_status(
-                serving_release,
-                Status::RolledBack,
-                Some(format!(
-                    "rolled back by release {release} to {}",
-                    target.fleet_name
-                )),
-                Some(finished.clone()),
-            );
-        }
-        // The rolled-back-to release keeps its line; its fleet now serves as the new number.
-        for h in ledger.history.iter_mut().filter(|h| h.release == to) {
-            h.reason = Some(format!(
-                "its fleet serves again as release {release} (rollback)"
-            ));
-        }
-        ledger.push_history(
-            HistoryEntry {
-                release,
-                image_id: target.image_id.clone(),
-                fleet_name: target.fleet_name.clone(),
-                status: Status::Active,
-                started_at: finished.clone(),
-                finished_at: Some(finished),
-                reason: Some(format!("rollback to release {to}")),
-            },
-            spec.history_limit as usize,
-        );
+        let release = ledger
+            .commit_rollback(to, &now_rfc3339(), spec.history_limit as usize)
+            .expect("retained fleet exists");
         // The commit point: if the ledger cannot say so, traffic goes back.
         if let Err(e) = self
             .cloud
@@ -2376,11 +2258,7 @@ fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 
 /// The release number now serving: the newest `active` history line.
 pub fn current_release(ledger: &Ledger) -> Option<u64> {
-    ledger
-        .history
-        .iter()
-        .find(|h| h.status == Status::Active)
-        .map(|h| h.release)
+    ledger.serving_release()
 }
 
 /// Classifies a planned change of a release that exists. Recorded fingerprints are read
@@ -2421,3 +2299,4 @@ pub fn classify(
 
 #[cfg(test)]
 mod tests;
+mod walk;

@@ -78,6 +78,20 @@ pub struct FleetRecord {
     /// 10 % at 2026-11-27T12:00:00Z"); the next apply finishes or removes the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// How far a release still launching got through its traffic steps, so that the next
+    /// apply resumes there instead of walking every step again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// How far a release's walk through its traffic steps got: `done` steps of the list `of`
+/// (see [`crate::decide::walk_key`]; a changed list starts afresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The steps, as [`crate::decide::walk_key`] writes them.
+    pub of: String,
+    /// How many of them are done.
+    pub done: usize,
 }
 
 /// One line of history.
@@ -236,6 +250,95 @@ impl Ledger {
         }
     }
 
+    /// The release that serves (its history line says `active`).
+    pub fn serving_release(&self) -> Option<u64> {
+        self.history
+            .iter()
+            .find(|h| h.status == Status::Active)
+            .map(|h| h.release)
+    }
+
+    /// Commits a release (`entry`: its number, image, fleet and times): its fleet serves,
+    /// the fleet that served until now is retained and its line says by which release it
+    /// was replaced, and the release's line goes on top.
+    pub fn commit_release(&mut self, entry: HistoryEntry, history_limit: usize) {
+        for f in self.fleets.iter_mut() {
+            if f.release == entry.release {
+                f.role = Role::Active;
+                f.progress = None;
+                f.stopped = None;
+            } else if f.role == Role::Active {
+                f.role = Role::Retained;
+            }
+        }
+        if let Some(serving) = self.serving_release() {
+            self.set_status(
+                serving,
+                Status::Retained,
+                Some(format!("replaced by release {}", entry.release)),
+                entry.finished_at.clone(),
+            );
+        }
+        self.push_history(entry, history_limit);
+    }
+
+    /// Commits a rollback to the retained fleet of release `to`: it serves again under
+    /// the next release number (returned), the fleet that served is retained and its line
+    /// says `rolled_back`.
+    pub fn commit_rollback(&mut self, to: u64, at: &str, history_limit: usize) -> Option<u64> {
+        let target = self.fleets.iter().find(|f| f.release == to)?.clone();
+        let release = self.next_release;
+        self.next_release += 1;
+        for f in self.fleets.iter_mut() {
+            if f.release == to {
+                f.role = Role::Active;
+                f.last_served = release;
+            } else if f.role == Role::Active {
+                f.role = Role::Retained;
+            }
+        }
+        if let Some(serving) = self.serving_release() {
+            self.set_status(
+                serving,
+                Status::RolledBack,
+                Some(format!(
+                    "rolled back by release {release} to {}",
+                    target.fleet_name
+                )),
+                Some(at.to_string()),
+            );
+        }
+        // The rolled-back-to release keeps its line; its fleet now serves as the new number.
+        for h in self.history.iter_mut().filter(|h| h.release == to) {
+            h.reason = Some(format!(
+                "its fleet serves again as release {release} (rollback)"
+            ));
+        }
+        self.push_history(
+            HistoryEntry {
+                release,
+                image_id: target.image_id,
+                fleet_name: target.fleet_name,
+                status: Status::Active,
+                started_at: at.to_string(),
+                finished_at: Some(at.to_string()),
+                reason: Some(format!("rollback to release {to}")),
+            },
+            history_limit,
+        );
+        Some(release)
+    }
+
+    /// A fleet deleted (retired): out of the live fleets, and every line of it that still
+    /// says it is kept says `retired` with `reason`.
+    pub fn retire(&mut self, release: u64, reason: &str) {
+        let Some(i) = self.fleets.iter().position(|f| f.release == release) else {
+            return;
+        };
+        let fleet = self.fleets.remove(i);
+        self.retire_fleet(&fleet.fleet_name, reason);
+    }
+
     /// Serialises for storage.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("ledger serialises")
@@ -294,6 +397,198 @@ mod tests {
             finished_at: None,
             reason: None,
         }
+    }
+
+    fn fleet(release: u64, role: Role) -> FleetRecord {
+        FleetRecord {
+            release,
+            fleet_name: format!("web-r{release}"),
+            launch_template_id: format!("lt-{release}"),
+            launch_template_version: 1,
+            target_group_arn: format!("tg-{release}"),
+            image_id: format!("ami-{release}"),
+            fingerprint: String::new(),
+            role,
+            last_served: release,
+            health_rule_arn: None,
+            stopped: None,
+            progress: None,
+        }
+    }
+
+    fn line(release: u64, fleet: u64, status: Status) -> HistoryEntry {
+        HistoryEntry {
+            fleet_name: format!("web-r{fleet}"),
+            status,
+            finished_at: Some("t0".into()),
+            ..entry(release)
+        }
+    }
+
+    /// (release, role) of the live fleets and (release, status, reason) of the history.
+    type Shape = (Vec<(u64, Role)>, Vec<(u64, Status, Option<String>)>);
+
+    fn shape(l: &Ledger) -> Shape {
+        (
+            l.fleets.iter().map(|f| (f.release, f.role)).collect(),
+            l.history
+                .iter()
+                .map(|h| (h.release, h.status, h.reason.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn ledger_changes_as_a_table() {
+        use Role::*;
+        use Status as S;
+        let launching = |release: u64| -> Ledger {
+            let mut l = Ledger::new("web", "arn");
+            l.next_release = release + 1;
+            let mut f = fleet(release, Launching);
+            f.progress = Some(Progress {
+                of: "w10 p1s w100".into(),
+                done: 2,
+            });
+            f.stopped = Some("stopped during canary pause".into());
+            l.fleets.push(f);
+            l
+        };
+        let serving_1_retained_none = || {
+            let mut l = launching(2);
+            l.fleets.insert(0, fleet(1, Active));
+            l.history.push(line(1, 1, S::Active));
+            l
+        };
+        let commit = |release: u64| {
+            move |l: &mut Ledger| {
+                l.commit_release(
+                    HistoryEntry {
+                        fleet_name: format!("web-r{release}"),
+                        finished_at: Some("t1".into()),
+                        ..entry(release)
+                    },
+                    10,
+                )
+            }
+        };
+        type Change = Box<dyn Fn(&mut Ledger)>;
+        let cases: Vec<(&str, Ledger, Change, Shape)> = vec![
+            (
+                "a first release commits: its fleet serves, one line",
+                launching(1),
+                Box::new(commit(1)),
+                (vec![(1, Active)], vec![(1, S::Active, None)]),
+            ),
+            (
+                "a release replaces the serving fleet, which is retained",
+                serving_1_retained_none(),
+                Box::new(commit(2)),
+                (
+                    vec![(1, Retained), (2, Active)],
+                    vec![
+                        (2, S::Active, None),
+                        (1, S::Retained, Some("replaced by release 2".into())),
+                    ],
+                ),
+            ),
+            (
+                "a rollback serves the retained fleet under the next number",
+                {
+                    let mut l = serving_1_retained_none();
+                    commit(2)(&mut l);
+                    l.next_release = 3;
+                    l
+                },
+                Box::new(|l: &mut Ledger| {
+                    assert_eq!(l.commit_rollback(1, "t2", 10), Some(3));
+                }),
+                (
+                    vec![(1, Active), (2, Retained)],
+                    vec![
+                        (3, S::Active, Some("rollback to release 1".into())),
+                        (
+                            2,
+                            S::RolledBack,
+                            Some("rolled back by release 3 to web-r1".into()),
+                        ),
+                        (
+                            1,
+                            S::Retained,
+                            Some("its fleet serves again as release 3 (rollback)".into()),
+                        ),
+                    ],
+                ),
+            ),
+            (
+                "a rollback to a fleet the record does not hold changes nothing",
+                serving_1_retained_none(),
+                Box::new(|l: &mut Ledger| assert_eq!(l.commit_rollback(7, "t2", 10), None)),
+                shape(&serving_1_retained_none()),
+            ),
+            (
+                "retiring a retained fleet removes it and retires its line",
+                {
+                    let mut l = serving_1_retained_none();
+                    commit(2)(&mut l);
+                    l
+                },
+                Box::new(|l: &mut Ledger| l.retire(1, "beyond retain_fleets = 0")),
+                (
+                    vec![(2, Active)],
+                    vec![
+                        (2, S::Active, None),
+                        (1, S::Retired, Some("beyond retain_fleets = 0".into())),
+                    ],
+                ),
+            ),
+            (
+                "history stays bounded by the limit",
+                {
+                    let mut l = serving_1_retained_none();
+                    l.history.push(line(0, 0, S::Retired));
+                    l
+                },
+                Box::new(|l: &mut Ledger| {
+                    l.commit_release(
+                        HistoryEntry {
+                            fleet_name: "web-r2".into(),
+                            ..entry(2)
+                        },
+                        2,
+                    )
+                }),
+                (
+                    vec![(1, Retained), (2, Active)],
+                    vec![
+                        (2, S::Active, None),
+                        (1, S::Retained, Some("replaced by release 2".into())),
+                    ],
+                ),
+            ),
+        ];
+        for (what, mut ledger, change, want) in cases {
+            change(&mut ledger);
+            assert_eq!(shape(&ledger), want, "{what}");
+            // A committed fleet carries no walk in progress and no stop.
+            if let Some(a) = ledger.active() {
+                assert_eq!((&a.progress, &a.stopped), (&None, &None), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_without_progress_reads_as_before() {
+        let f = fleet(1, Role::Launching);
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(!text.contains("progress"), "{text}");
+        let mut g = f.clone();
+        g.progress = Some(Progress {
+            of: "w10 p2s w100".into(),
+            done: 2,
+        });
+        let back: FleetRecord = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
+        assert_eq!(back, g);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::decide::{self, PlanKind, Step as Traffic};
 use crate::duration::format as fmt;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Role};
 use crate::spec::ReleaseSpec;
 
 /// One step of an apply, in a reviewer's words.
@@ -19,6 +19,12 @@ pub enum Step {
         count: Option<i64>,
         instance_type: String,
         image_id: String,
+    },
+    /// Finish a fleet an interrupted apply left half-made: traffic back on the serving
+    /// split first, then its health gate and the rest of its walk.
+    Finish {
+        fleet: String,
+        serving: Option<String>,
     },
     /// Wait until the share of desired capacity is healthy behind the load balancer.
     HealthGate {
@@ -85,6 +91,13 @@ impl std::fmt::Display for Step {
                     f,
                     "launch {fleet}: {instance_type} from {image_id}, as many as the serving fleet's desired capacity"
                 ),
+            },
+            Step::Finish { fleet, serving } => match serving {
+                Some(s) => write!(
+                    f,
+                    "finish {fleet}, left half-made by an interrupted apply: traffic back to {s} first"
+                ),
+                None => write!(f, "finish {fleet}, left half-made by an interrupted apply"),
             },
             Step::HealthGate {
                 fleet,
@@ -219,22 +232,53 @@ pub fn plan(
             ]
         }
         PlanKind::Release => {
-            let next = ledger.map(|l| l.next_release).unwrap_or(1);
-            let fleet = crate::engine::fleet_name(&spec.name, next);
-            let mut steps = vec![
-                Step::Launch {
-                    fleet: fleet.clone(),
-                    count: (explicit_desired || serving.is_none()).then_some(spec.capacity.desired),
-                    instance_type: spec.fleet.instance_type.clone(),
-                    image_id: spec.fleet.image_id.clone(),
-                },
-                gate(spec, &fleet, checks(spec)),
-            ];
+            // A half-made fleet of these arguments, left by an interrupted apply, is
+            // finished from where its walk got (as the engine does when its objects exist).
+            let leftover = ledger.and_then(|l| {
+                l.fleets
+                    .iter()
+                    .rev()
+                    .find(|f| f.role == Role::Launching && spec.fleet.matches(&f.fingerprint))
+            });
+            let mut steps = match leftover {
+                Some(f) => vec![
+                    Step::Finish {
+                        fleet: f.fleet_name.clone(),
+                        serving: serving.clone(),
+                    },
+                    gate(spec, &f.fleet_name, Duration::ZERO),
+                ],
+                None => {
+                    let next = ledger.map(|l| l.next_release).unwrap_or(1);
+                    let fleet = crate::engine::fleet_name(&spec.name, next);
+                    vec![
+                        Step::Launch {
+                            fleet: fleet.clone(),
+                            count: (explicit_desired || serving.is_none())
+                                .then_some(spec.capacity.desired),
+                            instance_type: spec.fleet.instance_type.clone(),
+                            image_id: spec.fleet.image_id.clone(),
+                        },
+                        gate(spec, &fleet, checks(spec)),
+                    ]
+                }
+            };
+            let fleet = match leftover {
+                Some(f) => f.fleet_name.clone(),
+                None => crate::engine::fleet_name(
+                    &spec.name,
+                    ledger.map(|l| l.next_release).unwrap_or(1),
+                ),
+            };
             let straight = serving.is_none();
+            let traffic =
+                decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight);
+            let done = leftover
+                .and_then(|f| f.progress.as_ref())
+                .filter(|p| p.of == decide::walk_key(&traffic))
+                .map_or(0, |p| p.done);
             let mut weight = 0;
-            for t in
-                decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight)
-            {
+            for (_, t) in decide::resume(&traffic, done) {
                 steps.push(match t {
                     Traffic::Weight(w) => {
                         weight = w;
@@ -324,7 +368,7 @@ fn retirement(spec: &ReleaseSpec, ledger: Option<&Ledger>, replaced: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{FleetRecord, Role};
+    use crate::ledger::{FleetRecord, Progress};
     use crate::spec::*;
 
     /// The example release of image `ami-b`, 3 instances, checks 2 × 10 s.
@@ -350,6 +394,7 @@ mod tests {
             last_served: release,
             health_rule_arn: None,
             stopped: None,
+            progress: None,
         }
     }
 
@@ -415,6 +460,69 @@ mod tests {
         assert_eq!(
             least_duration(&steps),
             Duration::from_secs(20 + 300 + 600 + 900)
+        );
+    }
+
+    #[test]
+    fn a_canary_left_in_its_last_pause_is_finished_from_there() {
+        let mut s = spec();
+        s.strategy = Strategy::Canary;
+        s.canary_steps = [10, 50]
+            .into_iter()
+            .map(|weight| CanaryStep {
+                weight,
+                pause: Duration::from_secs(300),
+            })
+            .collect();
+        let traffic = decide::traffic_steps(s.strategy, &s.canary_steps, s.bake_time, false);
+        let mut l = ledger();
+        let mut left = fleet(3, Role::Launching);
+        left.fingerprint = s.fleet.fingerprint();
+        l.fleets.push(left);
+        l.next_release = 4;
+        let at = |l: &Ledger, done: usize| {
+            let mut l = l.clone();
+            l.fleets[2].progress = Some(Progress {
+                of: decide::walk_key(&traffic),
+                done,
+            });
+            words(&plan(&PlanKind::Release, &s, Some(&l), false))
+        };
+        let head = [
+            "finish web-r3, left half-made by an interrupted apply: traffic back to web-r2 first",
+            "health gate web-r3: 100 % of desired capacity healthy behind the load balancer (timeout 10m0s)",
+        ];
+        // Killed during the last pause (the first one watched to its end): 50 % and its
+        // pause again, never 10 %.
+        assert_eq!(
+            &at(&l, 2)[..5],
+            [
+                head[0],
+                head[1],
+                "traffic 50 % to web-r3, 50 % to web-r2",
+                "watch 5m0s at 50 %: the new fleet's health",
+                "traffic 100 % to web-r3",
+            ]
+        );
+        // No progress recorded, or a different list: the whole walk.
+        for done in [0, 1] {
+            assert_eq!(at(&l, done)[2], "traffic 10 % to web-r3, 90 % to web-r2");
+        }
+        let mut other = l.clone();
+        other.fleets[2].progress = Some(Progress {
+            of: "w25 p1m0s w100".into(),
+            done: 2,
+        });
+        assert_eq!(
+            words(&plan(&PlanKind::Release, &s, Some(&other), false))[2],
+            "traffic 10 % to web-r3, 90 % to web-r2"
+        );
+        // A leftover of other arguments is not finished: a new fleet is launched.
+        let mut s2 = s.clone();
+        s2.fleet.instance_type = "t3.small".into();
+        assert_eq!(
+            words(&plan(&PlanKind::Release, &s2, Some(&l), false))[0],
+            "launch web-r4: t3.small from ami-b, as many as the serving fleet's desired capacity"
         );
     }
 

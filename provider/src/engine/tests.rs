@@ -597,6 +597,71 @@ async fn a_half_made_release_that_matches_is_finished_not_relaunched() {
     assert_eq!(ledger.history[0].status, Status::Active);
 }
 
+/// Starts the canary (10 %, 20 %, 50 %, each paused 60 s) and kills it during its last
+/// pause, at 50 %; returns the listener log's length at the kill.
+async fn killed_in_the_last_pause(fake: &FakeCloud, engine: &Engine) -> usize {
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let e2 = engine.clone();
+    let task = tokio::spawn(async move { e2.release(&canary(IMAGE_B), true, LIMIT).await });
+    let at_fifty = |fake: &FakeCloud| matches!(fake.listener(LISTENER), Some(ListenerAction::Forward(s)) if s.contains(&(tg("web-r2"), 50)));
+    while !at_fifty(fake) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    task.abort();
+    let _ = task.await;
+    fake.listener_log().len()
+}
+
+/// The weights web-r2 was given in listener changes from `from` on.
+fn weights_given(fake: &FakeCloud, from: usize) -> Vec<i64> {
+    fake.listener_log()[from..]
+        .iter()
+        .filter_map(|s| s.iter().find(|(a, _)| a == &tg("web-r2")).map(|(_, w)| *w))
+        .collect()
+}
+
+/// A canary killed in its last pause resumes there: traffic back on the serving fleet, the
+/// health gate, then 50 % and that pause again — never 10 % or 20 %, whose pauses were
+/// watched to their end — then 100 %.
+#[tokio::test(start_paused = true)]
+async fn a_canary_killed_in_its_last_pause_resumes_there() {
+    let (fake, engine) = world();
+    let before = killed_in_the_last_pause(&fake, &engine).await;
+    let progress = fake.ledger("web").unwrap().fleets[1]
+        .progress
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (progress.of.as_str(), progress.done),
+        ("w10 p1m0s w20 p1m0s w50 p1m0s w100", 4),
+        "two pauses watched to their end"
+    );
+    let started = Instant::now();
+    let ledger = engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(ledger.active().unwrap().progress, None, "committed");
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), 2, "no third fleet");
+    // The first change puts the serving split back; then the walk from 50 %.
+    assert_eq!(weights_given(&fake, before), vec![0, 50, 100]);
+    // One pause (60 s) and health checks, not three pauses.
+    assert!(took < Duration::from_secs(120), "resumed in {took:?}");
+}
+
+/// The recorded progress belongs to a list of steps: with other canary steps (not
+/// fleet-shaping, so the same fleet is finished) the walk starts afresh.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_canary_with_other_steps_walks_them_all() {
+    let (fake, engine) = world();
+    let before = killed_in_the_last_pause(&fake, &engine).await;
+    let mut other = canary(IMAGE_B);
+    other.canary_steps.truncate(2);
+    let ledger = engine.release(&other, true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(weights_given(&fake, before), vec![0, 10, 20, 100]);
+}
+
 /// With other arguments, the half-made fleet is removed and a new one released.
 #[tokio::test(start_paused = true)]
 async fn a_half_made_release_that_does_not_match_is_removed() {

@@ -1,0 +1,179 @@
+//! The executor of a release's traffic steps ([`decide::traffic_steps`]): each weight behind
+//! a health gate, each pause and the bake watched, and the progress recorded after every
+//! pause watched to its end, so that an interrupted apply's successor resumes from the last
+//! weight reached ([`decide::resume`]) instead of walking every step again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Engine, EngineResult, TAG_PHASE};
+use crate::decide::{self, Step};
+use crate::ledger::{FleetRecord, Ledger, Progress};
+use crate::log;
+use crate::spec::ReleaseSpec;
+
+/// A release's traffic walk: the steps and the fleets that share the listener.
+pub(super) struct Walk {
+    /// The whole list, as the plan showed it.
+    pub steps: Vec<Step>,
+    /// The serving fleet's target group (None: nothing serves, or it is broken).
+    pub serving_arn: Option<String>,
+    /// Retained fleets' target groups (weight 0).
+    pub retained_arns: Vec<String>,
+    /// When the apply started, and its time limit.
+    pub started: Instant,
+    pub limit: Duration,
+}
+
+impl Engine {
+    /// Walks `walk` for the new fleet `record` from where its recorded progress says an
+    /// earlier apply got (the health gate has just passed). `Ok(Err(reason))`: the release
+    /// must end (an alarm, an unhealthy fleet, the time limit).
+    pub(super) async fn walk(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        record: &mut FleetRecord,
+        walk: &Walk,
+    ) -> EngineResult<Result<(), String>> {
+        let key = decide::walk_key(&walk.steps);
+        let done = record
+            .progress
+            .as_ref()
+            .filter(|p| p.of == key)
+            .map_or(0, |p| p.done);
+        let steps = decide::resume(&walk.steps, done);
+        if done > 0 {
+            log::info(format!(
+                "release {}: resuming the traffic steps at step {} of {} ({key}); {done} done by an earlier apply",
+                record.fleet_name,
+                steps.first().map_or(walk.steps.len(), |(i, _)| i + 1),
+                walk.steps.len()
+            ));
+        }
+        let mut current_weight = 0;
+        // The health gate and every watch end on an observation of an open gate; only a
+        // weight that follows another weight needs a fresh look before traffic moves.
+        let mut gate_fresh = true;
+        for (i, step) in steps {
+            let outcome = match step {
+                Step::Weight(w) => {
+                    let fresh = std::mem::replace(&mut gate_fresh, false);
+                    let outcome = self
+                        .shift(spec, record, walk, current_weight, w, fresh)
+                        .await;
+                    current_weight = w;
+                    outcome
+                }
+                Step::Pause(d) => {
+                    gate_fresh = true;
+                    let what = format!("canary pause at {current_weight} %");
+                    let watched = self
+                        .watch_within(spec, record, d, &what, walk.started, walk.limit)
+                        .await;
+                    if matches!(watched, Ok(Ok(()))) && !d.is_zero() {
+                        self.record_progress(spec, ledger, record, &key, i + 1)
+                            .await;
+                    }
+                    watched
+                }
+                Step::Bake(d) => {
+                    self.watch_within(spec, record, d, "bake", walk.started, walk.limit)
+                        .await
+                }
+            };
+            match outcome {
+                Ok(Ok(())) => {}
+                other => return other,
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// One weight: `weight` % to the new fleet, the rest to the serving one, once the new
+    /// fleet is seen healthy (`fresh`: it was, a moment ago).
+    async fn shift(
+        &self,
+        spec: &ReleaseSpec,
+        record: &mut FleetRecord,
+        walk: &Walk,
+        from: i64,
+        weight: i64,
+        fresh: bool,
+    ) -> EngineResult<Result<(), String>> {
+        // Never give traffic to a fleet not healthy right now.
+        if !fresh {
+            let gate = self
+                .gate(record, spec.health.min_healthy_percentage)
+                .await?;
+            if !gate.open() {
+                return Ok(Err(format!(
+                    "fleet {} became unhealthy before traffic moved to {weight} %: {}",
+                    record.fleet_name,
+                    gate.reason()
+                )));
+            }
+        }
+        log::info(format!(
+            "release {}: traffic {from} % → {weight} %",
+            record.fleet_name
+        ));
+        let split = decide::split(
+            &record.target_group_arn,
+            weight,
+            walk.serving_arn.as_deref(),
+            &walk.retained_arns,
+        );
+        self.set_traffic(&spec.route(), &split).await?;
+        self.detach_health_rule(record).await?;
+        if weight < 100 {
+            // Where the walk is, for whoever looks at the group (the commit tags it
+            // `serving` right after the last weight).
+            let _ = self
+                .cloud
+                .fleets
+                .tag_group(
+                    &record.fleet_name,
+                    &BTreeMap::from([(TAG_PHASE.to_string(), format!("traffic-{weight}"))]),
+                )
+                .await;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Records that `done` steps of the walk `key` are done. A record that cannot be
+    /// written costs only a longer walk after an interruption: the release goes on.
+    async fn record_progress(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        record: &mut FleetRecord,
+        key: &str,
+        done: usize,
+    ) {
+        record.progress = Some(Progress {
+            of: key.to_string(),
+            done,
+        });
+        if let Some(f) = ledger
+            .fleets
+            .iter_mut()
+            .find(|f| f.release == record.release)
+        {
+            *f = record.clone();
+        }
+        if let Err(e) = self
+            .cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            log::warn(format!(
+                "release {}: recording the traffic steps done failed ({e}); an interrupted apply would walk them again",
+                record.fleet_name
+            ));
+        }
+    }
+}
