@@ -470,12 +470,14 @@ impl Engine {
                 spec.name,
                 faults.join("; ")
             ));
-            self.release_replacing(
+            self.release_as(
                 spec,
-                explicit_desired,
-                limit,
-                Some(faults.join("; ")),
-                false,
+                release::Ask {
+                    explicit_desired,
+                    limit,
+                    broken: Some(faults.join("; ")),
+                    ..Default::default()
+                },
             )
             .await?;
             return Ok(());
@@ -516,17 +518,16 @@ impl Engine {
 
     /// Refuses to touch a same-named object that the release does not own. Ok(true) when
     /// an object of that name exists and is the release's own (a leftover to clear).
-    async fn check_free(&self, spec: &ReleaseSpec, fleet: &str) -> EngineResult<bool> {
+    async fn check_free(
+        &self,
+        spec: &ReleaseSpec,
+        fleet: &str,
+        group: Option<&GroupStatus>,
+    ) -> EngineResult<bool> {
         let mut ours = false;
         let owned_by_us =
             |tags: &BTreeMap<String, String>| tags.get(TAG_RELEASE_NAME) == Some(&spec.name);
-        if let Some(g) = self
-            .cloud
-            .fleets
-            .describe_groups(&[fleet.to_string()])
-            .await?
-            .first()
-        {
+        if let Some(g) = group {
             ours = true;
             if !owned_by_us(&g.tags) {
                 return Err(EngineError::Refused(format!(
@@ -778,10 +779,14 @@ impl Engine {
         }
     }
 
-    /// Sets the route's weights and reads them back; a mismatch is an error.
+    /// Sets the route's weights and checks them in AWS's answer to the change (ModifyListener
+    /// and ModifyRule answer with the route's new actions), or else reads them back; a
+    /// mismatch is an error.
     async fn set_traffic(&self, route: &Route, weights: &[(String, i64)]) -> EngineResult<()> {
-        self.cloud.traffic.forward(route, weights).await?;
-        let read = self.cloud.traffic.action(route).await?;
+        let read = match self.cloud.traffic.forward(route, weights).await? {
+            Some(answered) => Some(answered),
+            None => self.cloud.traffic.action(route).await?,
+        };
         let mut want: Vec<(String, i64)> = weights.to_vec();
         want.sort();
         let ok = matches!(&read, Some(ListenerAction::Forward(got)) if { let mut g = got.clone(); g.sort(); g == want });
@@ -997,8 +1002,36 @@ impl Engine {
         explicit_desired: bool,
         limit: Duration,
     ) -> EngineResult<Ledger> {
-        self.release_replacing(spec, explicit_desired, limit, None, false)
-            .await
+        self.release_as(
+            spec,
+            release::Ask {
+                explicit_desired,
+                limit,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`Engine::release`], with the record the caller has just read under the release's
+    /// lease (one read fewer).
+    pub async fn release_known(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: Ledger,
+        explicit_desired: bool,
+        limit: Duration,
+    ) -> EngineResult<Ledger> {
+        self.release_as(
+            spec,
+            release::Ask {
+                explicit_desired,
+                limit,
+                known: Some(ledger),
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// The first release of a new resource (Terraform's create): as [`Engine::release`],
@@ -1010,302 +1043,16 @@ impl Engine {
         explicit_desired: bool,
         limit: Duration,
     ) -> EngineResult<Ledger> {
-        self.release_replacing(spec, explicit_desired, limit, None, true)
-            .await
-    }
-
-    /// A release; with `broken` (why the serving fleet cannot serve: its group or target
-    /// group deleted, instances not from its launch template), the new fleet takes all
-    /// traffic at once and the broken fleet is deleted instead of retained.
-    async fn release_replacing(
-        &self,
-        spec: &ReleaseSpec,
-        explicit_desired: bool,
-        limit: Duration,
-        broken: Option<String>,
-        fresh: bool,
-    ) -> EngineResult<Ledger> {
-        let started = Instant::now();
-        let mut ledger = match self.load_readable(&spec.name).await? {
-            Some(l) if fresh && l.active().is_some() => {
-                return Err(EngineError::Refused(format!(
-                    "a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
-                    name = spec.name
-                )))
-            }
-            Some(l) => l,
-            None => match self.rebuild(&spec.name, &spec.route()).await? {
-                Some(l) if fresh && l.active().is_some() => {
-                    return Err(EngineError::Refused(format!(
-                        "a release named {name} already serves from {} in this region (its ledger was lost and has been rebuilt from its fleets' tags); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
-                        l.active().map(|a| a.fleet_name.as_str()).unwrap_or_default(),
-                        name = spec.name
-                    )))
-                }
-                Some(l) => l,
-                None => Ledger::new(&spec.name, &spec.listener_arn),
+        self.release_as(
+            spec,
+            release::Ask {
+                explicit_desired,
+                limit,
+                fresh: true,
+                ..Default::default()
             },
-        };
-        ledger.listener_arn = spec.listener_arn.clone();
-        ledger.rule_arn = spec.rule_arn.clone();
-        let resumed = self.settle_leftovers(spec, &mut ledger).await?;
-        let route = spec.route();
-        let previous_action = self.cloud.traffic.read(&route).await?.ok_or_else(|| {
-            EngineError::Refused(match &route.rule_arn {
-                Some(rule) => format!(
-                    "listener rule {rule} does not exist: create it first (the release owns its action)"
-                ),
-                None => format!(
-                    "listener {} does not exist: create it first (the release owns its default action)",
-                    route.listener_arn
-                ),
-            })
-        })?;
-        let retained_fp = ledger
-            .retained()
-            .iter()
-            .find(|f| spec.fleet.matches(&f.fingerprint))
-            .map(|f| f.release);
-        if let (Some(release), None, None) = (retained_fp, &resumed, &broken) {
-            match self.retained_gone(&ledger, release).await? {
-                None => return self.rollback(spec, ledger, release, limit).await,
-                Some(fleet) => {
-                    // Deleted outside Terraform: setting its image back is a fresh release.
-                    log::warn(format!(
-                        "release {}: retained fleet {} was deleted outside Terraform; releasing a new fleet instead of rolling back to it",
-                        spec.name, fleet.fleet_name
-                    ));
-                    ledger.fleets.retain(|f| f.release != fleet.release);
-                    // Out of the forward action first: AWS refuses to delete a target group
-                    // a route names, even at weight 0.
-                    if let Some(active) = ledger.active() {
-                        let split = decide::split(
-                            &active.target_group_arn,
-                            100,
-                            None,
-                            &ledger.retained_target_groups(),
-                        );
-                        self.set_traffic(&route, &split).await?;
-                    }
-                    self.delete_fleet(&route, &fleet.fleet_name, Some(&fleet.target_group_arn))
-                        .await?;
-                    ledger.set_status(
-                        fleet.release,
-                        Status::Retired,
-                        Some("its fleet was deleted outside Terraform".into()),
-                        Some(now_rfc3339()),
-                    );
-                }
-            }
-        }
-
-        let serving = ledger.active().cloned();
-        let serving_group = match &serving {
-            Some(s) => self
-                .cloud
-                .fleets
-                .describe_groups(std::slice::from_ref(&s.fleet_name))
-                .await?
-                .into_iter()
-                .next(),
-            None => None,
-        };
-        let capacity = Self::new_capacity(spec, explicit_desired, serving_group.as_ref());
-        let started_at = now_rfc3339();
-        let (release, name, mut record, prepared) = match resumed {
-            Some(mut record) => {
-                record.stopped = None;
-                let name = record.fleet_name.clone();
-                log::info(format!(
-                    "release {name}: finishing the release an interrupted apply left half-made"
-                ));
-                let prepared: EngineResult<()> = async {
-                    let group = self
-                        .cloud
-                        .fleets
-                        .describe_groups(std::slice::from_ref(&name))
-                        .await?;
-                    if group.first().map(|g| g.capacity) != Some(capacity) {
-                        self.cloud.fleets.set_capacity(&name, capacity).await?;
-                    }
-                    // The health-check rule may or may not have survived, recorded or not:
-                    // start afresh.
-                    self.detach_health_rule(&mut record).await?;
-                    self.sweep_health_rules(&spec.listener_arn, &name).await?;
-                    self.attach_for_health_checks(spec, &previous_action, &mut record)
-                        .await?;
-                    self.tag_phase(&name, "launching").await;
-                    Ok(())
-                }
-                .await;
-                (record.release, name, record, prepared)
-            }
-            None => {
-                let release = ledger.next_release;
-                let name = fleet_name(&spec.name, release);
-                // A leftover of an earlier attempt with the same number is ours: clear it.
-                if self.check_free(spec, &name).await? {
-                    self.delete_fleet(&spec.route(), &name, None).await?;
-                }
-                log::info(format!(
-                    "release {name}: launching {} × {} from {}",
-                    capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
-                ));
-                ledger.next_release = release + 1;
-                let mut record = FleetRecord {
-                    release,
-                    fleet_name: name.clone(),
-                    launch_template_id: String::new(),
-                    launch_template_version: 0,
-                    target_group_arn: String::new(),
-                    image_id: spec.fleet.image_id.clone(),
-                    fingerprint: spec.fleet.fingerprint(),
-                    role: Role::Launching,
-                    last_served: release,
-                    health_rule_arn: None,
-                    stopped: None,
-                    progress: None,
-                };
-                ledger.fleets.push(record.clone());
-                self.cloud
-                    .ledger
-                    .save(&ledger, &Self::ledger_tags(spec))
-                    .await?;
-                let prepared = self
-                    .create_fleet(
-                        spec,
-                        &name,
-                        release,
-                        capacity,
-                        &previous_action,
-                        &mut record,
-                    )
-                    .await;
-                (release, name, record, prepared)
-            }
-        };
-        if let Some(f) = ledger.fleets.iter_mut().find(|f| f.release == release) {
-            *f = record.clone();
-        }
-        let prepared = match prepared {
-            Ok(()) => self
-                .cloud
-                .ledger
-                .save(&ledger, &Self::ledger_tags(spec))
-                .await
-                .map_err(EngineError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = prepared {
-            return Err(self
-                .fail(
-                    spec,
-                    ledger,
-                    &record,
-                    &previous_action,
-                    &started_at,
-                    e.to_string(),
-                )
-                .await);
-        }
-
-        let health_limit = spec
-            .health
-            .timeout
-            .min(limit.saturating_sub(started.elapsed()));
-        let healthy = self.wait_healthy(&record, spec, health_limit).await;
-        if let Err(reason) = reason_of(healthy) {
-            return Err(self
-                .fail(spec, ledger, &record, &previous_action, &started_at, reason)
-                .await);
-        }
-
-        // A broken serving fleet leaves the listener with the first weight change.
-        let strategy = if broken.is_some() {
-            crate::spec::Strategy::BlueGreen
-        } else {
-            spec.strategy
-        };
-        let walk = walk::Walk {
-            steps: decide::traffic_steps(
-                strategy,
-                &spec.canary_steps,
-                spec.bake_time,
-                serving.is_none(),
-            ),
-            serving_arn: serving
-                .as_ref()
-                .filter(|_| broken.is_none())
-                .map(|s| s.target_group_arn.clone()),
-            retained_arns: ledger.retained_target_groups(),
-            started,
-            limit,
-        };
-        let walked = self.walk(spec, &mut ledger, &mut record, &walk).await;
-        if let Err(reason) = reason_of(walked) {
-            return Err(self
-                .fail(spec, ledger, &record, &previous_action, &started_at, reason)
-                .await);
-        }
-
-        // Done: the new fleet serves; the previous one is retained; the oldest go. The
-        // ledger saved here is the commit point: if it cannot be written, the release aborts.
-        let uncommitted = ledger.clone();
-        if ledger.fleets.iter().all(|f| f.release == release) {
-            // The only fleet, made with the configuration's tags, as was the ledger.
-            ledger.tags = user_tags(&spec.tags);
-        }
-        ledger.commit_release(
-            HistoryEntry {
-                release,
-                image_id: spec.fleet.image_id.clone(),
-                fleet_name: name.clone(),
-                status: Status::Active,
-                started_at: started_at.clone(),
-                finished_at: Some(now_rfc3339()),
-                reason: None,
-            },
-            spec.history_limit as usize,
-        );
-        if let Err(e) = self
-            .cloud
-            .ledger
-            .save(&ledger, &Self::ledger_tags(spec))
-            .await
-        {
-            return Err(self
-                .abort(
-                    spec,
-                    uncommitted,
-                    &record,
-                    &previous_action,
-                    &started_at,
-                    e.to_string(),
-                )
-                .await);
-        }
-        let _ = self
-            .cloud
-            .fleets
-            .tag_group(
-                &name,
-                &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
-            )
-            .await;
-        let served = current_release(&ledger).unwrap_or(release);
-        let after_commit = |e: EngineError| EngineError::AfterCommit {
-            release: served,
-            fleet: name.clone(),
-            error: e.to_string(),
-        };
-        self.clean_up_after_release(spec, &mut ledger, &name, &serving, &broken)
-            .await
-            .map_err(after_commit)?;
-        log::info(format!(
-            "release {name}: done, serving 100 % in {}",
-            fmt_duration(started.elapsed())
-        ));
-        Ok(ledger)
+        )
+        .await
     }
 
     /// After a release's commit: the broken fleet it replaced is deleted, or the fleet it
@@ -2119,26 +1866,27 @@ impl Engine {
         &self,
         spec: &ReleaseSpec,
         ledger: Option<Ledger>,
-    ) -> EngineResult<()> {
+    ) -> EngineResult<Option<Ledger>> {
         let ledger = match ledger {
             Some(l) => Some(l),
             None => self.cloud.ledger.load(&spec.name).await?,
         };
-        if let Some(mut ledger) = ledger {
-            let before = ledger.clone();
-            ledger.trim_history(spec.history_limit as usize);
-            self.retag(spec, &mut ledger).await?;
-            if ledger != before {
-                self.cloud
-                    .ledger
-                    .save(&ledger, &Self::ledger_tags(spec))
-                    .await?;
-            }
-            if ledger.retained().len() > spec.retain_fleets.max(0) as usize {
-                self.retire(spec, &mut ledger, None).await?;
-            }
+        let Some(mut ledger) = ledger else {
+            return Ok(None);
+        };
+        let before = ledger.clone();
+        ledger.trim_history(spec.history_limit as usize);
+        self.retag(spec, &mut ledger).await?;
+        if ledger != before {
+            self.cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await?;
         }
-        Ok(())
+        if ledger.retained().len() > spec.retain_fleets.max(0) as usize {
+            self.retire(spec, &mut ledger, None).await?;
+        }
+        Ok(Some(ledger))
     }
 
     /// Puts the configuration's tags (`tags` over `default_tags`) on every object the
@@ -2297,6 +2045,7 @@ pub fn classify(
     )
 }
 
+mod release;
 #[cfg(test)]
 mod tests;
 mod walk;

@@ -1111,34 +1111,42 @@ impl AwsCloud {
         Ok(actions)
     }
 
-    /// Writes a route's whole action list.
+    /// Writes a route's whole action list; returns the actions AWS answers the change with
+    /// (ordered), if it says.
     async fn write_route(
         &self,
         route: &Route,
         actions: Vec<elb::types::Action>,
         what: String,
-    ) -> CloudResult<()> {
-        match &route.rule_arn {
-            Some(rule) => {
-                self.elb
-                    .modify_rule()
-                    .rule_arn(rule)
-                    .set_actions(Some(actions))
-                    .send()
-                    .await
-                    .map_err(err(what))?;
-            }
-            None => {
-                self.elb
-                    .modify_listener()
-                    .listener_arn(&route.listener_arn)
-                    .set_default_actions(Some(actions))
-                    .send()
-                    .await
-                    .map_err(err(what))?;
-            }
+    ) -> CloudResult<Option<Vec<elb::types::Action>>> {
+        let mut answered = match &route.rule_arn {
+            Some(rule) => self
+                .elb
+                .modify_rule()
+                .rule_arn(rule)
+                .set_actions(Some(actions))
+                .send()
+                .await
+                .map_err(err(what))?
+                .rules()
+                .first()
+                .map(|r| r.actions().to_vec()),
+            None => self
+                .elb
+                .modify_listener()
+                .listener_arn(&route.listener_arn)
+                .set_default_actions(Some(actions))
+                .send()
+                .await
+                .map_err(err(what))?
+                .listeners()
+                .first()
+                .map(|l| l.default_actions().to_vec()),
+        };
+        if let Some(a) = answered.as_mut() {
+            a.sort_by_key(|a| a.order().unwrap_or(0));
         }
-        Ok(())
+        Ok(answered.filter(|a| !a.is_empty()))
     }
 }
 
@@ -1195,10 +1203,16 @@ impl Traffic for AwsCloud {
         }))
     }
 
-    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()> {
+    async fn forward(
+        &self,
+        route: &Route,
+        weights: &[(String, i64)],
+    ) -> CloudResult<Option<ListenerAction>> {
         let actions = self.with_front(route, forward_action(weights)).await?;
-        self.write_route(route, actions, format!("setting {} weights", route.what()))
-            .await
+        let answered = self
+            .write_route(route, actions, format!("setting {} weights", route.what()))
+            .await?;
+        Ok(answered.and_then(|a| a.last().map(domain_action)))
     }
 
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {
@@ -1219,6 +1233,7 @@ impl Traffic for AwsCloud {
             format!("setting {} to a fixed {status}", route.what()),
         )
         .await
+        .map(|_| ())
     }
 
     async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()> {
@@ -1234,6 +1249,7 @@ impl Traffic for AwsCloud {
             format!("putting {} back as it was", route.what()),
         )
         .await
+        .map(|_| ())
     }
 
     async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool> {

@@ -899,7 +899,11 @@ impl Traffic for FakeCloud {
         }))
     }
 
-    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()> {
+    async fn forward(
+        &self,
+        route: &Route,
+        weights: &[(String, i64)],
+    ) -> CloudResult<Option<ListenerAction>> {
         let mut s = self.call("ModifyListener")?;
         // AWS's limits: 5 target groups in a forward action, weights 0–999.
         if weights.len() > 5 || weights.iter().any(|(_, w)| !(0..=999).contains(w)) {
@@ -913,7 +917,7 @@ impl Traffic for FakeCloud {
         }
         s.set_final(route, ListenerAction::Forward(weights.to_vec()))?;
         s.listener_log.push(weights.to_vec());
-        Ok(())
+        Ok(Some(ListenerAction::Forward(weights.to_vec())))
     }
 
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {

@@ -318,8 +318,14 @@ pub trait Traffic: Send + Sync {
     async fn action(&self, route: &Route) -> CloudResult<Option<ListenerAction>> {
         Ok(self.read(route).await?.map(|s| s.last))
     }
-    /// Makes the final action a weighted forward.
-    async fn forward(&self, route: &Route, weights: &[(String, i64)]) -> CloudResult<()>;
+    /// Makes the final action a weighted forward. Returns the final action as AWS's answer
+    /// to the change gives it (ModifyListener and ModifyRule answer with the new actions),
+    /// None when the answer does not say (then read it).
+    async fn forward(
+        &self,
+        route: &Route,
+        weights: &[(String, i64)],
+    ) -> CloudResult<Option<ListenerAction>>;
     /// Makes the final action a fixed response.
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()>;
     /// Puts the route's whole action list back as `state` read it.

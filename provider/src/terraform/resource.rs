@@ -348,16 +348,29 @@ impl ReleaseResource {
         diags: &mut Diagnostics,
         planned: ReleaseState,
         spec: &ReleaseSpec,
+        known: Option<Ledger>,
     ) -> Option<(ReleaseState, Private)> {
         let mut state = planned;
         let name = state.name.as_ref_option().cloned().unwrap_or_default();
-        let obs = observe_or_report(ctx, diags, &name, || {
-            (
-                "Release vanished",
-                format!("release {name} was not found in AWS right after it was applied"),
-            )
-        })
-        .await?;
+        let obs = match known {
+            // The record the apply has just written: observed without reading it again.
+            Some(ledger) => match ctx.engine.observe_with(ledger).await {
+                Ok(obs) => obs,
+                Err(e) => {
+                    report(diags, e);
+                    return None;
+                }
+            },
+            None => {
+                observe_or_report(ctx, diags, &name, || {
+                    (
+                        "Release vanished",
+                        format!("release {name} was not found in AWS right after it was applied"),
+                    )
+                })
+                .await?
+            }
+        };
         fill(&mut state, &obs);
         let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
         if let Err(e) = ctx
@@ -510,11 +523,19 @@ impl ReleaseResource {
             }
         }
         let result = match kind {
-            PlanKind::Release | PlanKind::Rollback(_) => ctx
-                .engine
-                .release(&spec, explicit_desired, limit)
-                .await
-                .map(Some),
+            PlanKind::Release | PlanKind::Rollback(_) => match ledger {
+                // Read a moment ago, under the lease: the engine goes on from it.
+                Some(l) => ctx
+                    .engine
+                    .release_known(&spec, l, explicit_desired, limit)
+                    .await
+                    .map(Some),
+                None => ctx
+                    .engine
+                    .release(&spec, explicit_desired, limit)
+                    .await
+                    .map(Some),
+            },
             PlanKind::Scale => match ctx.engine.repair(&spec, explicit_desired, limit).await {
                 Ok(()) => ctx.engine.scale(&spec, limit).await.map(|()| None),
                 Err(e) => Err(e),
@@ -530,7 +551,7 @@ impl ReleaseResource {
             Err(e @ EngineError::AfterCommit { .. }) => {
                 // The release serves: the state says so, with the error.
                 report(diags, e);
-                return self.settle(ctx, diags, planned, &spec).await;
+                return self.settle(ctx, diags, planned, &spec, None).await;
             }
             Err(e) => {
                 let aborted = matches!(e, EngineError::Aborted { .. });
@@ -558,10 +579,14 @@ impl ReleaseResource {
             ctx.engine.save_settings(&spec, released).await
         }
         .await;
-        if let Err(e) = after {
-            report(diags, e);
-        }
-        self.settle(ctx, diags, planned, &spec).await
+        let known = match after {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                report(diags, e);
+                None
+            }
+        };
+        self.settle(ctx, diags, planned, &spec, known).await
     }
 }
 
@@ -821,13 +846,13 @@ impl Resource for ReleaseResource {
             .create(&spec, explicit_desired, spec.timeouts.create)
             .await;
         let settled = match released {
-            Ok(_) => self.settle(ctx, diags, planned, &spec).await,
+            Ok(ledger) => self.settle(ctx, diags, planned, &spec, Some(ledger)).await,
             Err(e) => {
                 let committed = matches!(e, EngineError::AfterCommit { .. });
                 report(diags, e);
                 if committed {
                     // It serves: the state says so, with the error.
-                    self.settle(ctx, diags, planned, &spec).await
+                    self.settle(ctx, diags, planned, &spec, None).await
                 } else {
                     None
                 }

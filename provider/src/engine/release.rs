@@ -1,0 +1,428 @@
+//! A release, start to commit: the record read (or rebuilt), what an interrupted apply left
+//! settled, a rollback taken instead when a retained fleet has the arguments, the new fleet
+//! launched (or the half-made one made ready again), the health gate, the traffic walk
+//! ([`super::walk`]), and the commit. Each failure before the commit ends in
+//! [`Engine::fail`]: traffic back where it was, verified.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::walk::Walk;
+use super::{
+    current_release, fleet_name, now_rfc3339, reason_of, user_tags, Engine, EngineError,
+    EngineResult, TAG_PHASE,
+};
+use crate::cloud::{GroupStatus, RouteState};
+use crate::decide;
+use crate::duration::format as fmt_duration;
+use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
+use crate::log;
+use crate::spec::{ReleaseSpec, Strategy};
+
+/// How a release was asked for.
+#[derive(Default)]
+pub(super) struct Ask {
+    /// The user set `desired_capacity` (else the serving fleet's is carried over).
+    pub explicit_desired: bool,
+    /// The apply's time limit (`timeouts`).
+    pub limit: Duration,
+    /// Why the serving fleet cannot serve (its group or target group deleted, instances not
+    /// from its template): the new fleet takes all traffic at once, the broken one is
+    /// deleted instead of retained.
+    pub broken: Option<String>,
+    /// A create: a live release of that name is refused, never adopted.
+    pub fresh: bool,
+    /// The record as the caller has just read it (under the lease): no second read.
+    pub known: Option<Ledger>,
+}
+
+/// A new (or resumed) fleet on its way to traffic.
+struct InFlight {
+    record: FleetRecord,
+    /// The route as it was before anything changed: what an abort puts back.
+    previous: RouteState,
+    started_at: String,
+}
+
+impl Engine {
+    /// A release as `ask` says (see [`Ask`]).
+    pub(super) async fn release_as(&self, spec: &ReleaseSpec, ask: Ask) -> EngineResult<Ledger> {
+        let started = Instant::now();
+        let mut ledger = self.ledger_for_release(spec, &ask).await?;
+        ledger.listener_arn = spec.listener_arn.clone();
+        ledger.rule_arn = spec.rule_arn.clone();
+        let resumed = self.settle_leftovers(spec, &mut ledger).await?;
+        let previous = self.route_before(spec).await?;
+        if resumed.is_none() && ask.broken.is_none() {
+            if let Some(to) = self.rollback_target(spec, &mut ledger).await? {
+                return self.rollback(spec, ledger, to, ask.limit).await;
+            }
+        }
+        let serving = ledger.active().cloned();
+        let fleet = self
+            .prepare_fleet(spec, &mut ledger, resumed, previous, &ask)
+            .await?;
+        let InFlight {
+            mut record,
+            previous,
+            started_at,
+        } = fleet;
+        let health_limit = spec
+            .health
+            .timeout
+            .min(ask.limit.saturating_sub(started.elapsed()));
+        let healthy = self.wait_healthy(&record, spec, health_limit).await;
+        if let Err(reason) = reason_of(healthy) {
+            return Err(self
+                .fail(spec, ledger, &record, &previous, &started_at, reason)
+                .await);
+        }
+        let walk = Walk {
+            steps: decide::traffic_steps(
+                // A broken serving fleet leaves the listener with the first weight change.
+                if ask.broken.is_some() {
+                    Strategy::BlueGreen
+                } else {
+                    spec.strategy
+                },
+                &spec.canary_steps,
+                spec.bake_time,
+                serving.is_none(),
+            ),
+            serving_arn: serving
+                .as_ref()
+                .filter(|_| ask.broken.is_none())
+                .map(|s| s.target_group_arn.clone()),
+            retained_arns: ledger.retained_target_groups(),
+            started,
+            limit: ask.limit,
+        };
+        let walked = self.walk(spec, &mut ledger, &mut record, &walk).await;
+        if let Err(reason) = reason_of(walked) {
+            return Err(self
+                .fail(spec, ledger, &record, &previous, &started_at, reason)
+                .await);
+        }
+        let fleet = InFlight {
+            record,
+            previous,
+            started_at,
+        };
+        let ledger = self.commit(spec, ledger, &fleet).await?;
+        self.after_commit(spec, ledger, &fleet.record, &serving, &ask.broken, started)
+            .await
+    }
+
+    /// The record the release goes on from: `known`, or read, or rebuilt from the fleets'
+    /// tags, or a new one. A create (`fresh`) refuses a live release of that name.
+    async fn ledger_for_release(&self, spec: &ReleaseSpec, ask: &Ask) -> EngineResult<Ledger> {
+        let (ledger, rebuilt) = match &ask.known {
+            Some(l) => (Some(l.clone()), false),
+            None => match self.load_readable(&spec.name).await? {
+                Some(l) => (Some(l), false),
+                None => (self.rebuild(&spec.name, &spec.route()).await?, true),
+            },
+        };
+        let name = &spec.name;
+        match ledger {
+            Some(l) if ask.fresh && l.active().is_some() => Err(EngineError::Refused(if rebuilt {
+                format!(
+                    "a release named {name} already serves from {} in this region (its ledger was lost and has been rebuilt from its fleets' tags); bring it under this configuration with `terraform import <address> {name}`, or choose another name",
+                    l.active().map(|a| a.fleet_name.as_str()).unwrap_or_default(),
+                )
+            } else {
+                format!(
+                    "a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name"
+                )
+            })),
+            Some(l) => Ok(l),
+            None => Ok(Ledger::new(name, &spec.listener_arn)),
+        }
+    }
+
+    /// The route's action before anything changes (what an abort puts back); a route that
+    /// does not exist is refused.
+    async fn route_before(&self, spec: &ReleaseSpec) -> EngineResult<RouteState> {
+        let route = spec.route();
+        self.cloud.traffic.read(&route).await?.ok_or_else(|| {
+            EngineError::Refused(match &route.rule_arn {
+                Some(rule) => format!(
+                    "listener rule {rule} does not exist: create it first (the release owns its action)"
+                ),
+                None => format!(
+                    "listener {} does not exist: create it first (the release owns its default action)",
+                    route.listener_arn
+                ),
+            })
+        })
+    }
+
+    /// The retained release whose fleet has `spec`'s fleet-shaping arguments: the apply is
+    /// a rollback to it. One deleted outside Terraform is taken out of the listener and the
+    /// record instead (setting its image back is then a fresh release).
+    async fn rollback_target(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+    ) -> EngineResult<Option<u64>> {
+        let Some(release) = ledger
+            .retained()
+            .iter()
+            .find(|f| spec.fleet.matches(&f.fingerprint))
+            .map(|f| f.release)
+        else {
+            return Ok(None);
+        };
+        let Some(fleet) = self.retained_gone(ledger, release).await? else {
+            return Ok(Some(release));
+        };
+        log::warn(format!(
+            "release {}: retained fleet {} was deleted outside Terraform; releasing a new fleet instead of rolling back to it",
+            spec.name, fleet.fleet_name
+        ));
+        ledger.fleets.retain(|f| f.release != fleet.release);
+        // Out of the forward action first: AWS refuses to delete a target group a route
+        // names, even at weight 0.
+        if let Some(active) = ledger.active() {
+            let split = decide::split(
+                &active.target_group_arn,
+                100,
+                None,
+                &ledger.retained_target_groups(),
+            );
+            self.set_traffic(&spec.route(), &split).await?;
+        }
+        self.delete_fleet(
+            &spec.route(),
+            &fleet.fleet_name,
+            Some(&fleet.target_group_arn),
+        )
+        .await?;
+        ledger.set_status(
+            fleet.release,
+            Status::Retired,
+            Some("its fleet was deleted outside Terraform".into()),
+            Some(now_rfc3339()),
+        );
+        Ok(None)
+    }
+
+    /// The fleet to release, ready for its health gate: the half-made one an interrupted
+    /// apply left (`resumed`), made ready again, or a new one launched. A failure here ends
+    /// in [`Engine::fail`] (returned as the error).
+    async fn prepare_fleet(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        resumed: Option<FleetRecord>,
+        previous: RouteState,
+        ask: &Ask,
+    ) -> EngineResult<InFlight> {
+        let new_name = match &resumed {
+            Some(r) => r.fleet_name.clone(),
+            None => fleet_name(&spec.name, ledger.next_release),
+        };
+        // The serving group (its capacity is carried over) and the new one's name in one
+        // read.
+        let serving_name = ledger.active().map(|a| a.fleet_name.clone());
+        let names: Vec<String> = serving_name.iter().cloned().chain([new_name]).collect();
+        let groups = self.cloud.fleets.describe_groups(&names).await?;
+        let group = |name: &str| groups.iter().find(|g| g.name == name);
+        let capacity = Self::new_capacity(
+            spec,
+            ask.explicit_desired,
+            serving_name.as_deref().and_then(group),
+        );
+        let started_at = now_rfc3339();
+        let (record, prepared) = match resumed {
+            Some(mut record) => {
+                record.stopped = None;
+                let own = group(&record.fleet_name);
+                let prepared = self
+                    .ready_again(spec, &mut record, own, capacity, &previous)
+                    .await;
+                (record, prepared)
+            }
+            None => {
+                let release = ledger.next_release;
+                let name = fleet_name(&spec.name, release);
+                // A leftover of an earlier attempt with the same number is ours: clear it.
+                if self.check_free(spec, &name, group(&name)).await? {
+                    self.delete_fleet(&spec.route(), &name, None).await?;
+                }
+                log::info(format!(
+                    "release {name}: launching {} × {} from {}",
+                    capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
+                ));
+                ledger.next_release = release + 1;
+                let mut record = FleetRecord {
+                    release,
+                    fleet_name: name.clone(),
+                    launch_template_id: String::new(),
+                    launch_template_version: 0,
+                    target_group_arn: String::new(),
+                    image_id: spec.fleet.image_id.clone(),
+                    fingerprint: spec.fleet.fingerprint(),
+                    role: Role::Launching,
+                    last_served: release,
+                    health_rule_arn: None,
+                    stopped: None,
+                    progress: None,
+                };
+                // The record says what is being made before anything is: a kill from here
+                // on leaves a fleet the next apply finds (by this record and the objects'
+                // tags) and finishes or removes.
+                ledger.fleets.push(record.clone());
+                self.cloud
+                    .ledger
+                    .save(ledger, &Self::ledger_tags(spec))
+                    .await?;
+                let prepared = self
+                    .create_fleet(spec, &name, release, capacity, &previous, &mut record)
+                    .await;
+                (record, prepared)
+            }
+        };
+        if let Some(f) = ledger
+            .fleets
+            .iter_mut()
+            .find(|f| f.release == record.release)
+        {
+            *f = record.clone();
+        }
+        if let Err(e) = prepared {
+            return Err(self
+                .fail(
+                    spec,
+                    ledger.clone(),
+                    &record,
+                    &previous,
+                    &started_at,
+                    e.to_string(),
+                )
+                .await);
+        }
+        Ok(InFlight {
+            record,
+            previous,
+            started_at,
+        })
+    }
+
+    /// A half-made fleet made ready for its health gate again: the capacity asked for, a
+    /// fresh health-check attachment (the rule may or may not have survived, recorded or
+    /// not).
+    async fn ready_again(
+        &self,
+        spec: &ReleaseSpec,
+        record: &mut FleetRecord,
+        group: Option<&GroupStatus>,
+        capacity: crate::spec::Capacity,
+        previous: &RouteState,
+    ) -> EngineResult<()> {
+        let name = record.fleet_name.clone();
+        log::info(format!(
+            "release {name}: finishing the release an interrupted apply left half-made"
+        ));
+        if group.map(|g| g.capacity) != Some(capacity) {
+            self.cloud.fleets.set_capacity(&name, capacity).await?;
+        }
+        self.detach_health_rule(record).await?;
+        self.sweep_health_rules(&spec.listener_arn, &name).await?;
+        self.attach_for_health_checks(spec, previous, record)
+            .await?;
+        self.tag_phase(&name, "launching").await;
+        Ok(())
+    }
+
+    /// The commit point: the record says the new fleet serves. If it cannot be written,
+    /// the release aborts (traffic back where it was).
+    async fn commit(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        fleet: &InFlight,
+    ) -> EngineResult<Ledger> {
+        let record = &fleet.record;
+        if let Some(f) = ledger
+            .fleets
+            .iter_mut()
+            .find(|f| f.release == record.release)
+        {
+            *f = record.clone();
+        }
+        let uncommitted = ledger.clone();
+        if ledger.fleets.iter().all(|f| f.release == record.release) {
+            // The only fleet, made with the configuration's tags, as was the ledger.
+            ledger.tags = user_tags(&spec.tags);
+        }
+        ledger.commit_release(
+            HistoryEntry {
+                release: record.release,
+                image_id: spec.fleet.image_id.clone(),
+                fleet_name: record.fleet_name.clone(),
+                status: Status::Active,
+                started_at: fleet.started_at.clone(),
+                finished_at: Some(now_rfc3339()),
+                reason: None,
+            },
+            spec.history_limit as usize,
+        );
+        match self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            Ok(()) => Ok(ledger),
+            Err(e) => Err(self
+                .abort(
+                    spec,
+                    uncommitted,
+                    record,
+                    &fleet.previous,
+                    &fleet.started_at,
+                    e.to_string(),
+                )
+                .await),
+        }
+    }
+
+    /// After the commit: the new fleet tagged as serving, the replaced one retained (or,
+    /// broken, deleted), fleets beyond `retain_fleets` retired. A failure here is reported
+    /// as [`EngineError::AfterCommit`]: the release serves.
+    async fn after_commit(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        record: &FleetRecord,
+        serving: &Option<FleetRecord>,
+        broken: &Option<String>,
+        started: Instant,
+    ) -> EngineResult<Ledger> {
+        let name = &record.fleet_name;
+        let _ = self
+            .cloud
+            .fleets
+            .tag_group(
+                name,
+                &BTreeMap::from([(TAG_PHASE.to_string(), "serving".to_string())]),
+            )
+            .await;
+        let served = current_release(&ledger).unwrap_or(record.release);
+        self.clean_up_after_release(spec, &mut ledger, name, serving, broken)
+            .await
+            .map_err(|e| EngineError::AfterCommit {
+                release: served,
+                fleet: name.clone(),
+                error: e.to_string(),
+            })?;
+        log::info(format!(
+            "release {name}: done, serving 100 % in {}",
+            fmt_duration(started.elapsed())
+        ));
+        Ok(ledger)
+    }
+}
