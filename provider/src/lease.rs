@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cloud::Cloud;
-use crate::engine::{EngineError, EngineResult, TAG_PHASE, TAG_RELEASE_NAME};
+use crate::engine::{EngineError, EngineResult};
 use crate::log;
+use crate::naming::{TAG_PHASE, TAG_RELEASE_NAME};
 
 /// Tag: host name of the holder.
 pub const TAG_HOST: &str = "immutable:lease-host";

@@ -1,6 +1,22 @@
 //! Names of the objects a release owns, below the engine and the cloud adapters: what they
 //! are called and how the provider recognises its own.
 
+/// Tag: the release name that owns an object.
+pub const TAG_RELEASE_NAME: &str = "immutable:release-name";
+/// Tag: the release number of a fleet.
+pub const TAG_RELEASE: &str = "immutable:release";
+/// Tag: the image a fleet runs.
+pub const TAG_IMAGE: &str = "immutable:image-id";
+/// Tag: how far the fleet's release got.
+pub const TAG_PHASE: &str = "immutable:phase";
+/// Tag: the fleet-shaping fingerprint.
+pub const TAG_FINGERPRINT: &str = "immutable:fingerprint";
+
+/// The fleet name of a release number: `<name>-r<N>`.
+pub fn fleet_name(release_name: &str, release: u64) -> String {
+    format!("{release_name}-r{release}")
+}
+
 /// The header of the listener rule that makes the load balancer health-check a new fleet
 /// before any request is routed to it; its value is the fleet's token.
 pub const HEALTH_RULE_HEADER: &str = "X-Immutable-Health-Attach";

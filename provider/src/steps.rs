@@ -250,7 +250,7 @@ pub fn plan(
                 ],
                 None => {
                     let next = ledger.map(|l| l.next_release).unwrap_or(1);
-                    let fleet = crate::engine::fleet_name(&spec.name, next);
+                    let fleet = crate::naming::fleet_name(&spec.name, next);
                     vec![
                         Step::Launch {
                             fleet: fleet.clone(),
@@ -265,7 +265,7 @@ pub fn plan(
             };
             let fleet = match leftover {
                 Some(f) => f.fleet_name.clone(),
-                None => crate::engine::fleet_name(
+                None => crate::naming::fleet_name(
                     &spec.name,
                     ledger.map(|l| l.next_release).unwrap_or(1),
                 ),

@@ -587,7 +587,7 @@ impl Fleets for AwsCloud {
             .describe_auto_scaling_groups()
             .filters(
                 asg::types::Filter::builder()
-                    .name(format!("tag:{}", crate::engine::TAG_RELEASE_NAME))
+                    .name(format!("tag:{}", crate::naming::TAG_RELEASE_NAME))
                     .values(release_name)
                     .build(),
             )
@@ -812,8 +812,8 @@ impl Fleets for AwsCloud {
 /// stranger's.
 fn made_by_this_call(found: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
     [
-        crate::engine::TAG_RELEASE_NAME,
-        crate::engine::TAG_FINGERPRINT,
+        crate::naming::TAG_RELEASE_NAME,
+        crate::naming::TAG_FINGERPRINT,
     ]
     .iter()
     .all(|k| wanted.get(*k).is_some() && found.get(*k) == wanted.get(*k))

@@ -630,7 +630,7 @@ impl Fleets for FakeCloud {
             .values()
             .filter(|g| {
                 g.tags
-                    .get(crate::engine::TAG_RELEASE_NAME)
+                    .get(crate::naming::TAG_RELEASE_NAME)
                     .map(String::as_str)
                     == Some(release_name)
             })

@@ -1,0 +1,545 @@
+//! Recovery: what an interrupted or stopped apply left (a half-made fleet, a lost ledger,
+//! a broken serving fleet) found and finished or removed, and the end of a release that
+//! cannot go on (a stop: `halt`; a failure: `abort`), traffic always back where it was.
+
+use super::*;
+
+impl Engine {
+    /// Rebuilds a lost ledger from the ownership tags of the release's groups and from the
+    /// route (the fleet it gives the most weight serves; a fleet tagged `retained` is kept
+    /// for rollback; any other is a half-made one for the next apply to settle), and saves
+    /// it; the caller has just found no ledger. None when no group of the release exists.
+    /// Release numbers go on from the highest found.
+    pub async fn rebuild(&self, name: &str, route: &Route) -> EngineResult<Option<Ledger>> {
+        let groups: Vec<GroupStatus> = self
+            .cloud
+            .fleets
+            .groups_of_release(name)
+            .await?
+            .into_iter()
+            .filter(|g| {
+                !g.deleting && g.tags.get(TAG_RELEASE_NAME).map(String::as_str) == Some(name)
+            })
+            .collect();
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let weights: BTreeMap<String, i64> = match self.cloud.traffic.action(route).await? {
+            Some(ListenerAction::Forward(w)) => w.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        let mut ledger = Ledger::new(name, &route.listener_arn);
+        ledger.rule_arn = route.rule_arn.clone();
+        let mut user_tags = BTreeMap::new();
+        for g in &groups {
+            let Some(release) = g.tags.get(TAG_RELEASE).and_then(|r| r.parse::<u64>().ok()) else {
+                continue;
+            };
+            let target_group_arn = match g.target_group_arns.first() {
+                Some(a) => a.clone(),
+                None => self
+                    .cloud
+                    .fleets
+                    .find_target_group(&g.name)
+                    .await?
+                    .map(|t| t.arn)
+                    .unwrap_or_default(),
+            };
+            let (lt_id, lt_version) = g
+                .launch_template
+                .clone()
+                .map(|(id, v)| (id, v.parse().unwrap_or(0)))
+                .unwrap_or_default();
+            let retained = g.tags.get(TAG_PHASE).map(String::as_str) == Some("retained");
+            ledger.fleets.push(FleetRecord {
+                release,
+                fleet_name: g.name.clone(),
+                launch_template_id: lt_id,
+                launch_template_version: lt_version,
+                image_id: g.tags.get(TAG_IMAGE).cloned().unwrap_or_default(),
+                fingerprint: g.tags.get(TAG_FINGERPRINT).cloned().unwrap_or_default(),
+                role: if retained {
+                    Role::Retained
+                } else {
+                    Role::Launching
+                },
+                last_served: release,
+                health_rule_arn: None,
+                stopped: None,
+                progress: None,
+                target_group_arn,
+            });
+            ledger.next_release = ledger.next_release.max(release + 1);
+            user_tags.extend(
+                g.tags
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("immutable:") && !k.starts_with("aws:"))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        // The route is the truth about who serves.
+        let serving = ledger
+            .fleets
+            .iter()
+            .filter_map(|f| weights.get(&f.target_group_arn).map(|w| (*w, f.release)))
+            .filter(|(w, _)| *w > 0)
+            .max()
+            .map(|(_, r)| r);
+        ledger.fleets.sort_by_key(|f| f.release);
+        let now = now_rfc3339();
+        let newest = ledger.next_release - 1;
+        for f in ledger.fleets.iter_mut() {
+            if Some(f.release) == serving {
+                f.role = Role::Active;
+                // An older fleet serving means a rollback gave it a number of its own: it
+                // served last, and that number is taken.
+                if f.release < newest {
+                    f.last_served = newest + 1;
+                    ledger.next_release = newest + 2;
+                }
+            }
+        }
+        for f in ledger.fleets.clone() {
+            let status = match f.role {
+                Role::Active => Status::Active,
+                Role::Retained => Status::Retained,
+                Role::Launching => continue,
+            };
+            ledger.push_history(
+                HistoryEntry {
+                    release: f.release,
+                    image_id: f.image_id.clone(),
+                    fleet_name: f.fleet_name.clone(),
+                    status,
+                    started_at: now.clone(),
+                    finished_at: Some(now.clone()),
+                    reason: Some("rebuilt from the fleet's tags after the ledger was lost".into()),
+                },
+                usize::MAX,
+            );
+        }
+        let mut tags = user_tags;
+        tags.insert(TAG_RELEASE_NAME.into(), name.into());
+        tags.insert(TAG_PHASE.into(), "ledger".into());
+        self.cloud.ledger.save(&ledger, &tags).await?;
+        log::warn(format!(
+            "release {name}: the ledger was missing; rebuilt from the tags of {} fleet(s)",
+            ledger.fleets.len()
+        ));
+        Ok(Some(ledger))
+    }
+
+    /// Why the serving fleet of `ledger` cannot serve as it is; `groups` holds the groups
+    /// already described (the serving one is looked up if missing from it).
+    /// `groups`, when given, are the described groups of every ledger fleet; `listener`,
+    /// when given, the listener's action as just read.
+    pub(super) async fn serving_faults(
+        &self,
+        ledger: &Ledger,
+        groups: Option<&[GroupStatus]>,
+        listener: Option<&ListenerAction>,
+    ) -> EngineResult<Vec<String>> {
+        let Some(active) = ledger.active() else {
+            return Ok(Vec::new());
+        };
+        let group = match groups {
+            Some(groups) => groups.iter().find(|g| g.name == active.fleet_name).cloned(),
+            None => self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&active.fleet_name))
+                .await?
+                .into_iter()
+                .next(),
+        };
+        // AWS refuses to delete a target group a listener forwards to: when the listener
+        // names it, it exists, and no call is needed to say so.
+        let in_listener = matches!(listener, Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| a == &active.target_group_arn));
+        let tg_exists = in_listener
+            || self
+                .cloud
+                .fleets
+                .find_target_group(&active.fleet_name)
+                .await?
+                .is_some_and(|t| t.arn == active.target_group_arn);
+        Ok(decide::serving_faults(
+            &active.fleet_name,
+            (&active.launch_template_id, active.launch_template_version),
+            group.as_ref(),
+            tg_exists,
+        ))
+    }
+
+    /// Puts right what a read reported besides weights and capacity: a broken serving fleet
+    /// is replaced by a new fleet of the same arguments (all traffic at once once healthy,
+    /// the broken one deleted); a half-made fleet that matches the arguments is finished,
+    /// others are removed.
+    pub async fn repair(
+        &self,
+        spec: &ReleaseSpec,
+        explicit_desired: bool,
+        limit: Duration,
+    ) -> EngineResult<()> {
+        let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? else {
+            return Ok(());
+        };
+        let listener = self.cloud.traffic.action(&spec.route()).await?;
+        let faults = self
+            .serving_faults(&ledger, None, listener.as_ref())
+            .await?;
+        if !faults.is_empty() {
+            log::warn(format!(
+                "release {}: replacing the serving fleet: {}",
+                spec.name,
+                faults.join("; ")
+            ));
+            self.release_as(
+                spec,
+                release::Ask {
+                    explicit_desired,
+                    limit,
+                    broken: Some(faults.join("; ")),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+        let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
+        if launching
+            .clone()
+            .any(|f| spec.fleet.matches(&f.fingerprint))
+        {
+            self.release(spec, explicit_desired, limit).await?;
+        } else if launching.count() > 0 {
+            self.settle_leftovers(spec, &mut ledger).await?;
+        }
+        Ok(())
+    }
+
+    /// Fleets still `launching` in the ledger were left by an interrupted or stopped apply
+    /// and never committed. Traffic goes back to the serving split first (verified). The
+    /// newest one whose fleet-shaping arguments match `spec` and whose objects all still
+    /// exist is kept, to be finished (returned; its target group stays in the listener at
+    /// weight 0); the others are removed and recorded as aborted.
+    pub(super) async fn settle_leftovers(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+    ) -> EngineResult<Option<FleetRecord>> {
+        let leftovers: Vec<FleetRecord> = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.role == Role::Launching)
+            .cloned()
+            .collect();
+        if leftovers.is_empty() {
+            return Ok(None);
+        }
+        let mut resumed = None;
+        for f in leftovers.iter().rev() {
+            if let Some(r) = self.intact(spec, f).await? {
+                resumed = Some(r);
+                break;
+            }
+        }
+        match ledger.active() {
+            Some(active) => {
+                let mut idle: Vec<String> = ledger.retained_target_groups();
+                idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
+                let split = decide::split(&active.target_group_arn, 100, None, &idle);
+                self.set_traffic(&spec.route(), &split).await?;
+            }
+            None => {
+                let forwards_to_leftover = matches!(
+                    self.cloud.traffic.action(&spec.route()).await?,
+                    Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| leftovers.iter().any(|f| &f.target_group_arn == a))
+                );
+                if forwards_to_leftover {
+                    self.cloud
+                        .traffic
+                        .fixed_response(&spec.route(), 503)
+                        .await?;
+                }
+            }
+        }
+        let keep = resumed.as_ref().map(|r| r.release);
+        for f in leftovers.into_iter().filter(|f| Some(f.release) != keep) {
+            log::warn(format!(
+                "release {}: removing {}, left half-made by an interrupted apply",
+                spec.name, f.fleet_name
+            ));
+            if let Some(rule) = &f.health_rule_arn {
+                self.cloud.traffic.delete_rule(rule).await?;
+            }
+            self.sweep_health_rules(&spec.listener_arn, &f.fleet_name)
+                .await?;
+            self.delete_fleet(
+                &spec.route(),
+                &f.fleet_name,
+                Some(&f.target_group_arn)
+                    .filter(|a| !a.is_empty())
+                    .map(String::as_str),
+            )
+            .await?;
+            ledger.fleets.retain(|x| x.release != f.release);
+            let reason = match &f.stopped {
+                Some(at) => format!("{at}; removed by the next apply"),
+                None => "interrupted apply; removed by the next apply".to_string(),
+            };
+            ledger.push_history(
+                HistoryEntry {
+                    release: f.release,
+                    image_id: f.image_id.clone(),
+                    fleet_name: f.fleet_name.clone(),
+                    status: Status::Aborted,
+                    started_at: now_rfc3339(),
+                    finished_at: Some(now_rfc3339()),
+                    reason: Some(crate::ledger::shorten(&reason)),
+                },
+                spec.history_limit as usize,
+            );
+        }
+        self.cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await?;
+        Ok(resumed)
+    }
+
+    /// A leftover fleet, with its IDs filled in from AWS, when it matches `spec` and all its
+    /// objects exist, carry the release's ownership and fingerprint tags, and fit together
+    /// (the group runs the template and feeds the target group). A kill can land between
+    /// any two calls, so the ledger record may lack IDs the tags still tell.
+    pub(super) async fn intact(
+        &self,
+        spec: &ReleaseSpec,
+        f: &FleetRecord,
+    ) -> EngineResult<Option<FleetRecord>> {
+        if !spec.fleet.matches(&f.fingerprint) {
+            return Ok(None);
+        }
+        let ours = |tags: &BTreeMap<String, String>| {
+            tags.get(TAG_RELEASE_NAME) == Some(&spec.name)
+                && tags
+                    .get(TAG_FINGERPRINT)
+                    .is_some_and(|t| spec.fleet.matches(t))
+        };
+        let Some(group) = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&f.fleet_name))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let Some((group_lt, group_version)) = group.launch_template.clone() else {
+            return Ok(None);
+        };
+        if group.deleting || !ours(&group.tags) {
+            return Ok(None);
+        }
+        let Some((lt_id, lt_tags)) = self
+            .cloud
+            .fleets
+            .find_launch_template(&f.fleet_name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(tg) = self.cloud.fleets.find_target_group(&f.fleet_name).await? else {
+            return Ok(None);
+        };
+        let Ok(version) = group_version.parse::<i64>() else {
+            return Ok(None);
+        };
+        let fits = ours(&lt_tags)
+            && ours(&tg.tags)
+            && lt_id == group_lt
+            && group.target_group_arns.contains(&tg.arn)
+            && (f.launch_template_id.is_empty() || f.launch_template_id == lt_id)
+            && (f.target_group_arn.is_empty() || f.target_group_arn == tg.arn);
+        if !fits {
+            return Ok(None);
+        }
+        let mut r = f.clone();
+        r.launch_template_id = lt_id;
+        r.launch_template_version = version;
+        r.target_group_arn = tg.arn;
+        Ok(Some(r))
+    }
+
+    /// Ends a release that did not finish: stopped (Ctrl-C, SIGINT, SIGTERM) → [`Self::halt`],
+    /// anything else → [`Self::abort`].
+    pub(super) async fn fail(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: Ledger,
+        record: &FleetRecord,
+        previous: &RouteState,
+        started_at: &str,
+        reason: String,
+    ) -> EngineError {
+        match self.stop.requested() {
+            Some(why) => {
+                self.halt(spec, ledger, record, previous, &why, &reason)
+                    .await
+            }
+            None => {
+                self.abort(spec, ledger, record, previous, started_at, reason)
+                    .await
+            }
+        }
+    }
+
+    /// A graceful stop: traffic back on the split that served before the release (verified),
+    /// the new fleet kept out of traffic and recorded as stopped, so that the next apply
+    /// finishes it (same arguments) or removes it. Nothing slow: no deletion waits.
+    pub(super) async fn halt(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        record: &FleetRecord,
+        previous: &RouteState,
+        why: &str,
+        during: &str,
+    ) -> EngineError {
+        log::warn(format!("release {}: stopping: {why}", record.fleet_name));
+        let restored = self.restore_action(spec, previous).await;
+        let at = format!(
+            "{} at {}",
+            during.split(':').next().unwrap_or(during),
+            now_rfc3339()
+        );
+        if let Some(f) = ledger
+            .fleets
+            .iter_mut()
+            .find(|f| f.release == record.release)
+        {
+            *f = record.clone();
+            f.stopped = Some(at.clone());
+        }
+        let saved = self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await;
+        self.tag_phase(&record.fleet_name, "stopped").await;
+        let mut traffic = match (ledger.active(), &restored) {
+            (Some(a), Ok(())) => format!(
+                "Traffic is back on release {} ({}).",
+                current_release(&ledger).unwrap_or(a.release),
+                a.fleet_name
+            ),
+            (None, Ok(())) => "The listener's default action is back as it was.".to_string(),
+            (_, Err(e)) => format!("Putting the listener back failed: {e}."),
+        };
+        traffic.push_str(&format!(
+            " Fleet {} was kept out of traffic: the next apply finishes this release if the configuration still asks for it, or removes it.",
+            record.fleet_name
+        ));
+        if let Err(e) = saved {
+            traffic.push_str(&format!(" Recording the stop failed: {e}."));
+        }
+        EngineError::Aborted {
+            summary: format!("release {} stopped", record.fleet_name),
+            reason: format!("{why}, {at}"),
+            traffic,
+        }
+    }
+
+    /// Aborts a release: traffic back where it was (verified), the new fleet deleted, the
+    /// attempt recorded. Returns the error to report.
+    pub(super) async fn abort(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        record: &FleetRecord,
+        previous: &RouteState,
+        started_at: &str,
+        reason: String,
+    ) -> EngineError {
+        log::warn(format!("release {}: aborting: {reason}", record.fleet_name));
+        let mut problems = Vec::new();
+        let restore = self.restore_action(spec, previous).await;
+        if let Err(e) = restore {
+            problems.push(format!("restoring the listener failed: {e}"));
+        }
+        if let Some(rule) = &record.health_rule_arn {
+            if let Err(e) = self.cloud.traffic.delete_rule(rule).await {
+                problems.push(format!("removing the health-check rule failed: {e}"));
+            }
+        }
+        if let Err(e) = self
+            .delete_fleet(
+                &spec.route(),
+                &record.fleet_name,
+                Some(&record.target_group_arn),
+            )
+            .await
+        {
+            problems.push(format!("removing {} failed: {e}", record.fleet_name));
+        } else {
+            ledger.fleets.retain(|f| f.release != record.release);
+        }
+        ledger.push_history(
+            HistoryEntry {
+                release: record.release,
+                image_id: record.image_id.clone(),
+                fleet_name: record.fleet_name.clone(),
+                status: Status::Aborted,
+                started_at: started_at.to_string(),
+                finished_at: Some(now_rfc3339()),
+                reason: Some(crate::ledger::shorten(&reason)),
+            },
+            spec.history_limit as usize,
+        );
+        // A first release that never served leaves nothing behind, its ledger included.
+        let saved = if ledger.fleets.is_empty() {
+            self.cloud.ledger.delete(&spec.name).await
+        } else {
+            self.cloud
+                .ledger
+                .save(&ledger, &Self::ledger_tags(spec))
+                .await
+        };
+        if let Err(e) = saved {
+            problems.push(format!("recording the abort failed: {e}"));
+        }
+        let traffic = match (ledger.active(), &previous.last) {
+            (Some(a), _) => format!(
+                "Traffic stayed on release {} ({}).",
+                current_release(&ledger).unwrap_or(a.release),
+                a.fleet_name
+            ),
+            (None, ListenerAction::Fixed(code)) => format!(
+                "No release was serving; the {} answers {code} as before.",
+                if spec.rule_arn.is_some() {
+                    "listener rule"
+                } else {
+                    "listener"
+                }
+            ),
+            (None, _) => format!(
+                "No release was serving; the {} is as it was.",
+                if spec.rule_arn.is_some() {
+                    "listener rule's action"
+                } else {
+                    "listener's default action"
+                }
+            ),
+        };
+        let traffic = if problems.is_empty() {
+            traffic
+        } else {
+            format!("{traffic} Clean-up was incomplete: {}", problems.join("; "))
+        };
+        EngineError::Aborted {
+            summary: format!("release {} aborted", record.fleet_name),
+            reason,
+            traffic,
+        }
+    }
+}

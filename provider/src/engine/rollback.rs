@@ -1,0 +1,132 @@
+//! A rollback: the retained fleet that has the arguments scaled back, gated, given all
+//! traffic, committed under the next release number.
+
+use super::*;
+
+impl Engine {
+    /// Rolls back to a retained fleet: no new fleet; scale it back if needed, wait for
+    /// health, move all traffic, keep the replaced fleet as retained.
+    pub(super) async fn rollback(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        to: u64,
+        limit: Duration,
+    ) -> EngineResult<Ledger> {
+        let started = Instant::now();
+        let target = ledger
+            .fleets
+            .iter()
+            .find(|f| f.release == to)
+            .cloned()
+            .expect("retained fleet exists");
+        let serving = ledger.active().cloned();
+        log::info(format!("rollback to {}: starting", target.fleet_name));
+        // It serves again: its window must not scale it to zero.
+        self.cloud
+            .fleets
+            .cancel_scale_to_zero(&target.fleet_name)
+            .await?;
+        let group = self
+            .cloud
+            .fleets
+            .describe_groups(std::slice::from_ref(&target.fleet_name))
+            .await?
+            .into_iter()
+            .next();
+        let Some(group) = group else {
+            return Err(EngineError::Refused(format!(
+                "retained fleet {} is gone from AWS; cannot roll back to it",
+                target.fleet_name
+            )));
+        };
+        let serving_group = match &serving {
+            Some(s) => self
+                .cloud
+                .fleets
+                .describe_groups(std::slice::from_ref(&s.fleet_name))
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let want = Self::new_capacity(spec, false, serving_group.as_ref());
+        if group.capacity.desired < want.desired
+            || group.capacity.min != want.min
+            || group.capacity.max != want.max
+        {
+            self.cloud
+                .fleets
+                .set_capacity(&target.fleet_name, want)
+                .await?;
+        }
+        match self
+            .wait_healthy(&target, spec, spec.health.timeout.min(limit))
+            .await?
+        {
+            Ok(_) => {}
+            Err(reason) => {
+                let traffic = match &serving {
+                    Some(s) => format!(
+                        "Traffic stayed on release {} ({}).",
+                        current_release(&ledger).unwrap_or(s.release),
+                        s.fleet_name
+                    ),
+                    None => "No release was serving.".to_string(),
+                };
+                return Err(EngineError::Aborted {
+                    summary: format!("rollback to {} aborted", target.fleet_name),
+                    reason,
+                    traffic,
+                });
+            }
+        }
+        let others: Vec<String> = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.release != to)
+            .map(|f| f.target_group_arn.clone())
+            .collect();
+        let before = self.cloud.traffic.action(&spec.route()).await?;
+        self.set_traffic(
+            &spec.route(),
+            &decide::split(&target.target_group_arn, 100, None, &others),
+        )
+        .await?;
+        let release = ledger
+            .commit_rollback(to, &now_rfc3339(), spec.history_limit as usize)
+            .expect("retained fleet exists");
+        // The commit point: if the ledger cannot say so, traffic goes back.
+        if let Err(e) = self
+            .cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            if let Some(ListenerAction::Forward(w)) = &before {
+                let _ = self.set_traffic(&spec.route(), w).await;
+            }
+            return Err(e.into());
+        }
+        if let Some(s) = &serving {
+            self.start_rollback_window(spec, &s.fleet_name).await;
+        }
+        self.retire(
+            spec,
+            &mut ledger,
+            serving.as_ref().map(|s| s.fleet_name.as_str()),
+        )
+        .await
+        .map_err(|e| EngineError::AfterCommit {
+            release,
+            fleet: target.fleet_name.clone(),
+            error: e.to_string(),
+        })?;
+        log::info(format!(
+            "rollback to {}: done in {}",
+            target.fleet_name,
+            fmt_duration(started.elapsed())
+        ));
+        Ok(ledger)
+    }
+}
