@@ -252,6 +252,8 @@ impl Aws {
         let creds =
             aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "acceptance");
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            // Plain HTTP to the emulator or the proxy (the SDKs' default clients are not built).
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(url)
             .credentials_provider(creds)

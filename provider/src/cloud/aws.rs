@@ -92,11 +92,22 @@ pub fn ledger_template_name(release_name: &str) -> String {
     format!("{release_name}-ledger")
 }
 
+/// The one HTTPS client: hyper 1, rustls with ring, the system's trusted roots (the SDKs'
+/// default clients are left out of the build).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl AwsCloud {
     /// Loads the AWS configuration (standard credential chain) and builds the clients.
     /// Fails when no region can be found.
     pub async fn connect(settings: &AwsSettings) -> Result<Self, String> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(region) = &settings.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -1730,5 +1741,71 @@ impl LedgerStore for AwsCloud {
             }
             Err(e) => Err(err(format!("giving back the release lease ({id})"))(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls;
+
+    /// The provider's HTTPS client speaks TLS with ring, and refuses a certificate no trusted
+    /// authority signed: a local TLS server with a self-signed certificate is reached, the
+    /// handshake gets as far as the certificate, and the call fails there.
+    #[tokio::test]
+    async fn the_https_client_does_tls_and_refuses_an_untrusted_certificate() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let mut handshakes = Vec::new();
+            // The SDK retries a failed call: answer every attempt.
+            while let Ok(Ok((tcp, _))) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), listener.accept()).await
+            {
+                handshakes.push(match acceptor.accept(tcp).await {
+                    Ok(mut tls) => {
+                        let _ = tls.shutdown().await;
+                        "accepted".to_string()
+                    }
+                    Err(e) => e.to_string(),
+                });
+            }
+            handshakes
+        });
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(super::https_client())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(format!("https://localhost:{port}"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let err = aws_sdk_ec2::Client::from_conf(conf)
+            .describe_images()
+            .send()
+            .await
+            .unwrap_err();
+        let said = format!("{err:?}");
+        assert!(
+            said.contains("UnknownIssuer") || said.contains("certificate"),
+            "the call fails on the certificate: {said}"
+        );
+        let handshakes = server.await.unwrap();
+        assert!(!handshakes.is_empty(), "the client reached the server");
+        assert!(
+            handshakes.iter().all(|h| h != "accepted"),
+            "no handshake completed: {handshakes:?}"
+        );
     }
 }

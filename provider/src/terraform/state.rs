@@ -419,6 +419,16 @@ impl ReleaseState {
         let mut fail = |p: AttributePath, msg: String| {
             diags.error("Invalid argument", msg, p);
         };
+        self.validate_fleet(&mut fail);
+        self.validate_load_balancer(&mut fail);
+        self.validate_health(&mut fail);
+        self.validate_strategy(&mut fail);
+        self.validate_durations(&mut fail);
+        self.validate_record(&mut fail);
+    }
+
+    /// The fleet's arguments: name, image, type, network, capacity, user data.
+    fn validate_fleet(&self, fail: &mut dyn FnMut(AttributePath, String)) {
         if let Value::Value(n) = &self.name {
             if let Err(e) = spec::check_name(n) {
                 fail(path(&["name"]), e);
@@ -466,6 +476,30 @@ impl ReleaseState {
                 fail(path(&[attr]), e);
             }
         }
+        // AWS caps a launch template's user data at 16 KB (before base64): a release
+        // would otherwise fail at CreateLaunchTemplate.
+        if let Value::Value(u) = &self.user_data {
+            if u.len() > spec::MAX_USER_DATA {
+                fail(
+                    path(&["user_data"]),
+                    format!(
+                        "user_data is {} bytes; a launch template's user data may be at most {} bytes (16 KB, AWS's limit before base64): fetch a larger script from S3 in a short user_data instead",
+                        u.len(),
+                        spec::MAX_USER_DATA
+                    ),
+                );
+            }
+        }
+        if self.desired_capacity == Value::Value(0) {
+            fail(
+                path(&["desired_capacity"]),
+                "desired_capacity must be at least 1: a release's new fleet passes its health gate with instances serving; got 0".into(),
+            );
+        }
+    }
+
+    /// `load_balancer`: the route, the target group's settings and its health check.
+    fn validate_load_balancer(&self, fail: &mut dyn FnMut(AttributePath, String)) {
         if let Value::Value(lb) = &self.load_balancer {
             if let Value::Value(arn) = &lb.listener_arn {
                 if let Err(e) = spec::check_listener_arn(arn) {
@@ -502,66 +536,70 @@ impl ReleaseState {
                 }
             }
             if let Value::Value(hc) = &lb.health_check {
-                let hp = |a: &'static str| path(&["load_balancer", "health_check", a]);
-                for (attr, v, lo, hi) in [
-                    ("interval", &hc.interval, 5, 300),
-                    ("timeout", &hc.timeout, 2, 120),
-                    ("healthy_threshold", &hc.healthy_threshold, 2, 10),
-                    ("unhealthy_threshold", &hc.unhealthy_threshold, 2, 10),
-                ] {
-                    if let Value::Value(n) = v {
-                        if let Err(e) = spec::check_range(
-                            &format!("load_balancer.health_check.{attr}"),
-                            *n,
-                            lo,
-                            hi,
-                        ) {
-                            fail(hp(attr), e);
-                        }
-                    }
-                }
-                // An unset one takes its default (timeout 5, interval 30); unknown: later.
-                let defaults = crate::spec::HealthCheckSpec::default();
-                let set_or = |v: &Num, d: i64| match v {
-                    Value::Value(x) => Some(*x),
-                    Value::Null => Some(d),
-                    _ => None,
-                };
-                if let (Some(t), Some(i)) = (
-                    set_or(&hc.timeout, defaults.timeout),
-                    set_or(&hc.interval, defaults.interval),
-                ) {
-                    if t >= i {
-                        let (at, what) = if hc.timeout.is_null() {
-                            ("interval", format!("load_balancer.health_check.interval ({i}) must be more than timeout ({t}, the default when unset)"))
-                        } else {
-                            ("timeout", format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"))
-                        };
-                        fail(hp(at), what);
-                    }
-                }
-                if let Value::Value(p) = &hc.path {
-                    if !p.starts_with('/') {
-                        fail(
-                            hp("path"),
-                            format!(
-                                "load_balancer.health_check.path must start with \"/\"; got {p:?}"
-                            ),
-                        );
-                    }
-                }
-                if let Value::Value(p) = &hc.protocol {
-                    if p != "HTTP" && p != "HTTPS" {
-                        fail(hp("protocol"), format!("load_balancer.health_check.protocol must be \"HTTP\" or \"HTTPS\"; got {p:?}"));
-                    }
-                }
-                if let Value::Value(p) = &hc.port {
-                    if p != "traffic-port" && !p.parse::<u16>().is_ok_and(|n| n > 0) {
-                        fail(hp("port"), format!("load_balancer.health_check.port must be \"traffic-port\" or a port number 1–65535; got {p:?}"));
-                    }
+                Self::validate_health_check(hc, fail);
+            }
+        }
+    }
+
+    /// `load_balancer.health_check`: ranges, and a timeout shorter than the interval.
+    fn validate_health_check(hc: &HealthCheckBlock, fail: &mut dyn FnMut(AttributePath, String)) {
+        let hp = |a: &'static str| path(&["load_balancer", "health_check", a]);
+        for (attr, v, lo, hi) in [
+            ("interval", &hc.interval, 5, 300),
+            ("timeout", &hc.timeout, 2, 120),
+            ("healthy_threshold", &hc.healthy_threshold, 2, 10),
+            ("unhealthy_threshold", &hc.unhealthy_threshold, 2, 10),
+        ] {
+            if let Value::Value(n) = v {
+                if let Err(e) =
+                    spec::check_range(&format!("load_balancer.health_check.{attr}"), *n, lo, hi)
+                {
+                    fail(hp(attr), e);
                 }
             }
         }
+        // An unset one takes its default (timeout 5, interval 30); unknown: later.
+        let defaults = crate::spec::HealthCheckSpec::default();
+        let set_or = |v: &Num, d: i64| match v {
+            Value::Value(x) => Some(*x),
+            Value::Null => Some(d),
+            _ => None,
+        };
+        if let (Some(t), Some(i)) = (
+            set_or(&hc.timeout, defaults.timeout),
+            set_or(&hc.interval, defaults.interval),
+        ) {
+            if t >= i {
+                let (at, what) = if hc.timeout.is_null() {
+                    ("interval", format!("load_balancer.health_check.interval ({i}) must be more than timeout ({t}, the default when unset)"))
+                } else {
+                    ("timeout", format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"))
+                };
+                fail(hp(at), what);
+            }
+        }
+        if let Value::Value(p) = &hc.path {
+            if !p.starts_with('/') {
+                fail(
+                    hp("path"),
+                    format!("load_balancer.health_check.path must start with \"/\"; got {p:?}"),
+                );
+            }
+        }
+        if let Value::Value(p) = &hc.protocol {
+            if p != "HTTP" && p != "HTTPS" {
+                fail(hp("protocol"), format!("load_balancer.health_check.protocol must be \"HTTP\" or \"HTTPS\"; got {p:?}"));
+            }
+        }
+        if let Value::Value(p) = &hc.port {
+            if p != "traffic-port" && !p.parse::<u16>().is_ok_and(|n| n > 0) {
+                fail(hp("port"), format!("load_balancer.health_check.port must be \"traffic-port\" or a port number 1–65535; got {p:?}"));
+            }
+        }
+    }
+
+    /// `health`: the gate's share, grace period and timeout.
+    fn validate_health(&self, fail: &mut dyn FnMut(AttributePath, String)) {
         if let Value::Value(h) = &self.health {
             if let Value::Value(p) = &h.min_healthy_percentage {
                 if let Err(e) = spec::check_range("health.min_healthy_percentage", *p, 1, 100) {
@@ -581,6 +619,10 @@ impl ReleaseState {
                 }
             }
         }
+    }
+
+    /// `strategy` and `canary_step`.
+    fn validate_strategy(&self, fail: &mut dyn FnMut(AttributePath, String)) {
         let strategy = match &self.strategy {
             Value::Value(s) => match Strategy::parse(s) {
                 Ok(s) => Some(s),
@@ -626,6 +668,10 @@ impl ReleaseState {
                 fail(path(&["strategy"]), e);
             }
         }
+    }
+
+    /// `bake_time`, `rollback_window` and `timeouts`.
+    fn validate_durations(&self, fail: &mut dyn FnMut(AttributePath, String)) {
         // A retained fleet keeps its capacity for the window, then an Auto Scaling
         // scheduled action scales it to zero: shorter than a minute would retire a fleet
         // before a rollback could reach it.
@@ -643,36 +689,6 @@ impl ReleaseState {
                 }
             }
         }
-        // AWS caps a launch template's user data at 16 KB (before base64): a release
-        // would otherwise fail at CreateLaunchTemplate.
-        if let Value::Value(u) = &self.user_data {
-            if u.len() > spec::MAX_USER_DATA {
-                fail(
-                    path(&["user_data"]),
-                    format!(
-                        "user_data is {} bytes; a launch template's user data may be at most {} bytes (16 KB, AWS's limit before base64): fetch a larger script from S3 in a short user_data instead",
-                        u.len(),
-                        spec::MAX_USER_DATA
-                    ),
-                );
-            }
-        }
-        if self.desired_capacity == Value::Value(0) {
-            fail(
-                path(&["desired_capacity"]),
-                "desired_capacity must be at least 1: a release's new fleet passes its health gate with instances serving; got 0".into(),
-            );
-        }
-        if let Value::Value(r) = &self.retain_fleets {
-            if let Err(e) = spec::check_range("retain_fleets", *r, 0, 3) {
-                fail(path(&["retain_fleets"]), format!("{e} (an ALB forward action holds at most 5 target groups: new + serving + 3 retained)"));
-            }
-        }
-        if let Value::Value(h) = &self.history_limit {
-            if let Err(e) = spec::check_range("history_limit", *h, 1, 100) {
-                fail(path(&["history_limit"]), e);
-            }
-        }
         if let Value::Value(t) = &self.timeouts {
             for (attr, v) in [
                 ("create", &t.create),
@@ -688,6 +704,20 @@ impl ReleaseState {
                         fail(AttributePath::new("timeouts").index(0).attribute(attr), e);
                     }
                 }
+            }
+        }
+    }
+
+    /// What the record keeps: `retain_fleets`, `history_limit`, the user's `tags`.
+    fn validate_record(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        if let Value::Value(r) = &self.retain_fleets {
+            if let Err(e) = spec::check_range("retain_fleets", *r, 0, 3) {
+                fail(path(&["retain_fleets"]), format!("{e} (an ALB forward action holds at most 5 target groups: new + serving + 3 retained)"));
+            }
+        }
+        if let Value::Value(h) = &self.history_limit {
+            if let Err(e) = spec::check_range("history_limit", *h, 1, 100) {
+                fail(path(&["history_limit"]), e);
             }
         }
         if let Value::Value(tags) = &self.tags {
