@@ -320,6 +320,29 @@ impl Aws {
             .collect())
     }
 
+    /// The launch template data of the version fleet `group` runs (as its group pins it).
+    pub async fn fleet_template_data(
+        &self,
+        group: &str,
+    ) -> anyhow::Result<ec2::types::ResponseLaunchTemplateData> {
+        let g = self.group(group).await?;
+        let lt = g
+            .launch_template()
+            .ok_or_else(|| anyhow!("group {group} has no launch template"))?;
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(lt.launch_template_id().unwrap_or_default())
+            .versions(lt.version().unwrap_or("$Default"))
+            .send()
+            .await?;
+        out.launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .cloned()
+            .ok_or_else(|| anyhow!("no template data for {group}"))
+    }
+
     /// Names of every launch template.
     pub async fn launch_template_names(&self) -> anyhow::Result<Vec<String>> {
         let out = self.ec2.describe_launch_templates().send().await?;

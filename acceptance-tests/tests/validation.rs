@@ -34,6 +34,16 @@ const CASES: &[Case] = &[
     Case { extra: "  rollback_window = \"30s\"", lb_extra: "", line: "rollback_window = \"30s\"", says: "at least 1m" },
     Case { extra: "  desired_capacity = 0\n  min_size = 0", lb_extra: "", line: "desired_capacity = 0", says: "at least 1" },
     Case { extra: "  min_size = 0", lb_extra: "", line: "min_size = 0", says: "would launch no instance" },
+    // Launch settings (issue 14).
+    Case { extra: "  key_name = \"\"", lb_extra: "", line: "key_name = \"\"", says: "1–255 characters" },
+    Case { extra: "  metadata_options {\n    http_tokens = \"v2\"\n  }", lb_extra: "", line: "http_tokens = \"v2\"", says: "\"required\" or \"optional\"" },
+    Case { extra: "  metadata_options {\n    http_put_response_hop_limit = 65\n  }", lb_extra: "", line: "http_put_response_hop_limit = 65", says: "between 1 and 64" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"gp4\"\n  }", lb_extra: "", line: "volume_type = \"gp4\"", says: "one of gp3, gp2, io1, io2, st1, sc1, standard" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_size = 0\n  }", lb_extra: "", line: "volume_size = 0", says: "(gp3, GiB) must be between 1 and 16384" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"gp2\"\n    iops = 3000\n  }", lb_extra: "", line: "iops = 3000", says: "only by volume types gp3, io1 and io2" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"io1\"\n  }", lb_extra: "", line: "volume_type = \"io1\"", says: "iops is required" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    throughput = 2000\n  }", lb_extra: "", line: "throughput = 2000", says: "between 125 and 1000" },
+    Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    encrypted = false\n    kms_key_id = \"alias/ebs\"\n  }", lb_extra: "", line: "kms_key_id = \"alias/ebs\"", says: "needs encrypted = true" },
 ];
 
 #[tokio::test(flavor = "multi_thread")]

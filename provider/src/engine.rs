@@ -12,7 +12,8 @@
 //! Time is tokio's, so tests drive it with `tokio::time::pause()`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -155,14 +156,41 @@ pub struct Engine {
     stop: Stop,
     /// The origin of the shared poll grid.
     epoch: Instant,
+    /// The wall clock written into the record.
+    clock: Clock,
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+/// The wall clock the engine writes into AWS (history times, the end of a rollback window,
+/// the look-back for scaling activities), passed in: the system's, or in tests one that
+/// follows tokio's paused time. Waits themselves run on tokio's time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Self {
+        Self(Arc::new(SystemTime::now))
+    }
+
+    /// A clock that reads `at` now and moves with tokio's time (paused in tests).
+    pub fn following_tokio(at: SystemTime) -> Self {
+        let start = Instant::now();
+        Self(Arc::new(move || at + start.elapsed()))
+    }
+
+    /// Now.
+    pub fn now(&self) -> SystemTime {
+        (self.0)()
+    }
+
+    /// Now in RFC 3339, to the second (the history's format).
+    pub fn rfc3339(&self) -> String {
+        let t = time::OffsetDateTime::from(self.now());
+        t.replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
 }
 
 /// Consecutive failed observations a wait tolerates before it gives up: one bad poll
@@ -198,7 +226,18 @@ impl Engine {
             poll_ceiling,
             stop: Stop::new(),
             epoch: Instant::now(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same engine, writing the time `clock` tells.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_rfc3339(&self) -> String {
+        self.clock.rfc3339()
     }
 
     /// The same engine, stopping when `stop` is requested (the provider passes
@@ -219,6 +258,49 @@ impl Engine {
             return Ok(None);
         };
         self.observe_with(ledger).await.map(Some)
+    }
+
+    /// The ledger as stored (None: there is none). Errors as AWS gave them.
+    pub async fn ledger(&self, name: &str) -> EngineResult<Option<Ledger>> {
+        Ok(self.cloud.ledger.load(name).await?)
+    }
+
+    /// The state of an image (`available`, …), None when this account cannot see it.
+    pub async fn image_state(&self, image_id: &str) -> EngineResult<Option<String>> {
+        Ok(self.cloud.images.image_state(image_id).await?)
+    }
+
+    /// The alarms of `names` that do not exist.
+    pub async fn missing_alarms(&self, names: &[String]) -> EngineResult<Vec<String>> {
+        Ok(self.cloud.alarms.missing(names).await?)
+    }
+
+    /// The user data a fleet's launch template version holds (for import).
+    pub async fn fleet_user_data(&self, fleet: &FleetRecord) -> EngineResult<Option<String>> {
+        Ok(self
+            .cloud
+            .fleets
+            .launch_template_user_data(&fleet.launch_template_id, fleet.launch_template_version)
+            .await?)
+    }
+
+    /// A route's final action; None when the route does not exist.
+    pub async fn route_action(&self, route: &Route) -> EngineResult<Option<ListenerAction>> {
+        Ok(self.cloud.traffic.action(route).await?)
+    }
+
+    /// Whether `rule_arn` is a rule of listener `listener_arn`.
+    pub async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> EngineResult<bool> {
+        Ok(self
+            .cloud
+            .traffic
+            .rule_of_listener(listener_arn, rule_arn)
+            .await?)
+    }
+
+    /// Holds release `name`'s lease (one apply at a time), or says who does.
+    pub async fn lease(&self, name: &str) -> EngineResult<crate::lease::Lease> {
+        crate::lease::acquire(&self.cloud, name).await
     }
 
     /// Reads everything a release is in AWS, its ledger given (e.g. just rebuilt: a read of

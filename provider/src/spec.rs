@@ -90,6 +90,182 @@ pub struct TargetGroupSpec {
     pub deregistration_delay: i64,
 }
 
+/// The instance metadata service as every instance of a fleet gets it (the launch
+/// template's `MetadataOptions`). The default requires IMDSv2 session tokens, which closes
+/// the SSRF hole of v1's plain GETs, with a hop limit of 2 so that containers on the
+/// instance still reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetadataOptions {
+    /// `required` (IMDSv2 only) or `optional` (v1 answered too).
+    pub http_tokens: String,
+    /// Network hops a metadata response may take, 1–64.
+    pub http_put_response_hop_limit: i64,
+    /// `enabled` or `disabled`.
+    pub http_endpoint: String,
+    /// Instance tags in the metadata: `enabled` or `disabled`.
+    pub instance_metadata_tags: String,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        Self {
+            http_tokens: "required".into(),
+            http_put_response_hop_limit: 2,
+            http_endpoint: "enabled".into(),
+            instance_metadata_tags: "disabled".into(),
+        }
+    }
+}
+
+/// One EBS volume of every instance (a launch template block device mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlockDevice {
+    /// e.g. `/dev/xvda` (the image's root device name replaces its root volume).
+    pub device_name: String,
+    /// GiB; None: the snapshot's size.
+    pub volume_size: Option<i64>,
+    /// `gp3` (default), `gp2`, `io1`, `io2`, `st1`, `sc1`, `standard`.
+    pub volume_type: String,
+    /// Provisioned IOPS (`gp3`, `io1`, `io2` only).
+    pub iops: Option<i64>,
+    /// MiB/s (`gp3` only).
+    pub throughput: Option<i64>,
+    /// Encrypted at rest (default true).
+    pub encrypted: bool,
+    /// The KMS key for the encryption; None: the account's default EBS key.
+    pub kms_key_id: Option<String>,
+    /// Deleted with the instance (default true).
+    pub delete_on_termination: bool,
+}
+
+/// The EBS volume types a block device may have.
+pub const VOLUME_TYPES: [&str; 7] = ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
+
+/// What is wrong with one block device, as (attribute, message) pairs: the volume type,
+/// its size range, IOPS and throughput only where the type takes them (with AWS's ranges),
+/// a KMS key only on an encrypted volume.
+pub fn check_block_device(d: &BlockDevice) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if d.device_name.trim().is_empty() {
+        out.push((
+            "device_name",
+            "block_device.device_name must name a device such as \"/dev/xvda\"".to_string(),
+        ));
+    }
+    let t = d.volume_type.as_str();
+    if !VOLUME_TYPES.contains(&t) {
+        out.push((
+            "volume_type",
+            format!(
+                "block_device.volume_type must be one of {}; got {t:?}",
+                VOLUME_TYPES.join(", ")
+            ),
+        ));
+        return out;
+    }
+    let (lo, hi) = match t {
+        "io1" | "io2" => (4, 16384),
+        "st1" | "sc1" => (125, 16384),
+        "standard" => (1, 1024),
+        _ => (1, 16384),
+    };
+    if let Some(size) = d.volume_size {
+        if let Err(e) = check_range(
+            &format!("block_device.volume_size ({t}, GiB)"),
+            size,
+            lo,
+            hi,
+        ) {
+            out.push(("volume_size", e));
+        }
+    }
+    match (t, d.iops) {
+        ("gp3", Some(n)) => push_range(&mut out, "iops", "block_device.iops (gp3)", n, 3000, 16000),
+        ("io1", Some(n)) => push_range(&mut out, "iops", "block_device.iops (io1)", n, 100, 64000),
+        ("io2", Some(n)) => push_range(&mut out, "iops", "block_device.iops (io2)", n, 100, 256000),
+        // Said on the attribute that is set: the type.
+        ("io1" | "io2", None) => out.push((
+            "volume_type",
+            format!("block_device.iops is required for volume_type {t:?} (provisioned IOPS)"),
+        )),
+        (_, Some(_)) => out.push((
+            "iops",
+            format!(
+                "block_device.iops is taken only by volume types gp3, io1 and io2; not by {t:?}"
+            ),
+        )),
+        _ => {}
+    }
+    match (t, d.throughput) {
+        ("gp3", Some(n)) => push_range(
+            &mut out,
+            "throughput",
+            "block_device.throughput (gp3, MiB/s)",
+            n,
+            125,
+            1000,
+        ),
+        (_, Some(_)) => out.push((
+            "throughput",
+            format!("block_device.throughput is taken only by volume type gp3; not by {t:?}"),
+        )),
+        _ => {}
+    }
+    if d.kms_key_id.is_some() && !d.encrypted {
+        out.push((
+            "kms_key_id",
+            "block_device.kms_key_id encrypts the volume: it needs encrypted = true".to_string(),
+        ));
+    }
+    out
+}
+
+fn push_range(
+    out: &mut Vec<(&'static str, String)>,
+    attr: &'static str,
+    what: &str,
+    n: i64,
+    lo: i64,
+    hi: i64,
+) {
+    if let Err(e) = check_range(what, n, lo, hi) {
+        out.push((attr, e));
+    }
+}
+
+/// What is wrong with the metadata options, as (attribute, message) pairs.
+pub fn check_metadata_options(m: &MetadataOptions) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (attr, v, allowed) in [
+        ("http_tokens", &m.http_tokens, ["required", "optional"]),
+        ("http_endpoint", &m.http_endpoint, ["enabled", "disabled"]),
+        (
+            "instance_metadata_tags",
+            &m.instance_metadata_tags,
+            ["enabled", "disabled"],
+        ),
+    ] {
+        if !allowed.contains(&v.as_str()) {
+            out.push((
+                attr,
+                format!(
+                    "metadata_options.{attr} must be {:?} or {:?}; got {v:?}",
+                    allowed[0], allowed[1]
+                ),
+            ));
+        }
+    }
+    push_range(
+        &mut out,
+        "http_put_response_hop_limit",
+        "metadata_options.http_put_response_hop_limit",
+        m.http_put_response_hop_limit,
+        1,
+        64,
+    );
+    out
+}
+
 /// Everything that shapes a fleet: a change to any of it is a release, and equality with a
 /// retained fleet's spec is a rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,6 +286,14 @@ pub struct FleetSpec {
     pub instance_tags: BTreeMap<String, String>,
     /// Target group settings.
     pub target_group: TargetGroupSpec,
+    /// EC2 key pair of the instances.
+    pub key_name: Option<String>,
+    /// Detailed (1-minute) CloudWatch monitoring of the instances.
+    pub monitoring: bool,
+    /// The instance metadata service (IMDSv2 required unless said otherwise).
+    pub metadata: MetadataOptions,
+    /// EBS volumes; empty: the image's own mappings.
+    pub block_devices: Vec<BlockDevice>,
 }
 
 /// FNV-1a 64 of `text`, as 16 hex digits.
@@ -142,8 +326,11 @@ impl FleetSpec {
         match recorded.split_once(':') {
             Some((FINGERPRINT_VERSION, _)) => recorded == self.fingerprint(),
             Some(_) => false,
-            // 0.1.0 wrote a bare hash of the struct's debug rendering.
-            None => recorded == fnv1a(&self.legacy_rendering()),
+            // 0.1.0 wrote a bare hash of the struct's debug rendering, before any of the
+            // later arguments existed.
+            None => {
+                self.later_arguments().is_empty() && recorded == fnv1a(&self.legacy_rendering())
+            }
         }
     }
 
@@ -199,7 +386,53 @@ impl FleetSpec {
             ),
             format!("health_check.matcher={}", q(&hc.matcher)),
         ]
+        .into_iter()
+        .chain(self.later_arguments())
+        .collect::<Vec<_>>()
         .join("\n")
+    }
+
+    /// The lines of the arguments added after `v1`'s first rendering, each only when it
+    /// differs from its default: a fleet recorded before them, which had the defaults, still
+    /// matches. (The default metadata options require IMDSv2, which fleets released before
+    /// them did not: they get it at their next release, without a release of their own.)
+    fn later_arguments(&self) -> Vec<String> {
+        let q = |s: &str| serde_json::Value::from(s).to_string();
+        let mut out = Vec::new();
+        if let Some(k) = &self.key_name {
+            out.push(format!("key_name={}", q(k)));
+        }
+        if self.monitoring {
+            out.push("monitoring=true".into());
+        }
+        let m = &self.metadata;
+        if *m != MetadataOptions::default() {
+            out.push(format!(
+                "metadata_options={},{},{},{}",
+                q(&m.http_tokens),
+                m.http_put_response_hop_limit,
+                q(&m.http_endpoint),
+                q(&m.instance_metadata_tags)
+            ));
+        }
+        let num = |v: Option<i64>| v.map_or("null".to_string(), |n| n.to_string());
+        for d in &self.block_devices {
+            out.push(format!(
+                "block_device={},{},{},{},{},{},{},{}",
+                q(&d.device_name),
+                num(d.volume_size),
+                q(&d.volume_type),
+                num(d.iops),
+                num(d.throughput),
+                d.encrypted,
+                d.kms_key_id
+                    .as_deref()
+                    .map(q)
+                    .unwrap_or_else(|| "null".into()),
+                d.delete_on_termination
+            ));
+        }
+        out
     }
 
     /// What provider 0.1.0 hashed: the derived debug rendering of its `FleetSpec`, written
@@ -558,6 +791,10 @@ pub(crate) mod examples {
                 health_check: HealthCheckSpec::default(),
                 deregistration_delay: 30,
             },
+            key_name: None,
+            monitoring: false,
+            metadata: MetadataOptions::default(),
+            block_devices: Vec::new(),
         }
     }
 
@@ -696,12 +933,195 @@ mod tests {
                 health_check: HealthCheckSpec::default(),
                 deregistration_delay: 30,
             },
+            key_name: None,
+            monitoring: false,
+            metadata: MetadataOptions::default(),
+            block_devices: Vec::new(),
         };
         let mut b = a.clone();
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.image_id = "ami-abcd1234".into();
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert!(a.matches(&a.fingerprint()) && !a.matches(&b.fingerprint()));
+    }
+
+    #[test]
+    fn later_arguments_shape_a_fleet_only_when_set() {
+        let a = examples::fleet("ami-1234abcd");
+        let v1 = a.fingerprint();
+        // Defaults render as before: a fleet recorded before these arguments still matches.
+        assert!(!a.canonical().contains("metadata_options"));
+        type Change = Box<dyn Fn(&mut FleetSpec)>;
+        let changes: Vec<(&str, Change)> = vec![
+            ("key_name", Box::new(|f| f.key_name = Some("ops".into()))),
+            ("monitoring", Box::new(|f| f.monitoring = true)),
+            (
+                "IMDSv1 allowed",
+                Box::new(|f| f.metadata.http_tokens = "optional".into()),
+            ),
+            (
+                "hop limit",
+                Box::new(|f| f.metadata.http_put_response_hop_limit = 1),
+            ),
+            (
+                "root volume",
+                Box::new(|f| {
+                    f.block_devices.push(BlockDevice {
+                        device_name: "/dev/xvda".into(),
+                        volume_size: Some(30),
+                        volume_type: "gp3".into(),
+                        iops: None,
+                        throughput: None,
+                        encrypted: true,
+                        kms_key_id: None,
+                        delete_on_termination: true,
+                    })
+                }),
+            ),
+        ];
+        let mut seen = std::collections::BTreeSet::from([v1.clone()]);
+        for (what, change) in changes {
+            let mut b = a.clone();
+            change(&mut b);
+            assert!(!b.matches(&v1), "{what} is fleet-shaping");
+            assert!(b.matches(&b.fingerprint()), "{what}");
+            assert!(
+                seen.insert(b.fingerprint()),
+                "{what}: a fingerprint of its own"
+            );
+        }
+    }
+
+    #[test]
+    fn block_devices_and_metadata_options_are_checked_as_aws_takes_them() {
+        let gp3 = BlockDevice {
+            device_name: "/dev/xvda".into(),
+            volume_size: Some(30),
+            volume_type: "gp3".into(),
+            iops: None,
+            throughput: None,
+            encrypted: true,
+            kms_key_id: None,
+            delete_on_termination: true,
+        };
+        let attrs = |d: BlockDevice| -> Vec<&'static str> {
+            check_block_device(&d).into_iter().map(|(a, _)| a).collect()
+        };
+        let with = |f: &dyn Fn(&mut BlockDevice)| {
+            let mut d = gp3.clone();
+            f(&mut d);
+            d
+        };
+        let cases: Vec<(&str, BlockDevice, Vec<&str>)> = vec![
+            ("gp3, 30 GiB, encrypted", gp3.clone(), vec![]),
+            (
+                "gp3 with IOPS and throughput",
+                with(&|d| {
+                    d.iops = Some(4000);
+                    d.throughput = Some(250)
+                }),
+                vec![],
+            ),
+            (
+                "io2 with IOPS",
+                with(&|d| {
+                    d.volume_type = "io2".into();
+                    d.iops = Some(10000)
+                }),
+                vec![],
+            ),
+            (
+                "unknown type",
+                with(&|d| d.volume_type = "gp4".into()),
+                vec!["volume_type"],
+            ),
+            (
+                "0 GiB",
+                with(&|d| d.volume_size = Some(0)),
+                vec!["volume_size"],
+            ),
+            (
+                "st1 below 125 GiB",
+                with(&|d| d.volume_type = "st1".into()),
+                vec!["volume_size"],
+            ),
+            (
+                "standard above 1 TiB",
+                with(&|d| {
+                    d.volume_type = "standard".into();
+                    d.volume_size = Some(2000)
+                }),
+                vec!["volume_size"],
+            ),
+            (
+                "IOPS on gp2",
+                with(&|d| {
+                    d.volume_type = "gp2".into();
+                    d.iops = Some(3000)
+                }),
+                vec!["iops"],
+            ),
+            (
+                "io1 without IOPS",
+                with(&|d| d.volume_type = "io1".into()),
+                vec!["volume_type"],
+            ),
+            (
+                "gp3 IOPS too low",
+                with(&|d| d.iops = Some(100)),
+                vec!["iops"],
+            ),
+            (
+                "throughput on io2",
+                with(&|d| {
+                    d.volume_type = "io2".into();
+                    d.iops = Some(1000);
+                    d.throughput = Some(500)
+                }),
+                vec!["throughput"],
+            ),
+            (
+                "gp3 throughput too high",
+                with(&|d| d.throughput = Some(2000)),
+                vec!["throughput"],
+            ),
+            (
+                "a key on a plain volume",
+                with(&|d| {
+                    d.encrypted = false;
+                    d.kms_key_id = Some("alias/ebs".into())
+                }),
+                vec!["kms_key_id"],
+            ),
+            (
+                "no device name",
+                with(&|d| d.device_name = " ".into()),
+                vec!["device_name"],
+            ),
+        ];
+        for (what, d, want) in cases {
+            assert_eq!(attrs(d), want, "{what}");
+        }
+        assert!(check_metadata_options(&MetadataOptions::default()).is_empty());
+        let bad = MetadataOptions {
+            http_tokens: "v2".into(),
+            http_put_response_hop_limit: 65,
+            http_endpoint: "on".into(),
+            instance_metadata_tags: "yes".into(),
+        };
+        let got: Vec<&str> = check_metadata_options(&bad)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "http_tokens",
+                "http_endpoint",
+                "instance_metadata_tags",
+                "http_put_response_hop_limit"
+            ]
+        );
     }
 
     fn recorded_by_0_1_0() -> FleetSpec {
@@ -719,6 +1139,10 @@ mod tests {
                 health_check: HealthCheckSpec::default(),
                 deregistration_delay: 30,
             },
+            key_name: None,
+            monitoring: false,
+            metadata: MetadataOptions::default(),
+            block_devices: Vec::new(),
         }
     }
 
@@ -753,16 +1177,20 @@ mod tests {
     #[test]
     fn records_written_by_0_1_0_still_match() {
         let f = recorded_by_0_1_0();
-        // What 0.1.0 computed: FNV-1a of `format!("{:?}", fleet)` with today's fields.
-        let legacy = fnv1a(&format!("{f:?}"));
-        // True while `FleetSpec` has 0.1.0's fields; the pinned hash below keeps the legacy
-        // rendering honest once it has more.
-        assert_eq!(f.legacy_rendering(), format!("{f:?}"));
+        // What 0.1.0 computed: FNV-1a of `format!("{:?}", fleet)` with its fields (pinned:
+        // `FleetSpec` has more fields now).
+        let legacy = fnv1a(&f.legacy_rendering());
         assert_eq!(legacy, PINNED_LEGACY);
         assert!(f.matches(&legacy));
         let mut other = f.clone();
         other.image_id = "ami-0000000b".into();
         assert!(!other.matches(&legacy));
+        // 0.1.0's fleets had none of the later arguments: one set is another fleet; the
+        // defaults (IMDSv2 required included) are the same fleet.
+        let mut keyed = f.clone();
+        keyed.key_name = Some("ops".into());
+        assert!(!keyed.matches(&legacy));
+        assert_eq!(f.metadata, MetadataOptions::default());
         assert!(
             !f.matches("v2:0123456789abcdef"),
             "an unknown version is no match"

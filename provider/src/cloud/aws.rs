@@ -290,6 +290,7 @@ impl Fleets for AwsCloud {
         if let Some(ud) = &spec.user_data {
             data = data.user_data(base64::engine::general_purpose::STANDARD.encode(ud));
         }
+        data = launch_settings(data, spec);
         if !instance_tags.is_empty() {
             for rt in [
                 ec2::types::ResourceType::Instance,
@@ -1159,6 +1160,59 @@ impl AwsCloud {
         }
         Ok(answered.filter(|a| !a.is_empty()))
     }
+}
+
+/// A fleet's launch settings in its template: key pair, monitoring, the metadata service
+/// (IMDSv2 required unless said otherwise) and EBS volumes.
+fn launch_settings(
+    mut data: ec2::types::builders::RequestLaunchTemplateDataBuilder,
+    spec: &FleetSpec,
+) -> ec2::types::builders::RequestLaunchTemplateDataBuilder {
+    if let Some(key) = &spec.key_name {
+        data = data.key_name(key);
+    }
+    if spec.monitoring {
+        data = data.monitoring(
+            ec2::types::LaunchTemplatesMonitoringRequest::builder()
+                .enabled(true)
+                .build(),
+        );
+    }
+    let m = &spec.metadata;
+    data = data.metadata_options(
+        ec2::types::LaunchTemplateInstanceMetadataOptionsRequest::builder()
+            .http_tokens(ec2::types::LaunchTemplateHttpTokensState::from(
+                m.http_tokens.as_str(),
+            ))
+            .http_put_response_hop_limit(m.http_put_response_hop_limit as i32)
+            .http_endpoint(
+                ec2::types::LaunchTemplateInstanceMetadataEndpointState::from(
+                    m.http_endpoint.as_str(),
+                ),
+            )
+            .instance_metadata_tags(ec2::types::LaunchTemplateInstanceMetadataTagsState::from(
+                m.instance_metadata_tags.as_str(),
+            ))
+            .build(),
+    );
+    for d in &spec.block_devices {
+        let ebs = ec2::types::LaunchTemplateEbsBlockDeviceRequest::builder()
+            .set_volume_size(d.volume_size.map(|n| n as i32))
+            .volume_type(ec2::types::VolumeType::from(d.volume_type.as_str()))
+            .set_iops(d.iops.map(|n| n as i32))
+            .set_throughput(d.throughput.map(|n| n as i32))
+            .encrypted(d.encrypted)
+            .set_kms_key_id(d.kms_key_id.clone())
+            .delete_on_termination(d.delete_on_termination)
+            .build();
+        data = data.block_device_mappings(
+            ec2::types::LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(&d.device_name)
+                .ebs(ebs)
+                .build(),
+        );
+    }
+    data
 }
 
 fn forward_action(weights: &[(String, i64)]) -> elb::types::Action {

@@ -49,7 +49,7 @@ impl Engine {
         let mut last_look: Option<Instant> = None;
         let started = Instant::now();
         // The group was created just before the wait; a little slack covers clock skew.
-        let since = std::time::SystemTime::now() - Duration::from_secs(30);
+        let since = self.clock.now() - Duration::from_secs(30);
         let deadline = started + limit;
         let mut interval = None;
         let mut bad_polls = 0;

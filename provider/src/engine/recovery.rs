@@ -86,7 +86,7 @@ impl Engine {
             .max()
             .map(|(_, r)| r);
         ledger.fleets.sort_by_key(|f| f.release);
-        let now = now_rfc3339();
+        let now = self.now_rfc3339();
         let newest = ledger.next_release - 1;
         for f in ledger.fleets.iter_mut() {
             if Some(f.release) == serving {
@@ -293,8 +293,8 @@ impl Engine {
                     image_id: f.image_id.clone(),
                     fleet_name: f.fleet_name.clone(),
                     status: Status::Aborted,
-                    started_at: now_rfc3339(),
-                    finished_at: Some(now_rfc3339()),
+                    started_at: self.now_rfc3339(),
+                    finished_at: Some(self.now_rfc3339()),
                     reason: Some(crate::ledger::shorten(&reason)),
                 },
                 spec.history_limit as usize,
@@ -411,7 +411,7 @@ impl Engine {
         let at = format!(
             "{} at {}",
             during.split(':').next().unwrap_or(during),
-            now_rfc3339()
+            self.now_rfc3339()
         );
         if let Some(f) = ledger
             .fleets
@@ -491,7 +491,7 @@ impl Engine {
                 fleet_name: record.fleet_name.clone(),
                 status: Status::Aborted,
                 started_at: started_at.to_string(),
-                finished_at: Some(now_rfc3339()),
+                finished_at: Some(self.now_rfc3339()),
                 reason: Some(crate::ledger::shorten(&reason)),
             },
             spec.history_limit as usize,

@@ -11,8 +11,7 @@ use tokio::time::Instant;
 
 use super::walk::Walk;
 use super::{
-    current_release, fleet_name, now_rfc3339, reason_of, user_tags, Engine, EngineError,
-    EngineResult, TAG_PHASE,
+    current_release, fleet_name, reason_of, user_tags, Engine, EngineError, EngineResult, TAG_PHASE,
 };
 use crate::cloud::{GroupStatus, RouteState};
 use crate::decide;
@@ -204,7 +203,7 @@ impl Engine {
             fleet.release,
             Status::Retired,
             Some("its fleet was deleted outside Terraform".into()),
-            Some(now_rfc3339()),
+            Some(self.now_rfc3339()),
         );
         Ok(None)
     }
@@ -235,7 +234,7 @@ impl Engine {
             ask.explicit_desired,
             serving_name.as_deref().and_then(group),
         );
-        let started_at = now_rfc3339();
+        let started_at = self.now_rfc3339();
         let (record, prepared) = match resumed {
             Some(mut record) => {
                 record.stopped = None;
@@ -365,7 +364,7 @@ impl Engine {
                 fleet_name: record.fleet_name.clone(),
                 status: Status::Active,
                 started_at: fleet.started_at.clone(),
-                finished_at: Some(now_rfc3339()),
+                finished_at: Some(self.now_rfc3339()),
                 reason: None,
             },
             spec.history_limit as usize,

@@ -179,7 +179,7 @@ impl Engine {
     /// an Auto Scaling scheduled action scales it to zero, with no Terraform run needed. A
     /// failure here does not undo a finished release; it is logged.
     pub(super) async fn start_rollback_window(&self, spec: &ReleaseSpec, fleet_name: &str) {
-        let at = std::time::SystemTime::now() + spec.rollback_window;
+        let at = self.clock.now() + spec.rollback_window;
         if let Err(e) = self
             .cloud
             .fleets

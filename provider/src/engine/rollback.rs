@@ -94,7 +94,7 @@ impl Engine {
         )
         .await?;
         let release = ledger
-            .commit_rollback(to, &now_rfc3339(), spec.history_limit as usize)
+            .commit_rollback(to, &self.now_rfc3339(), spec.history_limit as usize)
             .expect("retained fleet exists");
         // The commit point: if the ledger cannot say so, traffic goes back.
         if let Err(e) = self

@@ -44,8 +44,15 @@ fn plain_world() -> (Arc<FakeCloud>, Engine) {
 fn world_of(fake: FakeCloud) -> (Arc<FakeCloud>, Engine) {
     let fake = Arc::new(fake);
     fake.add_image(IMAGE_B);
-    let engine = Engine::new(Cloud::from_one(fake.clone()), Duration::from_secs(5));
+    let engine = Engine::new(Cloud::from_one(fake.clone()), Duration::from_secs(5))
+        .with_clock(Clock::following_tokio(start()));
     (fake, engine)
+}
+
+/// The wall clock's reading when a test starts (2026-01-01T00:00:00Z); it moves with
+/// tokio's paused time.
+fn start() -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
 }
 
 fn tg(name: &str) -> String {
@@ -118,6 +125,7 @@ async fn never_healthy_first_release_aborts_and_leaves_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn blue_green_release_retains_the_previous_fleet() {
+    let test_started = Instant::now();
     let (fake, engine) = world();
     engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
     let ledger = engine.release(&spec(IMAGE_B), true, LIMIT).await.unwrap();
@@ -133,9 +141,9 @@ async fn blue_green_release_retains_the_previous_fleet() {
     let window_end = fake
         .schedule("web-r1")
         .expect("the retained fleet's window is scheduled");
-    let from_now = window_end
-        .duration_since(std::time::SystemTime::now())
-        .unwrap();
+    // The engine's clock started at `start()` with the test and moved with tokio's time.
+    let now = start() + test_started.elapsed();
+    let from_now = window_end.duration_since(now).unwrap();
     assert!(
         from_now > Duration::from_secs(3590) && from_now <= Duration::from_secs(3600),
         "{from_now:?}"
@@ -179,6 +187,21 @@ async fn canary_walks_its_steps_in_order() {
     assert!(
         started.elapsed() < Duration::from_secs(190),
         "no pause overshoots by more than a poll"
+    );
+    // The record's times are the clock the engine was given, which moved with the walk.
+    let line = &fake.ledger("web").unwrap().history[0];
+    assert_eq!(line.release, 2);
+    let at = |t: &Option<String>| {
+        time::OffsetDateTime::parse(
+            t.as_deref().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let took = at(&line.finished_at) - at(&Some(line.started_at.clone()));
+    assert!(
+        took.whole_seconds() >= 180 && line.started_at.starts_with("2026-01-01T00:0"),
+        "{line:?}"
     );
 }
 

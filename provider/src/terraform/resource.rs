@@ -255,7 +255,7 @@ impl ReleaseResource {
             return;
         }
         let names: Vec<String> = names.into_iter().collect();
-        match ctx.engine.cloud().alarms.missing(&names).await {
+        match ctx.engine.missing_alarms(&names).await {
             Ok(missing) if !missing.is_empty() => {
                 let list = missing.join(", ");
                 if refuse {
@@ -286,10 +286,9 @@ impl ReleaseResource {
         image: bool,
         listener: bool,
     ) {
-        let cloud = ctx.engine.cloud();
         if image {
             if let Value::Value(id) = &planned.image_id {
-                match cloud.images.image_state(id).await {
+                match ctx.engine.image_state(id).await {
                     Ok(None) => diags.error(
                         "Image not found",
                         format!("image_id {id} does not exist in this region (or is not shared with this account): use an AMI that DescribeImages returns"),
@@ -311,7 +310,7 @@ impl ReleaseResource {
                 .as_ref_option()
                 .map(|lb| &lb.listener_arn)
             {
-                match cloud.traffic.action(&Route::listener(arn)).await {
+                match ctx.engine.route_action(&Route::listener(arn)).await {
                     Ok(None) => diags.error(
                         "Listener not found",
                         format!("load_balancer.listener_arn {arn} does not exist: create the listener first"),
@@ -323,7 +322,7 @@ impl ReleaseResource {
                             .as_ref_option()
                             .and_then(|lb| lb.rule_arn.as_ref_option());
                         if let Some(rule) = rule {
-                            match cloud.traffic.rule_of_listener(arn, rule).await {
+                            match ctx.engine.rule_of_listener(arn, rule).await {
                                 Ok(true) => {}
                                 Ok(false) => diags.error(
                                     "Listener rule not found",
@@ -453,7 +452,7 @@ impl ReleaseResource {
         // The ledger as the refresh read it (private state), else one read.
         let ledger = match private.as_ref_option().and_then(|p| p.record.clone()) {
             Some(l) => Some(l),
-            None => match ctx.engine.cloud().ledger.load(&spec.name).await {
+            None => match ctx.engine.ledger(&spec.name).await {
                 Ok(l) => l,
                 Err(_) => return PlannedSteps::Unknown,
             },
@@ -495,14 +494,7 @@ impl ReleaseResource {
         let limit = spec.timeouts.update;
         let explicit_desired = !config.desired_capacity.is_null();
         let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
-        let ledger = ctx
-            .engine
-            .cloud()
-            .ledger
-            .load(&spec.name)
-            .await
-            .ok()
-            .flatten();
+        let ledger = ctx.engine.ledger(&spec.name).await.ok().flatten();
         let kind = engine::classify(
             ledger.as_ref(),
             &spec.fleet,
@@ -689,7 +681,7 @@ impl Resource for ReleaseResource {
             );
         }
         if let Value::Value(name) = planned.name.as_ref().filter(|n| !replacing(n)) {
-            match ctx.engine.cloud().ledger.load(name).await {
+            match ctx.engine.ledger(name).await {
                 Ok(Some(_)) => diags.error(
                     "Release already exists",
                     format!("a release named {name} already exists in this region (launch template {name}-ledger); bring it under this configuration with `terraform import <address> {name}`, or choose another name"),
@@ -833,7 +825,7 @@ impl Resource for ReleaseResource {
             return None;
         }
         let _busy = crate::stop::Busy::start();
-        let lease = match crate::lease::acquire(ctx.engine.cloud(), &spec.name).await {
+        let lease = match ctx.engine.lease(&spec.name).await {
             Ok(l) => l,
             Err(e) => {
                 report(diags, e);
@@ -875,7 +867,7 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let spec = spec_of(ctx, diags, &planned)?;
         let _busy = crate::stop::Busy::start();
-        let lease = match crate::lease::acquire(ctx.engine.cloud(), &spec.name).await {
+        let lease = match ctx.engine.lease(&spec.name).await {
             Ok(l) => l,
             Err(e) => {
                 report(diags, e);
@@ -899,7 +891,7 @@ impl Resource for ReleaseResource {
         let name = prior.name.as_ref_option().cloned().unwrap_or_default();
         let route = route_of(&prior).unwrap_or_else(|| Route::listener(""));
         let _busy = crate::stop::Busy::start();
-        let lease = match crate::lease::acquire(ctx.engine.cloud(), &name).await {
+        let lease = match ctx.engine.lease(&name).await {
             Ok(l) => l,
             Err(e) => {
                 report(diags, e);
@@ -953,19 +945,10 @@ impl Resource for ReleaseResource {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         if let Some(active) = obs.ledger.active() {
-            match ctx
-                .engine
-                .cloud()
-                .fleets
-                .launch_template_user_data(
-                    &active.launch_template_id,
-                    active.launch_template_version,
-                )
-                .await
-            {
+            match ctx.engine.fleet_user_data(active).await {
                 Ok(ud) => state.user_data = ud.into(),
                 Err(e) => {
-                    report(diags, e.into());
+                    report(diags, e);
                     return None;
                 }
             }

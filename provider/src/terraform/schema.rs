@@ -148,6 +148,30 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let metadata_options = block(
+        "The instance metadata service of every instance. Unset, or any attribute unset: IMDSv2 required (session tokens; v1's plain GETs, the SSRF hole, are refused) with a hop limit of 2. Fleet-shaping: a change is a release.",
+        vec![
+            ("http_tokens", attr(T::String, C::Optional, "`\"required\"` (IMDSv2 only) or `\"optional\"` (v1 answered too). Defaults to `\"required\"`.")),
+            ("http_put_response_hop_limit", attr(T::Number, C::Optional, "Network hops a metadata response may take, 1–64. Defaults to 2 (containers on the instance reach it).")),
+            ("http_endpoint", attr(T::String, C::Optional, "`\"enabled\"` or `\"disabled\"`. Defaults to `\"enabled\"`.")),
+            ("instance_metadata_tags", attr(T::String, C::Optional, "Instance tags in the metadata: `\"enabled\"` or `\"disabled\"`. Defaults to `\"disabled\"`.")),
+        ],
+        vec![],
+    );
+    let block_device = block(
+        "An EBS volume of every instance (0 or more; none: the image's own mappings). The image's root device name (e.g. `/dev/xvda`) sizes or encrypts its root volume. Fleet-shaping: a change is a release.",
+        vec![
+            ("device_name", attr(T::String, C::Required, "Device name, e.g. `\"/dev/xvda\"`; each once.")),
+            ("volume_size", attr(T::Number, C::Optional, "Size in GiB: 1–16384 (`gp3`, `gp2`), 4–16384 (`io1`, `io2`), 125–16384 (`st1`, `sc1`), 1–1024 (`standard`). Unset: the snapshot's.")),
+            ("volume_type", attr(T::String, C::Optional, "`\"gp3\"`, `\"gp2\"`, `\"io1\"`, `\"io2\"`, `\"st1\"`, `\"sc1\"` or `\"standard\"`. Defaults to `\"gp3\"`.")),
+            ("iops", attr(T::Number, C::Optional, "Provisioned IOPS: `gp3` 3000–16000, `io1` 100–64000, `io2` 100–256000 (required for `io1`/`io2`); refused for other types.")),
+            ("throughput", attr(T::Number, C::Optional, "MiB/s, `gp3` only: 125–1000.")),
+            ("encrypted", attr(T::Bool, C::Optional, "Encrypted at rest. Defaults to true.")),
+            ("kms_key_id", attr(T::String, C::Optional, "KMS key (ID or ARN) of the encryption; needs `encrypted = true`. Unset: the account's default EBS key.")),
+            ("delete_on_termination", attr(T::Bool, C::Optional, "Deleted with the instance. Defaults to true.")),
+        ],
+        vec![],
+    );
     let mut attributes = vec![
         ("id", attr(T::String, C::Computed, "The release name.")),
         ("name", attr(T::String, C::Required, "Name of the service: 1–24 characters, `^[a-z][a-z0-9-]*$`; prefix of every AWS object the release owns. Changing it forces a new resource.")),
@@ -157,6 +181,8 @@ pub fn release_schema() -> Schema {
         ("security_group_ids", attr(str_set(), oc.clone(), "Security groups of the instances. Defaults to none.")),
         ("iam_instance_profile", attr(T::String, C::Optional, "Instance profile, by name or ARN.")),
         ("instance_tags", attr(str_map(), oc.clone(), "Tags on every instance.")),
+        ("key_name", attr(T::String, C::Optional, "EC2 key pair of the instances. Fleet-shaping: a change is a release.")),
+        ("monitoring", attr(T::Bool, C::Optional, "Detailed (1-minute) CloudWatch monitoring of the instances. Defaults to false. Fleet-shaping: a change is a release.")),
         ("min_size", attr(T::Number, oc.clone(), "Minimum size of the fleet; 0 ≤ min ≤ desired ≤ max. Defaults to 1.")),
         ("max_size", attr(T::Number, oc.clone(), "Maximum size of the fleet. Defaults to max(min_size, desired_capacity).")),
         ("desired_capacity", attr(T::Number, oc.clone(), "Desired size. Unset: the first release uses `min_size` and later releases carry over the live fleet's desired capacity, so an autoscaled fleet never shrinks on release. A change to capacity alone scales the serving fleet in place.")),
@@ -192,6 +218,8 @@ pub fn release_schema() -> Schema {
             vec![
                 ("load_balancer", NestedBlock::Single(load_balancer)),
                 ("health", NestedBlock::Optional(health)),
+                ("metadata_options", NestedBlock::Optional(metadata_options)),
+                ("block_device", NestedBlock::List(block_device)),
                 ("canary_step", NestedBlock::List(canary_step)),
                 ("timeouts", NestedBlock::Optional(timeouts)),
             ],

@@ -95,6 +95,87 @@ pub struct LoadBalancerBlock {
     pub deregistration_delay: Num,
 }
 
+/// `metadata_options`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetadataOptionsBlock {
+    pub http_tokens: Str,
+    pub http_put_response_hop_limit: Num,
+    pub http_endpoint: Str,
+    pub instance_metadata_tags: Str,
+}
+
+/// One `block_device`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlockDeviceBlock {
+    pub device_name: Str,
+    pub volume_size: Num,
+    pub volume_type: Str,
+    pub iops: Num,
+    pub throughput: Num,
+    pub encrypted: Value<bool>,
+    pub kms_key_id: Str,
+    pub delete_on_termination: Value<bool>,
+}
+
+impl BlockDeviceBlock {
+    /// The domain value, defaults applied; None while any part is unknown.
+    fn spec(&self) -> Option<spec::BlockDevice> {
+        let opt_num = |v: &Num| match v {
+            Value::Value(n) => Some(Some(*n)),
+            Value::Null => Some(None),
+            Value::Unknown => None,
+        };
+        let or_default = |v: &Value<bool>, d: bool| match v {
+            Value::Value(b) => Some(*b),
+            Value::Null => Some(d),
+            Value::Unknown => None,
+        };
+        Some(spec::BlockDevice {
+            device_name: known(&self.device_name)?,
+            volume_size: opt_num(&self.volume_size)?,
+            volume_type: match &self.volume_type {
+                Value::Value(t) => t.clone(),
+                Value::Null => "gp3".into(),
+                Value::Unknown => return None,
+            },
+            iops: opt_num(&self.iops)?,
+            throughput: opt_num(&self.throughput)?,
+            encrypted: or_default(&self.encrypted, true)?,
+            kms_key_id: match &self.kms_key_id {
+                Value::Value(k) => Some(k.clone()),
+                Value::Null => None,
+                Value::Unknown => return None,
+            },
+            delete_on_termination: or_default(&self.delete_on_termination, true)?,
+        })
+    }
+}
+
+impl MetadataOptionsBlock {
+    /// The domain value, defaults (IMDSv2 required, hop limit 2) applied; None while any
+    /// part is unknown.
+    fn spec(&self) -> Option<spec::MetadataOptions> {
+        let d = spec::MetadataOptions::default();
+        let s = |v: &Str, d: String| match v {
+            Value::Value(x) => Some(x.clone()),
+            Value::Null => Some(d),
+            Value::Unknown => None,
+        };
+        Some(spec::MetadataOptions {
+            http_tokens: s(&self.http_tokens, d.http_tokens)?,
+            http_put_response_hop_limit: match &self.http_put_response_hop_limit {
+                Value::Value(n) => *n,
+                Value::Null => d.http_put_response_hop_limit,
+                Value::Unknown => return None,
+            },
+            http_endpoint: s(&self.http_endpoint, d.http_endpoint)?,
+            instance_metadata_tags: s(&self.instance_metadata_tags, d.instance_metadata_tags)?,
+        })
+    }
+}
+
 /// `health`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -147,6 +228,11 @@ pub struct ReleaseState {
     pub iam_instance_profile: Str,
     pub user_data: Str,
     pub instance_tags: StrMap,
+    pub key_name: Str,
+    pub monitoring: Value<bool>,
+    #[serde(with = "serde_as_vec")]
+    pub metadata_options: Value<MetadataOptionsBlock>,
+    pub block_device: Value<Vec<BlockDeviceBlock>>,
     pub min_size: Num,
     pub max_size: Num,
     pub desired_capacity: Num,
@@ -330,6 +416,25 @@ impl ReleaseState {
                 health_check: hc,
                 deregistration_delay: known(&lb.deregistration_delay).unwrap_or(30),
             },
+            key_name: opt(&self.key_name)?,
+            monitoring: match &self.monitoring {
+                Value::Value(b) => *b,
+                Value::Null => false,
+                Value::Unknown => return None,
+            },
+            metadata: match &self.metadata_options {
+                Value::Value(m) => m.spec()?,
+                Value::Null => spec::MetadataOptions::default(),
+                Value::Unknown => return None,
+            },
+            block_devices: match &self.block_device {
+                Value::Value(list) => list
+                    .iter()
+                    .map(BlockDeviceBlock::spec)
+                    .collect::<Option<_>>()?,
+                Value::Null => Vec::new(),
+                Value::Unknown => return None,
+            },
         })
     }
 
@@ -420,6 +525,7 @@ impl ReleaseState {
             diags.error("Invalid argument", msg, p);
         };
         self.validate_fleet(&mut fail);
+        self.validate_launch_settings(&mut fail);
         self.validate_load_balancer(&mut fail);
         self.validate_health(&mut fail);
         self.validate_strategy(&mut fail);
@@ -495,6 +601,49 @@ impl ReleaseState {
                 path(&["desired_capacity"]),
                 "desired_capacity must be at least 1: a release's new fleet passes its health gate with instances serving; got 0".into(),
             );
+        }
+    }
+
+    /// `key_name`, `metadata_options` and each `block_device` (checked once known).
+    fn validate_launch_settings(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        if let Value::Value(k) = &self.key_name {
+            if k.trim().is_empty() || k.len() > 255 {
+                fail(
+                    path(&["key_name"]),
+                    format!("key_name must name an EC2 key pair (1–255 characters); got {k:?}"),
+                );
+            }
+        }
+        if let Value::Value(m) = &self.metadata_options {
+            if let Some(m) = m.spec() {
+                for (attr, e) in spec::check_metadata_options(&m) {
+                    fail(path(&["metadata_options", attr]), e);
+                }
+            }
+        }
+        if let Value::Value(devices) = &self.block_device {
+            let mut names = BTreeSet::new();
+            for (i, d) in devices.iter().enumerate() {
+                let at = |attr: &'static str| {
+                    AttributePath::new("block_device")
+                        .index(i as i64)
+                        .attribute(attr)
+                };
+                if let Some(d) = d.spec() {
+                    for (attr, e) in spec::check_block_device(&d) {
+                        fail(at(attr), e);
+                    }
+                    if !names.insert(d.device_name.clone()) {
+                        fail(
+                            at("device_name"),
+                            format!(
+                                "block_device.device_name {:?} is given twice; each device once",
+                                d.device_name
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
 
