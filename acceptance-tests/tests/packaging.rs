@@ -113,6 +113,25 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
         serde_json::from_str(outputs.find('{').map(|i| &outputs[i..]).unwrap_or(&outputs))?;
     assert_eq!(outputs["web_release"]["value"], 1);
     assert_eq!(outputs["web_traffic"]["value"]["web-r1"], 100);
+    // The module's fleets: IMDSv2 only, an encrypted gp3 root volume.
+    let data = h.aws.fleet_template_data("web-r1").await?;
+    assert_eq!(
+        data.metadata_options()
+            .and_then(|m| m.http_tokens())
+            .map(|t| t.as_str()),
+        Some("required")
+    );
+    let root = data
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some("/dev/xvda"))
+        .and_then(|m| m.ebs())
+        .expect("the module's root volume");
+    assert_eq!(
+        (root.encrypted(), root.volume_size()),
+        (Some(true), Some(20))
+    );
+    assert_eq!(root.volume_type().map(|t| t.as_str()), Some("gp3"));
     // A release through the module: canary 20 %, then all traffic.
     user_terraform(
         &home.0,

@@ -161,6 +161,18 @@ resource "immutable_release" "web" {
   EOT
   instance_tags        = { role = "web" }
 
+  # IMDSv2 only (the default, said out loud) and an encrypted gp3 root volume.
+  metadata_options {
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
+  }
+  block_device {
+    device_name = "/dev/xvda"
+    volume_size = 20
+    volume_type = "gp3"
+    encrypted   = true
+  }
+
   min_size = 2
   max_size = 6
 

@@ -15,6 +15,22 @@ resource "immutable_release" "this" {
   iam_instance_profile = var.instance_profile
   user_data            = var.user_data
   instance_tags        = { service = var.name }
+  key_name             = var.key_name
+  monitoring           = var.detailed_monitoring
+
+  # IMDSv2 only; the hop limit lets containers on the instance reach it.
+  metadata_options {
+    http_tokens                 = "required"
+    http_put_response_hop_limit = var.metadata_hop_limit
+  }
+  # The root volume: encrypted gp3 (the platform's default KMS key unless one is given).
+  block_device {
+    device_name = var.root_device_name
+    volume_size = var.root_volume_size
+    volume_type = "gp3"
+    encrypted   = true
+    kms_key_id  = var.root_volume_kms_key_id
+  }
 
   min_size         = var.min_size
   max_size         = var.max_size

@@ -113,3 +113,47 @@ variable "tags" {
   description = "Tags on every AWS object of the service."
   default     = {}
 }
+
+variable "key_name" {
+  type        = string
+  description = "EC2 key pair of the instances, or null (reach them with SSM Session Manager instead)."
+  default     = null
+}
+
+variable "detailed_monitoring" {
+  type        = bool
+  description = "Detailed (1-minute) CloudWatch monitoring of the instances."
+  default     = false
+}
+
+variable "metadata_hop_limit" {
+  type        = number
+  description = "Hops an instance metadata (IMDSv2) response may take: 1 for processes on the instance only, 2 when containers need it."
+  default     = 2
+  validation {
+    condition     = var.metadata_hop_limit >= 1 && var.metadata_hop_limit <= 64
+    error_message = "The metadata hop limit (metadata_hop_limit) must be between 1 and 64."
+  }
+}
+
+variable "root_device_name" {
+  type        = string
+  description = "The image's root device name (Amazon Linux: /dev/xvda)."
+  default     = "/dev/xvda"
+}
+
+variable "root_volume_size" {
+  type        = number
+  description = "Root volume size in GiB (gp3, encrypted)."
+  default     = 20
+  validation {
+    condition     = var.root_volume_size >= 1 && var.root_volume_size <= 16384
+    error_message = "The root volume size (root_volume_size) must be between 1 and 16384 GiB."
+  }
+}
+
+variable "root_volume_kms_key_id" {
+  type        = string
+  description = "KMS key (ID, ARN or alias) that encrypts the root volume, or null for the account's default EBS key."
+  default     = null
+}
