@@ -339,6 +339,50 @@ impl Ledger {
         self.retire_fleet(&fleet.fleet_name, reason);
     }
 
+    /// A ledger rebuilt from the fleets' tags learns who serves from the route (`weights`:
+    /// target group ARN → weight): the fleet with the most weight is active — an older one
+    /// serving means a rollback gave it a number of its own, which is taken —, and every
+    /// active or retained fleet gets a history line saying it was rebuilt (`at`).
+    pub fn roles_from_route(&mut self, weights: &BTreeMap<String, i64>, at: &str) {
+        let serving = self
+            .fleets
+            .iter()
+            .filter_map(|f| weights.get(&f.target_group_arn).map(|w| (*w, f.release)))
+            .filter(|(w, _)| *w > 0)
+            .max()
+            .map(|(_, r)| r);
+        self.fleets.sort_by_key(|f| f.release);
+        let newest = self.next_release - 1;
+        for f in self.fleets.iter_mut() {
+            if Some(f.release) == serving {
+                f.role = Role::Active;
+                if f.release < newest {
+                    f.last_served = newest + 1;
+                    self.next_release = newest + 2;
+                }
+            }
+        }
+        for f in self.fleets.clone() {
+            let status = match f.role {
+                Role::Active => Status::Active,
+                Role::Retained => Status::Retained,
+                Role::Launching => continue,
+            };
+            self.push_history(
+                HistoryEntry {
+                    release: f.release,
+                    image_id: f.image_id.clone(),
+                    fleet_name: f.fleet_name.clone(),
+                    status,
+                    started_at: at.to_string(),
+                    finished_at: Some(at.to_string()),
+                    reason: Some("rebuilt from the fleet's tags after the ledger was lost".into()),
+                },
+                usize::MAX,
+            );
+        }
+    }
+
     /// Serialises for storage.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("ledger serialises")
@@ -574,6 +618,75 @@ mod tests {
             if let Some(a) = ledger.active() {
                 assert_eq!((&a.progress, &a.stopped), (&None, &None), "{what}");
             }
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_ledger_learns_who_serves_from_the_route() {
+        // Fleets 1–3 from their tags (next release 4); 2 tagged retained.
+        let rebuilt = || {
+            let mut l = Ledger::new("web", "arn");
+            l.fleets = vec![
+                fleet(3, Role::Launching),
+                fleet(1, Role::Launching),
+                fleet(2, Role::Retained),
+            ];
+            l.next_release = 4;
+            l
+        };
+        let w = |pairs: &[(u64, i64)]| -> BTreeMap<String, i64> {
+            pairs.iter().map(|(r, w)| (format!("tg-{r}"), *w)).collect()
+        };
+        /// What, the route's weights, the roles after, the next release number.
+        type Case = (&'static str, BTreeMap<String, i64>, Vec<(u64, Role)>, u64);
+        let cases: &[Case] = &[
+            (
+                "the newest serves",
+                w(&[(3, 100), (2, 0)]),
+                vec![(1, Role::Launching), (2, Role::Retained), (3, Role::Active)],
+                4,
+            ),
+            (
+                "an older fleet serves: a rollback numbered it 4",
+                w(&[(1, 100), (3, 0)]),
+                vec![(1, Role::Active), (2, Role::Retained), (3, Role::Launching)],
+                5,
+            ),
+            (
+                "mid-canary: the one with the most weight serves",
+                w(&[(3, 10), (2, 90)]),
+                vec![
+                    (1, Role::Launching),
+                    (2, Role::Active),
+                    (3, Role::Launching),
+                ],
+                5,
+            ),
+            (
+                "nothing routed: nothing serves",
+                w(&[]),
+                vec![
+                    (1, Role::Launching),
+                    (2, Role::Retained),
+                    (3, Role::Launching),
+                ],
+                4,
+            ),
+        ];
+        for (what, weights, roles, next) in cases {
+            let mut l = rebuilt();
+            l.roles_from_route(weights, "t0");
+            let got: Vec<(u64, Role)> = l.fleets.iter().map(|f| (f.release, f.role)).collect();
+            assert_eq!(&got, roles, "{what}");
+            assert_eq!(l.next_release, *next, "{what}");
+            let lines: Vec<u64> = l.history.iter().map(|h| h.release).collect();
+            let kept: Vec<u64> = roles
+                .iter()
+                .filter(|(_, r)| *r != Role::Launching)
+                .map(|(n, _)| *n)
+                .rev()
+                .collect();
+            assert_eq!(lines, kept, "{what}: a line per active or retained fleet");
         }
     }
 

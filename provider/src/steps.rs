@@ -231,103 +231,117 @@ pub fn plan(
                 gate(spec, &fleet, Duration::ZERO),
             ]
         }
-        PlanKind::Release => {
-            // A half-made fleet of these arguments, left by an interrupted apply, is
-            // finished from where its walk got (as the engine does when its objects exist).
-            let leftover = ledger.and_then(|l| {
-                l.fleets
-                    .iter()
-                    .rev()
-                    .find(|f| f.role == Role::Launching && spec.fleet.matches(&f.fingerprint))
-            });
-            let mut steps = match leftover {
-                Some(f) => vec![
-                    Step::Finish {
-                        fleet: f.fleet_name.clone(),
-                        serving: serving.clone(),
-                    },
-                    gate(spec, &f.fleet_name, Duration::ZERO),
-                ],
-                None => {
-                    let next = ledger.map(|l| l.next_release).unwrap_or(1);
-                    let fleet = crate::naming::fleet_name(&spec.name, next);
-                    vec![
-                        Step::Launch {
-                            fleet: fleet.clone(),
-                            count: (explicit_desired || serving.is_none())
-                                .then_some(spec.capacity.desired),
-                            instance_type: spec.fleet.instance_type.clone(),
-                            image_id: spec.fleet.image_id.clone(),
-                        },
-                        gate(spec, &fleet, checks(spec)),
-                    ]
-                }
-            };
-            let fleet = match leftover {
-                Some(f) => f.fleet_name.clone(),
-                None => crate::naming::fleet_name(
-                    &spec.name,
-                    ledger.map(|l| l.next_release).unwrap_or(1),
-                ),
-            };
-            let straight = serving.is_none();
-            let traffic =
-                decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight);
-            let done = leftover
-                .and_then(|f| f.progress.as_ref())
-                .filter(|p| p.of == decide::walk_key(&traffic))
-                .map_or(0, |p| p.done);
-            let mut weight = 0;
-            for (_, t) in decide::resume(&traffic, done) {
-                steps.push(match t {
-                    Traffic::Weight(w) => {
-                        weight = w;
-                        Step::Weight {
-                            fleet: fleet.clone(),
-                            weight: w,
-                            serving: serving.clone(),
-                        }
-                    }
-                    Traffic::Pause(p) => Step::Watch {
-                        pause: p,
-                        weight,
-                        alarms: alarms.clone(),
-                    },
-                    Traffic::Bake(b) => Step::Bake {
-                        bake: b,
-                        alarms: alarms.clone(),
-                    },
-                });
-            }
-            steps.extend(retirement(spec, ledger, serving.as_deref()));
-            steps
-        }
-        PlanKind::Rollback(to) => {
-            let Some(target) = ledger.and_then(|l| l.fleets.iter().find(|f| f.release == *to))
-            else {
-                return Vec::new();
-            };
-            let fleet = target.fleet_name.clone();
-            let mut steps = vec![
-                Step::ScaleBack {
+        PlanKind::Release => release_steps(spec, ledger, serving, &alarms, explicit_desired),
+        PlanKind::Rollback(to) => rollback_steps(spec, ledger, serving, *to),
+    }
+}
+
+/// A release's steps: launch (or finish a half-made fleet of the same arguments from where
+/// its walk got), health gate, the traffic walk, retirement.
+fn release_steps(
+    spec: &ReleaseSpec,
+    ledger: Option<&Ledger>,
+    serving: Option<String>,
+    alarms: &[String],
+    explicit_desired: bool,
+) -> Vec<Step> {
+    // A half-made fleet of these arguments, left by an interrupted apply, is
+    // finished from where its walk got (as the engine does when its objects exist).
+    let leftover = ledger.and_then(|l| {
+        l.fleets
+            .iter()
+            .rev()
+            .find(|f| f.role == Role::Launching && spec.fleet.matches(&f.fingerprint))
+    });
+    let mut steps = match leftover {
+        Some(f) => vec![
+            Step::Finish {
+                fleet: f.fleet_name.clone(),
+                serving: serving.clone(),
+            },
+            gate(spec, &f.fleet_name, Duration::ZERO),
+        ],
+        None => {
+            let next = ledger.map(|l| l.next_release).unwrap_or(1);
+            let fleet = crate::naming::fleet_name(&spec.name, next);
+            vec![
+                Step::Launch {
                     fleet: fleet.clone(),
+                    count: (explicit_desired || serving.is_none()).then_some(spec.capacity.desired),
+                    instance_type: spec.fleet.instance_type.clone(),
+                    image_id: spec.fleet.image_id.clone(),
                 },
-                gate(spec, &fleet, Duration::ZERO),
+                gate(spec, &fleet, checks(spec)),
+            ]
+        }
+    };
+    let fleet = match leftover {
+        Some(f) => f.fleet_name.clone(),
+        None => crate::naming::fleet_name(&spec.name, ledger.map(|l| l.next_release).unwrap_or(1)),
+    };
+    let straight = serving.is_none();
+    let traffic =
+        decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight);
+    let done = leftover
+        .and_then(|f| f.progress.as_ref())
+        .filter(|p| p.of == decide::walk_key(&traffic))
+        .map_or(0, |p| p.done);
+    let mut weight = 0;
+    for (_, t) in decide::resume(&traffic, done) {
+        steps.push(match t {
+            Traffic::Weight(w) => {
+                weight = w;
                 Step::Weight {
                     fleet: fleet.clone(),
-                    weight: 100,
+                    weight: w,
                     serving: serving.clone(),
-                },
-            ];
-            // The fleet rolled back to leaves the retained list; the one replaced joins it.
-            let mut after = ledger
-                .cloned()
-                .unwrap_or_else(|| Ledger::new(&spec.name, &spec.listener_arn));
-            after.fleets.retain(|f| f.release != *to);
-            steps.extend(retirement(spec, Some(&after), serving.as_deref()));
-            steps
-        }
+                }
+            }
+            Traffic::Pause(p) => Step::Watch {
+                pause: p,
+                weight,
+                alarms: alarms.to_vec(),
+            },
+            Traffic::Bake(b) => Step::Bake {
+                bake: b,
+                alarms: alarms.to_vec(),
+            },
+        });
     }
+    steps.extend(retirement(spec, ledger, serving.as_deref()));
+    steps
+}
+
+/// A rollback's steps: the retained fleet scaled back, gated, given all traffic; the one
+/// replaced joins the retained fleets.
+fn rollback_steps(
+    spec: &ReleaseSpec,
+    ledger: Option<&Ledger>,
+    serving: Option<String>,
+    to: u64,
+) -> Vec<Step> {
+    let Some(target) = ledger.and_then(|l| l.fleets.iter().find(|f| f.release == to)) else {
+        return Vec::new();
+    };
+    let fleet = target.fleet_name.clone();
+    let mut steps = vec![
+        Step::ScaleBack {
+            fleet: fleet.clone(),
+        },
+        gate(spec, &fleet, Duration::ZERO),
+        Step::Weight {
+            fleet: fleet.clone(),
+            weight: 100,
+            serving: serving.clone(),
+        },
+    ];
+    // The fleet rolled back to leaves the retained list; the one replaced joins it.
+    let mut after = ledger
+        .cloned()
+        .unwrap_or_else(|| Ledger::new(&spec.name, &spec.listener_arn));
+    after.fleets.retain(|f| f.release != to);
+    steps.extend(retirement(spec, Some(&after), serving.as_deref()));
+    steps
 }
 
 /// What becomes of the replaced fleet and the retained ones once a new fleet serves:

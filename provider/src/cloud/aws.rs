@@ -92,6 +92,104 @@ pub fn ledger_template_name(release_name: &str) -> String {
     format!("{release_name}-ledger")
 }
 
+impl AwsCloud {
+    /// A ledger write that found another between this process's read (version `read`) and
+    /// its write (`written`) is taken back, the other stays the latest, and nothing more is
+    /// written until the ledger is read again: the error says so.
+    async fn take_back(&self, name: &str, read: i64, written: i64) -> CloudError {
+        let name = name.to_string();
+        let other = self.ledger_writer(&name, written - 1).await;
+        let why = format!(
+            "the release ledger ({name}) was written by another apply between this apply's read (version {read}) and its write (version {written}){other}; this apply's write was taken back and it changes nothing more: run it again"
+        );
+        let _ = self
+            .ec2
+            .delete_launch_template_versions()
+            .launch_template_name(&name)
+            .versions(written.to_string())
+            .send()
+            .await;
+        self.ledger_versions.lock().unwrap().insert(
+            name.clone(),
+            LedgerSeen {
+                version: read,
+                conflict: Some(why.clone()),
+            },
+        );
+        CloudError::Api {
+            action: format!("writing release ledger ({name})"),
+            code: "LedgerConflict".into(),
+            message: why,
+        }
+    }
+
+    /// Prunes the ledger template's old versions every `LEDGER_VERSIONS_KEPT` writes (AWS
+    /// holds at most 10,000); best effort: a prune that fails is done by a later one.
+    async fn prune_ledger(&self, name: &str, written: i64) {
+        if written > 2 * LEDGER_VERSIONS_KEPT && written % LEDGER_VERSIONS_KEPT == 0 {
+            let from = (written - LEDGER_VERSIONS_KEPT - 199).max(2);
+            let versions: Vec<String> = (from..=written - LEDGER_VERSIONS_KEPT)
+                .map(|v| v.to_string())
+                .collect();
+            let _ = self
+                .ec2
+                .delete_launch_template_versions()
+                .launch_template_name(name)
+                .set_versions(Some(versions))
+                .send()
+                .await;
+        }
+    }
+}
+
+impl AwsCloud {
+    /// The actions of a health-check rule forwarding to `target_group_arn`: the route's
+    /// authentication goes in front too, so that a request that knows the header's value is
+    /// still authenticated first — all of it that a new rule can carry: AWS never returns an
+    /// OIDC client secret, and a rule being created must give one, so an
+    /// `authenticate-oidc` action is left out (the rule is then guarded by its random header
+    /// alone, as every health-check rule was).
+    async fn health_rule_actions(
+        &self,
+        route: &Route,
+        target_group_arn: &str,
+    ) -> CloudResult<Vec<elb::types::Action>> {
+        let mut actions = self
+            .with_front(
+                route,
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(target_group_arn)
+                    .build(),
+            )
+            .await?;
+        actions.retain(|a| {
+            a.authenticate_oidc_config
+                .as_ref()
+                .is_none_or(|c| c.client_secret.is_some())
+        });
+        if actions.len() == 1 {
+            actions[0].order = None;
+        }
+        Ok(actions)
+    }
+}
+
+/// The rule among `rules` whose header condition carries `token` (a health-check rule of
+/// this attempt).
+fn rule_with_token(rules: &[elb::types::Rule], token: &str) -> Option<String> {
+    rules
+        .iter()
+        .find(|r| {
+            r.conditions().iter().any(|c| {
+                c.http_header_config()
+                    .is_some_and(|h| h.values().iter().any(|v| v == token))
+            })
+        })
+        .and_then(|r| r.rule_arn())
+        .map(String::from)
+}
+
 /// The one HTTPS client: hyper 1, rustls with ring, the system's trusted roots (the SDKs'
 /// default clients are left out of the build).
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -1368,42 +1466,9 @@ impl Traffic for AwsCloud {
         token: &str,
     ) -> CloudResult<String> {
         let listener_arn = &route.listener_arn;
-        // The route's authentication goes in front of the health-check rule too, so that a
-        // request that knows the header's value is still authenticated first — all of it
-        // that a new rule can carry: AWS never returns an OIDC client secret, and a rule
-        // being created must give one, so an `authenticate-oidc` action is left out (the
-        // rule is then guarded by its random header alone, as every health-check rule was).
-        let mut actions = self
-            .with_front(
-                route,
-                elb::types::Action::builder()
-                    .r#type(elb::types::ActionTypeEnum::Forward)
-                    .target_group_arn(target_group_arn)
-                    .build(),
-            )
-            .await?;
-        actions.retain(|a| {
-            a.authenticate_oidc_config
-                .as_ref()
-                .is_none_or(|c| c.client_secret.is_some())
-        });
-        if actions.len() == 1 {
-            actions[0].order = None;
-        }
+        let actions = self.health_rule_actions(route, target_group_arn).await?;
         let what = || {
             format!("attaching target group ({target_group_arn}) to listener ({listener_arn}) for health checks")
-        };
-        let mine = |rules: &[elb::types::Rule]| {
-            rules
-                .iter()
-                .find(|r| {
-                    r.conditions().iter().any(|c| {
-                        c.http_header_config()
-                            .is_some_and(|h| h.values().iter().any(|v| v == token))
-                    })
-                })
-                .and_then(|r| r.rule_arn())
-                .map(String::from)
         };
         let mut rules = self.listener_rules(listener_arn).await?;
         let mut attempt = 0;
@@ -1451,7 +1516,7 @@ impl Traffic for AwsCloud {
                 // the read and the create: read again and take the next free one.
                 Err(e) if e.code() == Some("PriorityInUse") => {
                     rules = self.listener_rules(listener_arn).await?;
-                    if let Some(arn) = mine(&rules) {
+                    if let Some(arn) = rule_with_token(&rules, token) {
                         return Ok(arn);
                     }
                     if attempt >= 5 {
@@ -1685,30 +1750,7 @@ impl LedgerStore for AwsCloud {
         // this process's read and this write. Then this write is taken back (the other
         // stays the latest) and nothing more is written until the ledger is read again.
         if let Some(seen) = seen.filter(|s| s.version > 0 && written != s.version + 1) {
-            let other = self.ledger_writer(&name, written - 1).await;
-            let why = format!(
-                "the release ledger ({name}) was written by another apply between this apply's read (version {}) and its write (version {written}){other}; this apply's write was taken back and it changes nothing more: run it again",
-                seen.version
-            );
-            let _ = self
-                .ec2
-                .delete_launch_template_versions()
-                .launch_template_name(&name)
-                .versions(written.to_string())
-                .send()
-                .await;
-            self.ledger_versions.lock().unwrap().insert(
-                name.clone(),
-                LedgerSeen {
-                    version: seen.version,
-                    conflict: Some(why.clone()),
-                },
-            );
-            return Err(CloudError::Api {
-                action: format!("writing release ledger ({name})"),
-                code: "LedgerConflict".into(),
-                message: why,
-            });
+            return Err(self.take_back(&name, seen.version, written).await);
         }
         self.ledger_versions.lock().unwrap().insert(
             name.clone(),
@@ -1717,20 +1759,7 @@ impl LedgerStore for AwsCloud {
                 conflict: None,
             },
         );
-        if written > 2 * LEDGER_VERSIONS_KEPT && written % LEDGER_VERSIONS_KEPT == 0 {
-            // Best effort: a prune that fails is done by a later one.
-            let from = (written - LEDGER_VERSIONS_KEPT - 199).max(2);
-            let versions: Vec<String> = (from..=written - LEDGER_VERSIONS_KEPT)
-                .map(|v| v.to_string())
-                .collect();
-            let _ = self
-                .ec2
-                .delete_launch_template_versions()
-                .launch_template_name(&name)
-                .set_versions(Some(versions))
-                .send()
-                .await;
-        }
+        self.prune_ledger(&name, written).await;
         Ok(())
     }
 

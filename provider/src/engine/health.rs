@@ -75,57 +75,25 @@ impl Engine {
                 ));
                 return Ok(Ok(gate));
             }
-            // Fail fast: an instance that cannot launch will not become healthy by waiting.
-            // (Only while some are not in service: no launch is failing otherwise.)
-            let failed = if gate.in_service >= gate.desired {
-                Ok(Vec::new())
-            } else {
-                self.cloud
-                    .fleets
-                    .failed_activities(&fleet.fleet_name, since)
-                    .await
-            };
-            let failed = match failed {
-                Ok(f) => {
-                    bad_polls = 0;
-                    f
-                }
-                Err(e) => {
-                    tolerate(&mut bad_polls, e.into(), &fleet.fleet_name)?;
-                    Vec::new()
-                }
-            };
+            let failed = self
+                .failed_launches(fleet, &gate, since, &mut bad_polls)
+                .await?;
             if gate.not_in_use().is_none() {
                 unused_since = None;
             } else if unused_since.is_none() {
                 unused_since = Some(Instant::now());
             }
-            if let Some(why) =
-                decide::hopeless(&gate, unused_since.map(|t| t.elapsed()), check_interval)
-            {
-                return Ok(Err(format!(
-                    "Auto Scaling group ({}) cannot become healthy: {why}; after {}",
-                    fleet.fleet_name,
-                    fmt_duration(started.elapsed())
-                )));
-            }
-            if failed.len() > LAUNCH_FAILURES_TOLERATED {
-                let first = &failed[0];
-                return Ok(Err(format!(
-                    "Auto Scaling group ({}) failed to launch instances: {first} ({} failed launches); {} after {}",
-                    fleet.fleet_name,
-                    failed.len(),
-                    gate.reason(),
-                    fmt_duration(started.elapsed())
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Ok(Err(format!(
-                    "waiting for Auto Scaling group ({}) healthy capacity: {} after {}",
-                    fleet.fleet_name,
-                    gate.reason(),
-                    fmt_duration(limit)
-                )));
+            let ended = give_up(
+                &fleet.fleet_name,
+                &gate,
+                &failed,
+                unused_since.map(|t| t.elapsed()),
+                check_interval,
+                started.elapsed(),
+                (Instant::now() >= deadline).then_some(limit),
+            );
+            if let Some(why) = ended {
+                return Ok(Err(why));
             }
             log::info(format!(
                 "release {}: waiting for health: {}",
@@ -141,22 +109,75 @@ impl Engine {
             } else if gate.registering == 0 && !gate.not_healthy.is_empty() {
                 last_look = Some(Instant::now());
             }
-            let d = decide::next_health_poll(
-                interval,
-                self.poll_ceiling,
-                deadline.saturating_duration_since(Instant::now()),
-                registering_since.map(|t| t.elapsed()),
-                check_interval,
-                threshold,
-            );
-            // A change is due: look on a finer grid (a quarter second late at most).
-            let grid = if registering_since.is_some() {
-                Duration::from_millis(250)
-            } else {
-                Duration::from_secs(1)
-            };
-            self.sleep_on_grid(d, deadline, grid).await;
+            let d = self
+                .next_health_look(
+                    interval,
+                    deadline,
+                    registering_since,
+                    check_interval,
+                    threshold,
+                )
+                .await;
             interval = Some(d);
+        }
+    }
+
+    /// Sleeps until the next look of a health wait and returns how long that was
+    /// (`decide::next_health_poll`): while targets register, on a quarter-second grid once a
+    /// change is due; else on the shared whole-second grid.
+    async fn next_health_look(
+        &self,
+        interval: Option<Duration>,
+        deadline: Instant,
+        registering_since: Option<Instant>,
+        check_interval: Duration,
+        threshold: u32,
+    ) -> Duration {
+        let d = decide::next_health_poll(
+            interval,
+            self.poll_ceiling,
+            deadline.saturating_duration_since(Instant::now()),
+            registering_since.map(|t| t.elapsed()),
+            check_interval,
+            threshold,
+        );
+        // A change is due: look on a finer grid (a quarter second late at most).
+        let grid = if registering_since.is_some() {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(1)
+        };
+        self.sleep_on_grid(d, deadline, grid).await;
+        d
+    }
+
+    /// The new group's failed launches since `since`: none looked for once every desired
+    /// instance is in service (no launch is failing then). A failed look is tolerated as any
+    /// bad poll.
+    async fn failed_launches(
+        &self,
+        fleet: &FleetRecord,
+        gate: &Gate,
+        since: std::time::SystemTime,
+        bad_polls: &mut u32,
+    ) -> EngineResult<Vec<String>> {
+        if gate.in_service >= gate.desired {
+            return Ok(Vec::new());
+        }
+        match self
+            .cloud
+            .fleets
+            .failed_activities(&fleet.fleet_name, since)
+            .await
+        {
+            Ok(f) => {
+                *bad_polls = 0;
+                Ok(f)
+            }
+            Err(e) => {
+                tolerate(bad_polls, e.into(), &fleet.fleet_name)?;
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -214,4 +235,40 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Why a wait for health ends now with the gate still closed, if it does: fail fast when
+/// targets cannot become healthy by waiting (routed yet `unused`), when launches keep
+/// failing (more than AWS's own retries), or when the time is up (`timed_out`: the limit).
+fn give_up(
+    fleet: &str,
+    gate: &Gate,
+    failed: &[String],
+    unused_for: Option<Duration>,
+    check_interval: Duration,
+    elapsed: Duration,
+    timed_out: Option<Duration>,
+) -> Option<String> {
+    if let Some(why) = decide::hopeless(gate, unused_for, check_interval) {
+        return Some(format!(
+            "Auto Scaling group ({fleet}) cannot become healthy: {why}; after {}",
+            fmt_duration(elapsed)
+        ));
+    }
+    if failed.len() > LAUNCH_FAILURES_TOLERATED {
+        return Some(format!(
+            "Auto Scaling group ({fleet}) failed to launch instances: {} ({} failed launches); {} after {}",
+            failed[0],
+            failed.len(),
+            gate.reason(),
+            fmt_duration(elapsed)
+        ));
+    }
+    timed_out.map(|limit| {
+        format!(
+            "waiting for Auto Scaling group ({fleet}) healthy capacity: {} after {}",
+            gate.reason(),
+            fmt_duration(limit)
+        )
+    })
 }

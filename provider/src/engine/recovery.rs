@@ -45,30 +45,9 @@ impl Engine {
                     .map(|t| t.arn)
                     .unwrap_or_default(),
             };
-            let (lt_id, lt_version) = g
-                .launch_template
-                .clone()
-                .map(|(id, v)| (id, v.parse().unwrap_or(0)))
-                .unwrap_or_default();
-            let retained = g.tags.get(TAG_PHASE).map(String::as_str) == Some("retained");
-            ledger.fleets.push(FleetRecord {
-                release,
-                fleet_name: g.name.clone(),
-                launch_template_id: lt_id,
-                launch_template_version: lt_version,
-                image_id: g.tags.get(TAG_IMAGE).cloned().unwrap_or_default(),
-                fingerprint: g.tags.get(TAG_FINGERPRINT).cloned().unwrap_or_default(),
-                role: if retained {
-                    Role::Retained
-                } else {
-                    Role::Launching
-                },
-                last_served: release,
-                health_rule_arn: None,
-                stopped: None,
-                progress: None,
-                target_group_arn,
-            });
+            ledger
+                .fleets
+                .push(record_from_tags(g, release, target_group_arn));
             ledger.next_release = ledger.next_release.max(release + 1);
             user_tags.extend(
                 g.tags
@@ -78,46 +57,7 @@ impl Engine {
             );
         }
         // The route is the truth about who serves.
-        let serving = ledger
-            .fleets
-            .iter()
-            .filter_map(|f| weights.get(&f.target_group_arn).map(|w| (*w, f.release)))
-            .filter(|(w, _)| *w > 0)
-            .max()
-            .map(|(_, r)| r);
-        ledger.fleets.sort_by_key(|f| f.release);
-        let now = self.now_rfc3339();
-        let newest = ledger.next_release - 1;
-        for f in ledger.fleets.iter_mut() {
-            if Some(f.release) == serving {
-                f.role = Role::Active;
-                // An older fleet serving means a rollback gave it a number of its own: it
-                // served last, and that number is taken.
-                if f.release < newest {
-                    f.last_served = newest + 1;
-                    ledger.next_release = newest + 2;
-                }
-            }
-        }
-        for f in ledger.fleets.clone() {
-            let status = match f.role {
-                Role::Active => Status::Active,
-                Role::Retained => Status::Retained,
-                Role::Launching => continue,
-            };
-            ledger.push_history(
-                HistoryEntry {
-                    release: f.release,
-                    image_id: f.image_id.clone(),
-                    fleet_name: f.fleet_name.clone(),
-                    status,
-                    started_at: now.clone(),
-                    finished_at: Some(now.clone()),
-                    reason: Some("rebuilt from the fleet's tags after the ledger was lost".into()),
-                },
-                usize::MAX,
-            );
-        }
+        ledger.roles_from_route(&weights, &self.now_rfc3339());
         let mut tags = user_tags;
         tags.insert(TAG_RELEASE_NAME.into(), name.into());
         tags.insert(TAG_PHASE.into(), "ledger".into());
@@ -265,46 +205,58 @@ impl Engine {
         }
         let keep = resumed.as_ref().map(|r| r.release);
         for f in leftovers.into_iter().filter(|f| Some(f.release) != keep) {
-            log::warn(format!(
-                "release {}: removing {}, left half-made by an interrupted apply",
-                spec.name, f.fleet_name
-            ));
-            if let Some(rule) = &f.health_rule_arn {
-                self.cloud.traffic.delete_rule(rule).await?;
-            }
-            self.sweep_health_rules(&spec.listener_arn, &f.fleet_name)
-                .await?;
-            self.delete_fleet(
-                &spec.route(),
-                &f.fleet_name,
-                Some(&f.target_group_arn)
-                    .filter(|a| !a.is_empty())
-                    .map(String::as_str),
-            )
-            .await?;
-            ledger.fleets.retain(|x| x.release != f.release);
-            let reason = match &f.stopped {
-                Some(at) => format!("{at}; removed by the next apply"),
-                None => "interrupted apply; removed by the next apply".to_string(),
-            };
-            ledger.push_history(
-                HistoryEntry {
-                    release: f.release,
-                    image_id: f.image_id.clone(),
-                    fleet_name: f.fleet_name.clone(),
-                    status: Status::Aborted,
-                    started_at: self.now_rfc3339(),
-                    finished_at: Some(self.now_rfc3339()),
-                    reason: Some(crate::ledger::shorten(&reason)),
-                },
-                spec.history_limit as usize,
-            );
+            self.remove_leftover(spec, ledger, &f).await?;
         }
         self.cloud
             .ledger
             .save(ledger, &Self::ledger_tags(spec))
             .await?;
         Ok(resumed)
+    }
+
+    /// Removes a fleet an interrupted apply left half-made (its health-check rule, found by
+    /// record or token, then its objects) and records it as aborted.
+    async fn remove_leftover(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        f: &FleetRecord,
+    ) -> EngineResult<()> {
+        log::warn(format!(
+            "release {}: removing {}, left half-made by an interrupted apply",
+            spec.name, f.fleet_name
+        ));
+        if let Some(rule) = &f.health_rule_arn {
+            self.cloud.traffic.delete_rule(rule).await?;
+        }
+        self.sweep_health_rules(&spec.listener_arn, &f.fleet_name)
+            .await?;
+        self.delete_fleet(
+            &spec.route(),
+            &f.fleet_name,
+            Some(&f.target_group_arn)
+                .filter(|a| !a.is_empty())
+                .map(String::as_str),
+        )
+        .await?;
+        ledger.fleets.retain(|x| x.release != f.release);
+        let reason = match &f.stopped {
+            Some(at) => format!("{at}; removed by the next apply"),
+            None => "interrupted apply; removed by the next apply".to_string(),
+        };
+        ledger.push_history(
+            HistoryEntry {
+                release: f.release,
+                image_id: f.image_id.clone(),
+                fleet_name: f.fleet_name.clone(),
+                status: Status::Aborted,
+                started_at: self.now_rfc3339(),
+                finished_at: Some(self.now_rfc3339()),
+                reason: Some(crate::ledger::shorten(&reason)),
+            },
+            spec.history_limit as usize,
+        );
+        Ok(())
     }
 
     /// A leftover fleet, with its IDs filled in from AWS, when it matches `spec` and all its
@@ -508,29 +460,7 @@ impl Engine {
         if let Err(e) = saved {
             problems.push(format!("recording the abort failed: {e}"));
         }
-        let traffic = match (ledger.active(), &previous.last) {
-            (Some(a), _) => format!(
-                "Traffic stayed on release {} ({}).",
-                current_release(&ledger).unwrap_or(a.release),
-                a.fleet_name
-            ),
-            (None, ListenerAction::Fixed(code)) => format!(
-                "No release was serving; the {} answers {code} as before.",
-                if spec.rule_arn.is_some() {
-                    "listener rule"
-                } else {
-                    "listener"
-                }
-            ),
-            (None, _) => format!(
-                "No release was serving; the {} is as it was.",
-                if spec.rule_arn.is_some() {
-                    "listener rule's action"
-                } else {
-                    "listener's default action"
-                }
-            ),
-        };
+        let traffic = traffic_after_abort(&ledger, &previous.last, spec.rule_arn.is_some());
         let traffic = if problems.is_empty() {
             traffic
         } else {
@@ -541,5 +471,58 @@ impl Engine {
             reason,
             traffic,
         }
+    }
+}
+
+/// A fleet's record as its group's tags tell it (a lost ledger being rebuilt): `retained`
+/// when its phase tag says so, else `launching` until the route says who serves.
+fn record_from_tags(g: &GroupStatus, release: u64, target_group_arn: String) -> FleetRecord {
+    let (launch_template_id, launch_template_version) = g
+        .launch_template
+        .clone()
+        .map(|(id, v)| (id, v.parse().unwrap_or(0)))
+        .unwrap_or_default();
+    let retained = g.tags.get(TAG_PHASE).map(String::as_str) == Some("retained");
+    FleetRecord {
+        release,
+        fleet_name: g.name.clone(),
+        launch_template_id,
+        launch_template_version,
+        image_id: g.tags.get(TAG_IMAGE).cloned().unwrap_or_default(),
+        fingerprint: g.tags.get(TAG_FINGERPRINT).cloned().unwrap_or_default(),
+        role: if retained {
+            Role::Retained
+        } else {
+            Role::Launching
+        },
+        last_served: release,
+        health_rule_arn: None,
+        stopped: None,
+        progress: None,
+        target_group_arn,
+    }
+}
+
+/// Where traffic is after an abort, in the words of its diagnostic: on the release that
+/// served, or on the route's own action when none did.
+fn traffic_after_abort(ledger: &Ledger, before: &ListenerAction, rule: bool) -> String {
+    match (ledger.active(), before) {
+        (Some(a), _) => format!(
+            "Traffic stayed on release {} ({}).",
+            current_release(ledger).unwrap_or(a.release),
+            a.fleet_name
+        ),
+        (None, ListenerAction::Fixed(code)) => format!(
+            "No release was serving; the {} answers {code} as before.",
+            if rule { "listener rule" } else { "listener" }
+        ),
+        (None, _) => format!(
+            "No release was serving; the {} is as it was.",
+            if rule {
+                "listener rule's action"
+            } else {
+                "listener's default action"
+            }
+        ),
     }
 }

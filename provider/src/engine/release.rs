@@ -245,43 +245,8 @@ impl Engine {
                 (record, prepared)
             }
             None => {
-                let release = ledger.next_release;
-                let name = fleet_name(&spec.name, release);
-                // A leftover of an earlier attempt with the same number is ours: clear it.
-                if self.check_free(spec, &name, group(&name)).await? {
-                    self.delete_fleet(&spec.route(), &name, None).await?;
-                }
-                log::info(format!(
-                    "release {name}: launching {} × {} from {}",
-                    capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
-                ));
-                ledger.next_release = release + 1;
-                let mut record = FleetRecord {
-                    release,
-                    fleet_name: name.clone(),
-                    launch_template_id: String::new(),
-                    launch_template_version: 0,
-                    target_group_arn: String::new(),
-                    image_id: spec.fleet.image_id.clone(),
-                    fingerprint: spec.fleet.fingerprint(),
-                    role: Role::Launching,
-                    last_served: release,
-                    health_rule_arn: None,
-                    stopped: None,
-                    progress: None,
-                };
-                // The record says what is being made before anything is: a kill from here
-                // on leaves a fleet the next apply finds (by this record and the objects'
-                // tags) and finishes or removes.
-                ledger.fleets.push(record.clone());
-                self.cloud
-                    .ledger
-                    .save(ledger, &Self::ledger_tags(spec))
-                    .await?;
-                let prepared = self
-                    .create_fleet(spec, &name, release, capacity, &previous, &mut record)
-                    .await;
-                (record, prepared)
+                let own = group(&fleet_name(&spec.name, ledger.next_release));
+                self.launch(spec, ledger, capacity, own, &previous).await?
             }
         };
         if let Some(f) = ledger
@@ -308,6 +273,57 @@ impl Engine {
             previous,
             started_at,
         })
+    }
+
+    /// A new fleet launched under the next release number: recorded as `launching` first,
+    /// then its objects made. Returns the record and how the making went (a failure there
+    /// ends the release in [`Engine::fail`]); an error here (the name taken by a stranger,
+    /// the record not written) ends it before anything was made.
+    async fn launch(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        capacity: crate::spec::Capacity,
+        group: Option<&GroupStatus>,
+        previous: &RouteState,
+    ) -> EngineResult<(FleetRecord, EngineResult<()>)> {
+        let release = ledger.next_release;
+        let name = fleet_name(&spec.name, release);
+        // A leftover of an earlier attempt with the same number is ours: clear it.
+        if self.check_free(spec, &name, group).await? {
+            self.delete_fleet(&spec.route(), &name, None).await?;
+        }
+        log::info(format!(
+            "release {name}: launching {} × {} from {}",
+            capacity.desired, spec.fleet.instance_type, spec.fleet.image_id
+        ));
+        ledger.next_release = release + 1;
+        let mut record = FleetRecord {
+            release,
+            fleet_name: name.clone(),
+            launch_template_id: String::new(),
+            launch_template_version: 0,
+            target_group_arn: String::new(),
+            image_id: spec.fleet.image_id.clone(),
+            fingerprint: spec.fleet.fingerprint(),
+            role: Role::Launching,
+            last_served: release,
+            health_rule_arn: None,
+            stopped: None,
+            progress: None,
+        };
+        // The record says what is being made before anything is: a kill from here
+        // on leaves a fleet the next apply finds (by this record and the objects'
+        // tags) and finishes or removes.
+        ledger.fleets.push(record.clone());
+        self.cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await?;
+        let prepared = self
+            .create_fleet(spec, &name, release, capacity, previous, &mut record)
+            .await;
+        Ok((record, prepared))
     }
 
     /// A half-made fleet made ready for its health gate again: the capacity asked for, a

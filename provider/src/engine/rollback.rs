@@ -22,92 +22,27 @@ impl Engine {
             .expect("retained fleet exists");
         let serving = ledger.active().cloned();
         log::info(format!("rollback to {}: starting", target.fleet_name));
-        // It serves again: its window must not scale it to zero.
-        self.cloud
-            .fleets
-            .cancel_scale_to_zero(&target.fleet_name)
+        self.ready_to_serve_again(spec, &target, serving.as_ref())
             .await?;
-        let group = self
-            .cloud
-            .fleets
-            .describe_groups(std::slice::from_ref(&target.fleet_name))
-            .await?
-            .into_iter()
-            .next();
-        let Some(group) = group else {
-            return Err(EngineError::Refused(format!(
-                "retained fleet {} is gone from AWS; cannot roll back to it",
-                target.fleet_name
-            )));
-        };
-        let serving_group = match &serving {
-            Some(s) => self
-                .cloud
-                .fleets
-                .describe_groups(std::slice::from_ref(&s.fleet_name))
-                .await?
-                .into_iter()
-                .next(),
-            None => None,
-        };
-        let want = Self::new_capacity(spec, false, serving_group.as_ref());
-        if group.capacity.desired < want.desired
-            || group.capacity.min != want.min
-            || group.capacity.max != want.max
-        {
-            self.cloud
-                .fleets
-                .set_capacity(&target.fleet_name, want)
-                .await?;
-        }
-        match self
+        if let Err(reason) = self
             .wait_healthy(&target, spec, spec.health.timeout.min(limit))
             .await?
         {
-            Ok(_) => {}
-            Err(reason) => {
-                let traffic = match &serving {
-                    Some(s) => format!(
-                        "Traffic stayed on release {} ({}).",
-                        current_release(&ledger).unwrap_or(s.release),
-                        s.fleet_name
-                    ),
-                    None => "No release was serving.".to_string(),
-                };
-                return Err(EngineError::Aborted {
-                    summary: format!("rollback to {} aborted", target.fleet_name),
-                    reason,
-                    traffic,
-                });
-            }
+            let traffic = match &serving {
+                Some(s) => format!(
+                    "Traffic stayed on release {} ({}).",
+                    current_release(&ledger).unwrap_or(s.release),
+                    s.fleet_name
+                ),
+                None => "No release was serving.".to_string(),
+            };
+            return Err(EngineError::Aborted {
+                summary: format!("rollback to {} aborted", target.fleet_name),
+                reason,
+                traffic,
+            });
         }
-        let others: Vec<String> = ledger
-            .fleets
-            .iter()
-            .filter(|f| f.release != to)
-            .map(|f| f.target_group_arn.clone())
-            .collect();
-        let before = self.cloud.traffic.action(&spec.route()).await?;
-        self.set_traffic(
-            &spec.route(),
-            &decide::split(&target.target_group_arn, 100, None, &others),
-        )
-        .await?;
-        let release = ledger
-            .commit_rollback(to, &self.now_rfc3339(), spec.history_limit as usize)
-            .expect("retained fleet exists");
-        // The commit point: if the ledger cannot say so, traffic goes back.
-        if let Err(e) = self
-            .cloud
-            .ledger
-            .save(&ledger, &Self::ledger_tags(spec))
-            .await
-        {
-            if let Some(ListenerAction::Forward(w)) = &before {
-                let _ = self.set_traffic(&spec.route(), w).await;
-            }
-            return Err(e.into());
-        }
+        let release = self.commit_rollback(spec, &mut ledger, &target).await?;
         if let Some(s) = &serving {
             self.start_rollback_window(spec, &s.fleet_name).await;
         }
@@ -128,5 +63,83 @@ impl Engine {
             fmt_duration(started.elapsed())
         ));
         Ok(ledger)
+    }
+
+    /// The retained fleet made ready to serve again: its rollback window cancelled (it must
+    /// not scale to zero), its capacity back to what the serving fleet has (both groups
+    /// described in one call).
+    async fn ready_to_serve_again(
+        &self,
+        spec: &ReleaseSpec,
+        target: &FleetRecord,
+        serving: Option<&FleetRecord>,
+    ) -> EngineResult<()> {
+        self.cloud
+            .fleets
+            .cancel_scale_to_zero(&target.fleet_name)
+            .await?;
+        let names: Vec<String> = std::iter::once(target.fleet_name.clone())
+            .chain(serving.map(|s| s.fleet_name.clone()))
+            .collect();
+        let groups = self.cloud.fleets.describe_groups(&names).await?;
+        let group_of = |name: &str| groups.iter().find(|g| g.name == name);
+        let Some(group) = group_of(&target.fleet_name) else {
+            return Err(EngineError::Refused(format!(
+                "retained fleet {} is gone from AWS; cannot roll back to it",
+                target.fleet_name
+            )));
+        };
+        let want = Self::new_capacity(spec, false, serving.and_then(|s| group_of(&s.fleet_name)));
+        if group.capacity.desired < want.desired
+            || group.capacity.min != want.min
+            || group.capacity.max != want.max
+        {
+            self.cloud
+                .fleets
+                .set_capacity(&target.fleet_name, want)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// All traffic to `target`, then the commit point: the ledger says it serves under the
+    /// next release number (returned). If the ledger cannot say so, traffic goes back.
+    async fn commit_rollback(
+        &self,
+        spec: &ReleaseSpec,
+        ledger: &mut Ledger,
+        target: &FleetRecord,
+    ) -> EngineResult<u64> {
+        let others: Vec<String> = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.release != target.release)
+            .map(|f| f.target_group_arn.clone())
+            .collect();
+        let before = self.cloud.traffic.action(&spec.route()).await?;
+        self.set_traffic(
+            &spec.route(),
+            &decide::split(&target.target_group_arn, 100, None, &others),
+        )
+        .await?;
+        let release = ledger
+            .commit_rollback(
+                target.release,
+                &self.now_rfc3339(),
+                spec.history_limit as usize,
+            )
+            .expect("retained fleet exists");
+        if let Err(e) = self
+            .cloud
+            .ledger
+            .save(ledger, &Self::ledger_tags(spec))
+            .await
+        {
+            if let Some(ListenerAction::Forward(w)) = &before {
+                let _ = self.set_traffic(&spec.route(), w).await;
+            }
+            return Err(e.into());
+        }
+        Ok(release)
     }
 }

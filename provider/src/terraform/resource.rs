@@ -215,6 +215,71 @@ fn history_items(ledger: &Ledger) -> Vec<HistoryItem> {
         .collect()
 }
 
+/// The arguments whose change forces a replacement: `name`, and the route's listener, rule
+/// and VPC.
+fn forces_replacement(prior: &ReleaseState, planned: &ReleaseState) -> Vec<AttributePath> {
+    let mut replace = Vec::new();
+    if planned.name != prior.name {
+        replace.push(AttributePath::new("name"));
+    }
+    let lb = |s: &ReleaseState| {
+        s.load_balancer
+            .as_ref_option()
+            .map(|l| (l.listener_arn.clone(), l.vpc_id.clone(), l.rule_arn.clone()))
+    };
+    if let (Some((pa, pv, pr)), Some((na, nv, nr))) = (lb(prior), lb(planned)) {
+        if pa != na {
+            replace.push(AttributePath::new("load_balancer").attribute("listener_arn"));
+        }
+        if pr != nr {
+            replace.push(AttributePath::new("load_balancer").attribute("rule_arn"));
+        }
+        if pv != nv {
+            replace.push(AttributePath::new("load_balancer").attribute("vpc_id"));
+        }
+    }
+    replace
+}
+
+/// The read-only attributes of a plan that releases nothing: the ones a changed
+/// `retain_fleets` or `history_limit` may change are unknown; weights changed outside
+/// Terraform show going back; drift the apply repairs makes every one unknown, with a
+/// warning that says what.
+fn plan_read_only_of_settings(
+    diags: &mut Diagnostics,
+    prior: &ReleaseState,
+    planned: &mut ReleaseState,
+    private: &Private,
+) {
+    if planned.retain_fleets != prior.retain_fleets || planned.history_limit != prior.history_limit
+    {
+        planned.history = Value::Unknown;
+        planned.previous_image_id = Value::Unknown;
+        planned.traffic = Value::Unknown;
+    } else if let Value::Value(p) = private {
+        // Weights changed outside Terraform: the plan shows them going back.
+        if !p.expected_traffic.is_empty()
+            && prior.traffic.as_ref_option() != Some(&p.expected_traffic)
+        {
+            planned.traffic = Value::Value(p.expected_traffic.clone());
+        }
+    }
+    if let Value::Value(p) = private {
+        if !p.drift.is_empty() {
+            // A broken serving fleet, a half-made one, extra retained fleets: the apply
+            // may change every read-only attribute.
+            planned.unknown_read_only();
+            diags.root_warning(
+                "Drift: this apply puts the release back in shape",
+                format!(
+                    "{}. `terraform apply` repairs this: a broken serving fleet is replaced by a new fleet of the same arguments, a half-made fleet is finished if it matches the configuration or removed, extra retained fleets are retired.",
+                    p.drift.join("; ")
+                ),
+            );
+        }
+    }
+}
+
 /// The domain spec of a planned value, or an error diagnostic.
 fn spec_of(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) -> Option<ReleaseSpec> {
     match planned.to_spec(&ctx.default_tags) {
@@ -514,30 +579,7 @@ impl ReleaseResource {
                 return None;
             }
         }
-        let result = match kind {
-            PlanKind::Release | PlanKind::Rollback(_) => match ledger {
-                // Read a moment ago, under the lease: the engine goes on from it.
-                Some(l) => ctx
-                    .engine
-                    .release_known(&spec, l, explicit_desired, limit)
-                    .await
-                    .map(Some),
-                None => ctx
-                    .engine
-                    .release(&spec, explicit_desired, limit)
-                    .await
-                    .map(Some),
-            },
-            PlanKind::Scale => match ctx.engine.repair(&spec, explicit_desired, limit).await {
-                Ok(()) => ctx.engine.scale(&spec, limit).await.map(|()| None),
-                Err(e) => Err(e),
-            },
-            PlanKind::Settings | PlanKind::NoChange => ctx
-                .engine
-                .repair(&spec, explicit_desired, limit)
-                .await
-                .map(|()| None),
-        };
+        let result = Self::run_update(ctx, &spec, kind, ledger, explicit_desired, limit).await;
         let released = match result {
             Ok(l) => l,
             Err(e @ EngineError::AfterCommit { .. }) => {
@@ -545,23 +587,7 @@ impl ReleaseResource {
                 report(diags, e);
                 return self.settle(ctx, diags, planned, &spec, None).await;
             }
-            Err(e) => {
-                let aborted = matches!(e, EngineError::Aborted { .. });
-                report(diags, e);
-                if aborted {
-                    // The state goes on describing the fleet that serves (the prior
-                    // arguments: the next plan proposes the release again), with the
-                    // aborted attempt and its reason already in `history`.
-                    if let Ok(Some(obs)) = ctx.engine.observe(&spec.name).await {
-                        let mut state = prior;
-                        fill(&mut state, &obs);
-                        let private =
-                            private_of(&obs, state.retain_fleets.as_ref_option().copied());
-                        return Some((state, private));
-                    }
-                }
-                return None;
-            }
+            Err(e) => return Self::failed_update(ctx, diags, e, prior, &spec).await,
         };
         let after = async {
             // A release or rollback has just set and verified the listener.
@@ -579,6 +605,64 @@ impl ReleaseResource {
             }
         };
         self.settle(ctx, diags, planned, &spec, known).await
+    }
+}
+
+impl ReleaseResource {
+    /// The engine's part of an update of `kind`: a release or rollback (from the ledger
+    /// just read under the lease, if any), a scale, or settings; each repairs drift first.
+    /// Returns the ledger a release or rollback left.
+    async fn run_update(
+        ctx: &Context,
+        spec: &ReleaseSpec,
+        kind: PlanKind,
+        ledger: Option<Ledger>,
+        explicit_desired: bool,
+        limit: std::time::Duration,
+    ) -> Result<Option<Ledger>, EngineError> {
+        match (kind, ledger) {
+            (PlanKind::Release | PlanKind::Rollback(_), Some(l)) => ctx
+                .engine
+                .release_known(spec, l, explicit_desired, limit)
+                .await
+                .map(Some),
+            (PlanKind::Release | PlanKind::Rollback(_), None) => ctx
+                .engine
+                .release(spec, explicit_desired, limit)
+                .await
+                .map(Some),
+            (PlanKind::Scale, _) => {
+                ctx.engine.repair(spec, explicit_desired, limit).await?;
+                ctx.engine.scale(spec, limit).await.map(|()| None)
+            }
+            (PlanKind::Settings | PlanKind::NoChange, _) => ctx
+                .engine
+                .repair(spec, explicit_desired, limit)
+                .await
+                .map(|()| None),
+        }
+    }
+
+    /// An update that failed before any commit: reported; after an abort the state goes on
+    /// describing the fleet that serves (the prior arguments: the next plan proposes the
+    /// release again), with the aborted attempt and its reason already in `history`.
+    async fn failed_update(
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        e: EngineError,
+        prior: ReleaseState,
+        spec: &ReleaseSpec,
+    ) -> Option<(ReleaseState, Private)> {
+        let aborted = matches!(e, EngineError::Aborted { .. });
+        report(diags, e);
+        if !aborted {
+            return None;
+        }
+        let obs = ctx.engine.observe(&spec.name).await.ok()??;
+        let mut state = prior;
+        fill(&mut state, &obs);
+        let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
+        Some((state, private))
     }
 }
 
@@ -709,26 +793,7 @@ impl Resource for ReleaseResource {
         if planned.alarm_names != prior.alarm_names {
             self.check_alarms(ctx, diags, &planned, false).await;
         }
-        let mut replace = Vec::new();
-        if planned.name != prior.name {
-            replace.push(AttributePath::new("name"));
-        }
-        let lb = |s: &ReleaseState| {
-            s.load_balancer
-                .as_ref_option()
-                .map(|l| (l.listener_arn.clone(), l.vpc_id.clone(), l.rule_arn.clone()))
-        };
-        if let (Some((pa, pv, pr)), Some((na, nv, nr))) = (lb(&prior), lb(&planned)) {
-            if pa != na {
-                replace.push(AttributePath::new("load_balancer").attribute("listener_arn"));
-            }
-            if pr != nr {
-                replace.push(AttributePath::new("load_balancer").attribute("rule_arn"));
-            }
-            if pv != nv {
-                replace.push(AttributePath::new("load_balancer").attribute("vpc_id"));
-            }
-        }
+        let replace = forces_replacement(&prior, &planned);
         if !replace.is_empty() {
             // An unknown listener or VPC (made in the same apply) may or may not change:
             // Terraform's rule for an argument that forces replacement is to plan one.
@@ -768,34 +833,7 @@ impl Resource for ReleaseResource {
             .await;
             return Some((planned, private, replace));
         }
-        if planned.retain_fleets != prior.retain_fleets
-            || planned.history_limit != prior.history_limit
-        {
-            planned.history = Value::Unknown;
-            planned.previous_image_id = Value::Unknown;
-            planned.traffic = Value::Unknown;
-        } else if let Value::Value(p) = &private {
-            // Weights changed outside Terraform: the plan shows them going back.
-            if !p.expected_traffic.is_empty()
-                && prior.traffic.as_ref_option() != Some(&p.expected_traffic)
-            {
-                planned.traffic = Value::Value(p.expected_traffic.clone());
-            }
-        }
-        if let Value::Value(p) = &private {
-            if !p.drift.is_empty() {
-                // A broken serving fleet, a half-made one, extra retained fleets: the apply
-                // may change every read-only attribute.
-                planned.unknown_read_only();
-                diags.root_warning(
-                    "Drift: this apply puts the release back in shape",
-                    format!(
-                        "{}. `terraform apply` repairs this: a broken serving fleet is replaced by a new fleet of the same arguments, a half-made fleet is finished if it matches the configuration or removed, extra retained fleets are retired.",
-                        p.drift.join("; ")
-                    ),
-                );
-            }
-        }
+        plan_read_only_of_settings(diags, &prior, &mut planned, &private);
         Some((planned, private, replace))
     }
 
