@@ -427,23 +427,14 @@ pub fn shorten(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
+/// Records for tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod examples {
     use super::*;
 
-    fn entry(release: u64) -> HistoryEntry {
-        HistoryEntry {
-            release,
-            image_id: "ami-1234abcd".into(),
-            fleet_name: format!("web-r{release}"),
-            status: Status::Active,
-            started_at: "2026-01-01T00:00:00Z".into(),
-            finished_at: None,
-            reason: None,
-        }
-    }
-
-    fn fleet(release: u64, role: Role) -> FleetRecord {
+    /// Fleet `web-r<release>` with the given role: template `lt-<release>`, target group
+    /// `tg-<release>`, image `ami-<release>`, no fingerprint.
+    pub fn fleet(release: u64, role: Role) -> FleetRecord {
         FleetRecord {
             release,
             fleet_name: format!("web-r{release}"),
@@ -457,6 +448,24 @@ mod tests {
             health_rule_arn: None,
             stopped: None,
             progress: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::examples::fleet;
+    use super::*;
+
+    fn entry(release: u64) -> HistoryEntry {
+        HistoryEntry {
+            release,
+            image_id: "ami-1234abcd".into(),
+            fleet_name: format!("web-r{release}"),
+            status: Status::Active,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            reason: None,
         }
     }
 

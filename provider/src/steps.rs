@@ -382,7 +382,8 @@ fn retirement(spec: &ReleaseSpec, ledger: Option<&Ledger>, replaced: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{FleetRecord, Progress};
+    use crate::ledger::examples::fleet;
+    use crate::ledger::Progress;
     use crate::spec::*;
 
     /// The example release of image `ami-b`, 3 instances, checks 2 × 10 s.
@@ -393,23 +394,6 @@ mod tests {
         hc.interval = 10;
         hc.healthy_threshold = 2;
         s
-    }
-
-    fn fleet(release: u64, role: Role) -> FleetRecord {
-        FleetRecord {
-            release,
-            fleet_name: format!("web-r{release}"),
-            launch_template_id: format!("lt-{release}"),
-            launch_template_version: 1,
-            target_group_arn: format!("tg-{release}"),
-            image_id: format!("ami-{release}"),
-            fingerprint: String::new(),
-            role,
-            last_served: release,
-            health_rule_arn: None,
-            stopped: None,
-            progress: None,
-        }
     }
 
     /// A record: web-r2 serving, web-r1 retained, next release 3.
