@@ -100,7 +100,10 @@ async fn every_launch_setting_is_in_the_fleets_template() -> anyhow::Result<()> 
     h.write(&h.release_hcl(&ReleaseOpts::default()))?;
     let plan = h.terraform(&["plan"]).await?.ok()?;
     assert!(
-        plan.says("+ \"traffic 100 % to web-r1\"") && !plan.says("+ \"launch web-r"),
+        // A new step reads `+ "…"` (Terraform 1.0) or `"old" -> "…"` (1.11).
+        plan.says("\"traffic 100 % to web-r1\"")
+            && !plan.says("+ \"launch web-r")
+            && !plan.says("-> \"launch web-r"),
         "setting them back is a rollback: {}",
         plan.all()
     );
