@@ -22,7 +22,7 @@ use crate::cloud::{
 };
 use crate::decide::{self, Gate, PlanKind, Verdict};
 use crate::duration::format as fmt_duration;
-use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
+use crate::ledger::{FleetRecord, Ledger, Role};
 use crate::log;
 use crate::spec::{Capacity, FleetSpec, ReleaseSpec};
 use crate::stop::Stop;
@@ -245,11 +245,6 @@ impl Engine {
     pub fn with_stop(mut self, stop: Stop) -> Self {
         self.stop = stop;
         self
-    }
-
-    /// The cloud this engine acts on.
-    pub fn cloud(&self) -> &Cloud {
-        &self.cloud
     }
 
     /// Reads everything a release is in AWS. None when no ledger exists for the name.

@@ -329,6 +329,37 @@ impl Ledger {
         Some(release)
     }
 
+    /// Replaces the record of a live fleet (same release number) with `record`; a fleet the
+    /// ledger does not hold is left out.
+    pub fn update_fleet(&mut self, record: &FleetRecord) {
+        if let Some(f) = self.fleets.iter_mut().find(|f| f.release == record.release) {
+            *f = record.clone();
+        }
+    }
+
+    /// A release that never served and was taken down: its line says `aborted`, with why.
+    pub fn record_aborted(
+        &mut self,
+        fleet: &FleetRecord,
+        started_at: String,
+        finished_at: String,
+        reason: &str,
+        history_limit: usize,
+    ) {
+        self.push_history(
+            HistoryEntry {
+                release: fleet.release,
+                image_id: fleet.image_id.clone(),
+                fleet_name: fleet.fleet_name.clone(),
+                status: Status::Aborted,
+                started_at,
+                finished_at: Some(finished_at),
+                reason: Some(shorten(reason)),
+            },
+            history_limit,
+        );
+    }
+
     /// A fleet deleted (retired): out of the live fleets, and every line of it that still
     /// says it is kept says `retired` with `reason`.
     pub fn retire(&mut self, release: u64, reason: &str) {
@@ -592,6 +623,39 @@ mod tests {
                     vec![
                         (2, S::Active, None),
                         (1, S::Retired, Some("beyond retain_fleets = 0".into())),
+                    ],
+                ),
+            ),
+            (
+                "a fleet's record is replaced by its release number; the others stay",
+                serving_1_retained_none(),
+                Box::new(|l: &mut Ledger| l.update_fleet(&fleet(2, Retained))),
+                (vec![(1, Active), (2, Retained)], vec![(1, S::Active, None)]),
+            ),
+            (
+                "a record the ledger does not hold is not added",
+                serving_1_retained_none(),
+                Box::new(|l: &mut Ledger| l.update_fleet(&fleet(7, Active))),
+                shape(&serving_1_retained_none()),
+            ),
+            (
+                "an aborted release gets its line on top, with why",
+                serving_1_retained_none(),
+                Box::new(|l: &mut Ledger| {
+                    l.fleets.retain(|f| f.release != 2);
+                    l.record_aborted(
+                        &fleet(2, Launching),
+                        "t0".into(),
+                        "t1".into(),
+                        "unhealthy",
+                        10,
+                    )
+                }),
+                (
+                    vec![(1, Active)],
+                    vec![
+                        (2, S::Aborted, Some("unhealthy".into())),
+                        (1, S::Active, None),
                     ],
                 ),
             ),

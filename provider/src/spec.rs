@@ -920,23 +920,8 @@ mod tests {
     #[test]
     fn fingerprint_tracks_fleet_shape_only() {
         let a = FleetSpec {
-            image_id: "ami-1234abcd".into(),
-            instance_type: "t3.micro".into(),
-            subnet_ids: ["subnet-1".to_string()].into(),
-            security_group_ids: BTreeSet::new(),
-            iam_instance_profile: None,
             user_data: Some("#!/bin/sh".into()),
-            instance_tags: BTreeMap::new(),
-            target_group: TargetGroupSpec {
-                port: 80,
-                protocol: "HTTP".into(),
-                health_check: HealthCheckSpec::default(),
-                deregistration_delay: 30,
-            },
-            key_name: None,
-            monitoring: false,
-            metadata: MetadataOptions::default(),
-            block_devices: Vec::new(),
+            ..examples::fleet("ami-1234abcd")
         };
         let mut b = a.clone();
         assert_eq!(a.fingerprint(), b.fingerprint());

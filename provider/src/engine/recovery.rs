@@ -244,18 +244,8 @@ impl Engine {
             Some(at) => format!("{at}; removed by the next apply"),
             None => "interrupted apply; removed by the next apply".to_string(),
         };
-        ledger.push_history(
-            HistoryEntry {
-                release: f.release,
-                image_id: f.image_id.clone(),
-                fleet_name: f.fleet_name.clone(),
-                status: Status::Aborted,
-                started_at: self.now_rfc3339(),
-                finished_at: Some(self.now_rfc3339()),
-                reason: Some(crate::ledger::shorten(&reason)),
-            },
-            spec.history_limit as usize,
-        );
+        let now = self.now_rfc3339();
+        ledger.record_aborted(f, now.clone(), now, &reason, spec.history_limit as usize);
         Ok(())
     }
 
@@ -365,14 +355,9 @@ impl Engine {
             during.split(':').next().unwrap_or(during),
             self.now_rfc3339()
         );
-        if let Some(f) = ledger
-            .fleets
-            .iter_mut()
-            .find(|f| f.release == record.release)
-        {
-            *f = record.clone();
-            f.stopped = Some(at.clone());
-        }
+        let mut stopped = record.clone();
+        stopped.stopped = Some(at.clone());
+        ledger.update_fleet(&stopped);
         let saved = self
             .cloud
             .ledger
@@ -436,16 +421,11 @@ impl Engine {
         } else {
             ledger.fleets.retain(|f| f.release != record.release);
         }
-        ledger.push_history(
-            HistoryEntry {
-                release: record.release,
-                image_id: record.image_id.clone(),
-                fleet_name: record.fleet_name.clone(),
-                status: Status::Aborted,
-                started_at: started_at.to_string(),
-                finished_at: Some(self.now_rfc3339()),
-                reason: Some(crate::ledger::shorten(&reason)),
-            },
+        ledger.record_aborted(
+            record,
+            started_at.to_string(),
+            self.now_rfc3339(),
+            &reason,
             spec.history_limit as usize,
         );
         // A first release that never served leaves nothing behind, its ledger included.

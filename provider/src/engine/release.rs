@@ -249,13 +249,7 @@ impl Engine {
                 self.launch(spec, ledger, capacity, own, &previous).await?
             }
         };
-        if let Some(f) = ledger
-            .fleets
-            .iter_mut()
-            .find(|f| f.release == record.release)
-        {
-            *f = record.clone();
-        }
+        ledger.update_fleet(&record);
         if let Err(e) = prepared {
             return Err(self
                 .fail(
@@ -361,13 +355,7 @@ impl Engine {
         fleet: &InFlight,
     ) -> EngineResult<Ledger> {
         let record = &fleet.record;
-        if let Some(f) = ledger
-            .fleets
-            .iter_mut()
-            .find(|f| f.release == record.release)
-        {
-            *f = record.clone();
-        }
+        ledger.update_fleet(record);
         let uncommitted = ledger.clone();
         if ledger.fleets.iter().all(|f| f.release == record.release) {
             // The only fleet, made with the configuration's tags, as was the ledger.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::cloud::fake::{FakeCloud, HealthScript};
+use crate::ledger::Status;
 use crate::spec::*;
 
 const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/2";
@@ -347,7 +348,7 @@ async fn rollback_outside_the_window_scales_the_fleet_back() {
     .unwrap();
     engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
     let g = engine
-        .cloud()
+        .cloud
         .fleets
         .describe_groups(&["web-r1".to_string()])
         .await

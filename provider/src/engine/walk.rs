@@ -157,13 +157,7 @@ impl Engine {
             of: key.to_string(),
             done,
         });
-        if let Some(f) = ledger
-            .fleets
-            .iter_mut()
-            .find(|f| f.release == record.release)
-        {
-            *f = record.clone();
-        }
+        ledger.update_fleet(record);
         if let Err(e) = self
             .cloud
             .ledger

@@ -122,33 +122,15 @@ pub struct BlockDeviceBlock {
 impl BlockDeviceBlock {
     /// The domain value, defaults applied; None while any part is unknown.
     fn spec(&self) -> Option<spec::BlockDevice> {
-        let opt_num = |v: &Num| match v {
-            Value::Value(n) => Some(Some(*n)),
-            Value::Null => Some(None),
-            Value::Unknown => None,
-        };
-        let or_default = |v: &Value<bool>, d: bool| match v {
-            Value::Value(b) => Some(*b),
-            Value::Null => Some(d),
-            Value::Unknown => None,
-        };
         Some(spec::BlockDevice {
             device_name: known(&self.device_name)?,
-            volume_size: opt_num(&self.volume_size)?,
-            volume_type: match &self.volume_type {
-                Value::Value(t) => t.clone(),
-                Value::Null => "gp3".into(),
-                Value::Unknown => return None,
-            },
-            iops: opt_num(&self.iops)?,
-            throughput: opt_num(&self.throughput)?,
-            encrypted: or_default(&self.encrypted, true)?,
-            kms_key_id: match &self.kms_key_id {
-                Value::Value(k) => Some(k.clone()),
-                Value::Null => None,
-                Value::Unknown => return None,
-            },
-            delete_on_termination: or_default(&self.delete_on_termination, true)?,
+            volume_size: known_opt(&self.volume_size)?,
+            volume_type: known_or(&self.volume_type, "gp3".into())?,
+            iops: known_opt(&self.iops)?,
+            throughput: known_opt(&self.throughput)?,
+            encrypted: known_or(&self.encrypted, true)?,
+            kms_key_id: known_opt(&self.kms_key_id)?,
+            delete_on_termination: known_or(&self.delete_on_termination, true)?,
         })
     }
 }
@@ -158,20 +140,17 @@ impl MetadataOptionsBlock {
     /// part is unknown.
     fn spec(&self) -> Option<spec::MetadataOptions> {
         let d = spec::MetadataOptions::default();
-        let s = |v: &Str, d: String| match v {
-            Value::Value(x) => Some(x.clone()),
-            Value::Null => Some(d),
-            Value::Unknown => None,
-        };
         Some(spec::MetadataOptions {
-            http_tokens: s(&self.http_tokens, d.http_tokens)?,
-            http_put_response_hop_limit: match &self.http_put_response_hop_limit {
-                Value::Value(n) => *n,
-                Value::Null => d.http_put_response_hop_limit,
-                Value::Unknown => return None,
-            },
-            http_endpoint: s(&self.http_endpoint, d.http_endpoint)?,
-            instance_metadata_tags: s(&self.instance_metadata_tags, d.instance_metadata_tags)?,
+            http_tokens: known_or(&self.http_tokens, d.http_tokens)?,
+            http_put_response_hop_limit: known_or(
+                &self.http_put_response_hop_limit,
+                d.http_put_response_hop_limit,
+            )?,
+            http_endpoint: known_or(&self.http_endpoint, d.http_endpoint)?,
+            instance_metadata_tags: known_or(
+                &self.instance_metadata_tags,
+                d.instance_metadata_tags,
+            )?,
         })
     }
 }
@@ -278,6 +257,24 @@ fn path(steps: &[&'static str]) -> AttributePath {
 
 fn known<T: Clone>(v: &Value<T>) -> Option<T> {
     v.as_ref_option().cloned()
+}
+
+/// The value, or `default` when null; None while unknown.
+fn known_or<T: Clone>(v: &Value<T>, default: T) -> Option<T> {
+    match v {
+        Value::Value(x) => Some(x.clone()),
+        Value::Null => Some(default),
+        Value::Unknown => None,
+    }
+}
+
+/// Some(the value) or Some(None) when null; None while unknown.
+fn known_opt<T: Clone>(v: &Value<T>) -> Option<Option<T>> {
+    match v {
+        Value::Value(x) => Some(Some(x.clone())),
+        Value::Null => Some(None),
+        Value::Unknown => None,
+    }
 }
 
 impl ReleaseState {
@@ -395,20 +392,13 @@ impl ReleaseState {
             Value::Null => HealthCheckSpec::default(),
             Value::Unknown => return None,
         };
-        let opt = |v: &Str| -> Option<Option<String>> {
-            match v {
-                Value::Value(s) => Some(Some(s.clone())),
-                Value::Null => Some(None),
-                Value::Unknown => None,
-            }
-        };
         Some(FleetSpec {
             image_id: known(&self.image_id)?,
             instance_type: known(&self.instance_type)?,
             subnet_ids: known_set(&self.subnet_ids)?,
             security_group_ids: known_set_or_empty(&self.security_group_ids)?,
-            iam_instance_profile: opt(&self.iam_instance_profile)?,
-            user_data: opt(&self.user_data)?,
+            iam_instance_profile: known_opt(&self.iam_instance_profile)?,
+            user_data: known_opt(&self.user_data)?,
             instance_tags: known_map_or_empty(&self.instance_tags)?,
             target_group: TargetGroupSpec {
                 port: known(&lb.port).unwrap_or(80),
@@ -416,12 +406,8 @@ impl ReleaseState {
                 health_check: hc,
                 deregistration_delay: known(&lb.deregistration_delay).unwrap_or(30),
             },
-            key_name: opt(&self.key_name)?,
-            monitoring: match &self.monitoring {
-                Value::Value(b) => *b,
-                Value::Null => false,
-                Value::Unknown => return None,
-            },
+            key_name: known_opt(&self.key_name)?,
+            monitoring: known_or(&self.monitoring, false)?,
             metadata: match &self.metadata_options {
                 Value::Value(m) => m.spec()?,
                 Value::Null => spec::MetadataOptions::default(),
