@@ -279,6 +279,36 @@ impl Aws {
         Ok(v)
     }
 
+    /// Target-tracking policies of a group: (metric, target, resource label), by metric.
+    /// Filtered by group here too: the emulator keeps a deleted group's policies.
+    pub async fn scaling_policies(
+        &self,
+        group: &str,
+    ) -> anyhow::Result<Vec<(String, f64, Option<String>)>> {
+        let out = self
+            .asg
+            .describe_policies()
+            .auto_scaling_group_name(group)
+            .send()
+            .await?;
+        let mut v: Vec<(String, f64, Option<String>)> = out
+            .scaling_policies()
+            .iter()
+            .filter(|p| p.auto_scaling_group_name() == Some(group))
+            .filter_map(|p| {
+                let c = p.target_tracking_configuration()?;
+                let m = c.predefined_metric_specification()?;
+                Some((
+                    m.predefined_metric_type()?.as_str().to_string(),
+                    c.target_value()?,
+                    m.resource_label().map(String::from),
+                ))
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+
     /// One group.
     pub async fn group(&self, name: &str) -> anyhow::Result<asg::types::AutoScalingGroup> {
         let out = self
@@ -949,6 +979,10 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_BACKTRACE", "1");
+        // For a failing test: Terraform's and the provider's log, appended to this file.
+        if let Ok(path) = std::env::var("TF_ACC_LOG_PATH") {
+            c.env("TF_LOG", "DEBUG").env("TF_LOG_PATH", path);
+        }
         c
     }
 

@@ -44,6 +44,12 @@ const CASES: &[Case] = &[
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"io1\"\n  }", lb_extra: "", line: "volume_type = \"io1\"", says: "iops is required" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    throughput = 2000\n  }", lb_extra: "", line: "throughput = 2000", says: "between 125 and 1000" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    encrypted = false\n    kms_key_id = \"alias/ebs\"\n  }", lb_extra: "", line: "kms_key_id = \"alias/ebs\"", says: "needs encrypted = true" },
+    // Scaling policies (issue 14).
+    Case { extra: "  target_tracking {\n    predefined_metric = \"RequestCount\"\n    target_value = 500\n  }", lb_extra: "", line: "predefined_metric = \"RequestCount\"", says: "must be one of ASGAverageCPUUtilization, ASGAverageNetworkIn, ASGAverageNetworkOut, ALBRequestCountPerTarget" },
+    Case { extra: "  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 0\n  }", lb_extra: "", line: "target_value = 0", says: "must be greater than 0" },
+    Case { extra: "  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 150\n  }", lb_extra: "", line: "target_value = 150", says: "a percentage, at most 100" },
+    Case { extra: "  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 500\n  }\n  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 800\n  }", lb_extra: "", line: "predefined_metric = \"ALBRequestCountPerTarget\"", says: "is given twice" },
+    Case { extra: "  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }", lb_extra: "", line: "predefined_metric = \"ASGAverageCPUUtilization\"", says: "at most 5 blocks" },
 ];
 
 #[tokio::test(flavor = "multi_thread")]

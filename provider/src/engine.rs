@@ -90,6 +90,9 @@ pub struct Observed {
     pub groups: Vec<GroupStatus>,
     /// Why the serving fleet cannot serve as it is (see [`decide::serving_faults`]).
     pub serving_faults: Vec<String>,
+    /// The serving fleet's own scaling policies as found, when its record says it may carry
+    /// some (None: it carries none, and none was read).
+    pub scaling: Option<Vec<crate::cloud::ScalingPolicy>>,
 }
 
 impl Observed {
@@ -307,11 +310,16 @@ impl Engine {
         let serving_faults = self
             .serving_faults(&ledger, Some(&groups), listener.as_ref())
             .await?;
+        let scaling = match ledger.active().filter(|a| a.scaling) {
+            Some(a) => Some(self.own_policies(&a.fleet_name).await?),
+            None => None,
+        };
         Ok(Observed {
             ledger,
             listener,
             groups,
             serving_faults,
+            scaling,
         })
     }
 
@@ -519,14 +527,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Saves settings that live in the ledger (history bound) and retires retained fleets
-    /// beyond `retain_fleets`. `ledger` is the one an operation just returned, if any (else
-    /// it is loaded).
+    /// Saves settings that live in the ledger (history bound), puts the tags on every owned
+    /// object, makes the serving fleet's scaling policies the configured ones, and retires
+    /// retained fleets beyond `retain_fleets`. `ledger` is the one a release or rollback just
+    /// returned, if any (it set the policies; else the ledger is loaded).
     pub async fn save_settings(
         &self,
         spec: &ReleaseSpec,
         ledger: Option<Ledger>,
     ) -> EngineResult<Option<Ledger>> {
+        // A release or rollback that just ran put the serving fleet's policies on it.
+        let just_released = ledger.is_some();
         let ledger = match ledger {
             Some(l) => Some(l),
             None => self.cloud.ledger.load(&spec.name).await?,
@@ -537,6 +548,13 @@ impl Engine {
         let before = ledger.clone();
         ledger.trim_history(spec.history_limit as usize);
         self.retag(spec, &mut ledger).await?;
+        // The serving fleet's scaling policies as configured.
+        if let Some(active) = ledger.active().cloned().filter(|_| !just_released) {
+            if !spec.scaling.is_empty() || active.scaling {
+                let carries = self.scale_with_policies(spec, &active, false).await?;
+                ledger.set_scaling(active.release, carries);
+            }
+        }
         if ledger != before {
             self.cloud
                 .ledger
@@ -711,6 +729,7 @@ mod recovery;
 mod release;
 mod retention;
 mod rollback;
+mod scaling;
 #[cfg(test)]
 mod tests;
 mod traffic;

@@ -82,6 +82,11 @@ pub struct FleetRecord {
     /// apply resumes there instead of walking every step again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The fleet may carry the provider's scaling policies (`target_tracking`): put on it,
+    /// or not known (a rebuilt record). False only when it carries none, so that a fleet
+    /// leaving traffic without any is not read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scaling: bool,
 }
 
 /// How far a release's walk through its traffic steps got: `done` steps of the list `of`
@@ -337,6 +342,13 @@ impl Ledger {
         }
     }
 
+    /// Says whether the fleet of `release` may carry the provider's scaling policies.
+    pub fn set_scaling(&mut self, release: u64, carries: bool) {
+        if let Some(f) = self.fleets.iter_mut().find(|f| f.release == release) {
+            f.scaling = carries;
+        }
+    }
+
     /// A release that never served and was taken down: its line says `aborted`, with why.
     pub fn record_aborted(
         &mut self,
@@ -479,6 +491,7 @@ pub(crate) mod examples {
             health_rule_arn: None,
             stopped: None,
             progress: None,
+            scaling: false,
         }
     }
 }

@@ -48,6 +48,29 @@ pub fn is_health_token_of_release(token: &str, release: &str) -> bool {
     digits > 0 && is_health_token_of_fleet(rest, &rest[..digits])
 }
 
+/// The name of a fleet's scaling policy on `metric`: `<fleet>-<metric>` (AWS names a policy
+/// within its group; the name carries the fleet so that it is unique in the region too).
+pub fn scaling_policy_name(fleet_name: &str, metric: &str) -> String {
+    format!("{fleet_name}-{metric}")
+}
+
+/// The resource label of an `ALBRequestCountPerTarget` policy: the final portion of the load
+/// balancer's ARN and of the target group's, `app/<lb>/<id>/targetgroup/<tg>/<id>`, the load
+/// balancer's read from the ARN of one of its listeners. None when either ARN is not one.
+pub fn request_count_label(listener_arn: &str, target_group_arn: &str) -> Option<String> {
+    let lb = listener_arn.split_once(":listener/")?.1;
+    let parts: Vec<&str> = lb.split('/').collect();
+    let [kind @ "app", name, id, _listener] = parts[..] else {
+        return None;
+    };
+    let tg = target_group_arn.split_once(":targetgroup/")?.1;
+    let (tg_name, tg_id) = tg.split_once('/')?;
+    if [name, id, tg_name, tg_id].iter().any(|p| p.is_empty()) || tg_id.contains('/') {
+        return None;
+    }
+    Some(format!("{kind}/{name}/{id}/targetgroup/{tg_name}/{tg_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +107,46 @@ mod tests {
                 "{token} / {release}"
             );
         }
+    }
+
+    #[test]
+    fn request_count_labels() {
+        let listener =
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/my-alb/778d41231b141a0f/f2f7dc8efc522ab2";
+        let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-r2/943f017f100becff";
+        for (listener, tg, want) in [
+            (
+                listener,
+                tg,
+                Some("app/my-alb/778d41231b141a0f/targetgroup/web-r2/943f017f100becff"),
+            ),
+            // A network load balancer's listener: no request counts.
+            (
+                "arn:aws:elasticloadbalancing:us-east-1:1:listener/net/nlb/1/2",
+                tg,
+                None,
+            ),
+            ("not-an-arn", tg, None),
+            (
+                listener,
+                "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/x/1",
+                None,
+            ),
+            (
+                listener,
+                "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-r2",
+                None,
+            ),
+        ] {
+            assert_eq!(
+                request_count_label(listener, tg).as_deref(),
+                want,
+                "{listener} {tg}"
+            );
+        }
+        assert_eq!(
+            scaling_policy_name("web-r2", "ALBRequestCountPerTarget"),
+            "web-r2-ALBRequestCountPerTarget"
+        );
     }
 }

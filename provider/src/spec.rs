@@ -138,6 +138,104 @@ pub struct BlockDevice {
     pub delete_on_termination: bool,
 }
 
+/// The metrics a target-tracking policy may follow (`target_tracking.predefined_metric`).
+pub const SCALING_METRICS: [&str; 4] = [
+    "ASGAverageCPUUtilization",
+    "ASGAverageNetworkIn",
+    "ASGAverageNetworkOut",
+    "ALBRequestCountPerTarget",
+];
+
+/// The metric bound to a fleet's own target group (and the load balancer).
+pub const REQUEST_COUNT: &str = "ALBRequestCountPerTarget";
+
+/// At most this many `target_tracking` blocks.
+pub const MAX_SCALING_POLICIES: usize = 5;
+
+/// One target-tracking scaling policy every serving fleet carries (`target_tracking`).
+/// Not fleet-shaping: a change is a settings update of the serving fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTracking {
+    /// One of [`SCALING_METRICS`].
+    pub metric: String,
+    /// The value the metric is held at (per instance for request counts, a percentage for
+    /// CPU).
+    pub target_value: f64,
+    /// The policy only scales out.
+    pub disable_scale_in: bool,
+}
+
+impl std::fmt::Display for TargetTracking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.metric, self.target_value)?;
+        if self.disable_scale_in {
+            f.write_str(" (scale-out only)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the `target_tracking` blocks: the metric's name, a finite target above zero (a
+/// CPU percentage at most 100), each metric once, at most [`MAX_SCALING_POLICIES`].
+/// Each problem with the block's index and the attribute.
+pub fn check_target_tracking(policies: &[TargetTracking]) -> Vec<(usize, &'static str, String)> {
+    let mut out = Vec::new();
+    if policies.len() > MAX_SCALING_POLICIES {
+        // Said at the first block beyond the limit, where the reader looks.
+        out.push((
+            MAX_SCALING_POLICIES,
+            "predefined_metric",
+            format!(
+                "target_tracking takes at most {MAX_SCALING_POLICIES} blocks (AWS's limit of target-tracking policies a group may use well); got {}",
+                policies.len()
+            ),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in policies.iter().enumerate() {
+        if !SCALING_METRICS.contains(&p.metric.as_str()) {
+            out.push((
+                i,
+                "predefined_metric",
+                format!(
+                    "target_tracking.predefined_metric must be one of {}; got {:?}",
+                    SCALING_METRICS.join(", "),
+                    p.metric
+                ),
+            ));
+        } else if !seen.insert(p.metric.clone()) {
+            out.push((
+                i,
+                "predefined_metric",
+                format!(
+                    "target_tracking.predefined_metric {:?} is given twice; two policies on one metric fight each other, give each metric once",
+                    p.metric
+                ),
+            ));
+        }
+        if !(p.target_value.is_finite() && p.target_value > 0.0) {
+            out.push((
+                i,
+                "target_value",
+                format!(
+                    "target_tracking.target_value must be greater than 0; got {}",
+                    p.target_value
+                ),
+            ));
+        } else if p.metric == "ASGAverageCPUUtilization" && p.target_value > 100.0 {
+            out.push((
+                i,
+                "target_value",
+                format!(
+                    "target_tracking.target_value of ASGAverageCPUUtilization is a percentage, at most 100; got {}",
+                    p.target_value
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// The EBS volume types a block device may have.
 pub const VOLUME_TYPES: [&str; 7] = ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
 
@@ -567,6 +665,8 @@ pub struct ReleaseSpec {
     pub tags: BTreeMap<String, String>,
     /// Operation limits.
     pub timeouts: Timeouts,
+    /// Target-tracking policies the serving fleet carries.
+    pub scaling: Vec<TargetTracking>,
 }
 
 impl ReleaseSpec {
@@ -826,6 +926,7 @@ pub(crate) mod examples {
             history_limit: 10,
             tags: BTreeMap::new(),
             timeouts: Timeouts::default(),
+            scaling: Vec::new(),
         }
     }
 }
@@ -1180,5 +1281,77 @@ mod tests {
             !f.matches("v2:0123456789abcdef"),
             "an unknown version is no match"
         );
+    }
+
+    #[test]
+    fn target_tracking_checks_as_a_table() {
+        let p = |metric: &str, target_value: f64| TargetTracking {
+            metric: metric.into(),
+            target_value,
+            disable_scale_in: false,
+        };
+        type Case = (&'static str, Vec<TargetTracking>, Vec<(usize, &'static str)>);
+        let cases: Vec<Case> = vec![
+            ("none", vec![], vec![]),
+            (
+                "every metric once",
+                SCALING_METRICS.iter().map(|m| p(m, 50.0)).collect(),
+                vec![],
+            ),
+            (
+                "a metric AWS lacks",
+                vec![p("CPU", 50.0)],
+                vec![(0, "predefined_metric")],
+            ),
+            (
+                "a metric twice",
+                vec![p(REQUEST_COUNT, 500.0), p(REQUEST_COUNT, 800.0)],
+                vec![(1, "predefined_metric")],
+            ),
+            (
+                "a target of zero",
+                vec![p(REQUEST_COUNT, 0.0)],
+                vec![(0, "target_value")],
+            ),
+            (
+                "a negative target",
+                vec![p(REQUEST_COUNT, -1.0)],
+                vec![(0, "target_value")],
+            ),
+            (
+                "not a number",
+                vec![p(REQUEST_COUNT, f64::NAN)],
+                vec![(0, "target_value")],
+            ),
+            (
+                "CPU beyond 100 %",
+                vec![p("ASGAverageCPUUtilization", 120.0)],
+                vec![(0, "target_value")],
+            ),
+            (
+                "requests beyond 100 are fine",
+                vec![p(REQUEST_COUNT, 1000.0)],
+                vec![],
+            ),
+            (
+                "six blocks",
+                (0..6).map(|i| p(SCALING_METRICS[i % 4], 50.0)).collect(),
+                vec![
+                    (5, "predefined_metric"),
+                    (4, "predefined_metric"),
+                    (5, "predefined_metric"),
+                ],
+            ),
+        ];
+        for (what, policies, want) in cases {
+            let got: Vec<(usize, &str)> = check_target_tracking(&policies)
+                .into_iter()
+                .map(|(i, a, e)| {
+                    assert!(e.contains("target_tracking"), "{what}: {e}");
+                    (i, a)
+                })
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
     }
 }

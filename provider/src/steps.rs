@@ -47,8 +47,20 @@ pub enum Step {
     },
     /// Hold 100 % and watch, before the release commits.
     Bake { bake: Duration, alarms: Vec<String> },
-    /// Keep a replaced fleet out of traffic for rollback, at capacity for the window.
-    Retain { fleet: String, window: Duration },
+    /// Keep a replaced fleet out of traffic for rollback, at capacity for the window
+    /// (`policies_off`: its scaling policies taken off, so that it holds that capacity).
+    Retain {
+        fleet: String,
+        window: Duration,
+        policies_off: bool,
+    },
+    /// Make a fleet's scaling policies the configured ones (`before_traffic`: a fleet about
+    /// to take traffic; else the serving fleet, in place).
+    Scaling {
+        fleet: String,
+        policies: Vec<String>,
+        before_traffic: bool,
+    },
     /// Delete a fleet (after draining, if it served until moments ago).
     Delete {
         fleet: String,
@@ -138,11 +150,35 @@ impl std::fmt::Display for Step {
             Step::Bake { bake, alarms: a } => {
                 write!(f, "bake {} at 100 %: {}", fmt(*bake), alarms(a))
             }
-            Step::Retain { fleet, window } => write!(
+            Step::Retain {
+                fleet,
+                window,
+                policies_off,
+            } => write!(
                 f,
-                "retain {fleet} out of traffic for rollback; scaled to zero after {}",
+                "retain {fleet} out of traffic for rollback{}; scaled to zero after {}",
+                if *policies_off {
+                    ", its scaling policies off"
+                } else {
+                    ""
+                },
                 fmt(*window)
             ),
+            Step::Scaling {
+                fleet,
+                policies,
+                before_traffic,
+            } => match (policies.is_empty(), before_traffic) {
+                (true, _) => write!(f, "take the scaling policies off {fleet}"),
+                (false, true) => write!(
+                    f,
+                    "scaling policies on {fleet} before it takes traffic: {}",
+                    policies.join(", ")
+                ),
+                (false, false) => {
+                    write!(f, "scaling policies of {fleet}: {}", policies.join(", "))
+                }
+            },
             Step::Delete { fleet, drain, why } => {
                 if drain.is_zero() {
                     write!(f, "delete {fleet} ({why})")
@@ -194,6 +230,14 @@ fn checks(spec: &ReleaseSpec) -> Duration {
     Duration::from_secs((hc.interval.max(1) * hc.healthy_threshold.max(1)) as u64)
 }
 
+fn scaling(spec: &ReleaseSpec, fleet: &str, before_traffic: bool) -> Step {
+    Step::Scaling {
+        fleet: fleet.into(),
+        policies: spec.scaling.iter().map(|t| t.to_string()).collect(),
+        before_traffic,
+    }
+}
+
 fn gate(spec: &ReleaseSpec, fleet: &str, checks: Duration) -> Step {
     Step::HealthGate {
         fleet: fleet.into(),
@@ -218,7 +262,14 @@ pub fn plan(
     let alarms: Vec<String> = spec.alarm_names.iter().cloned().collect();
     match kind {
         PlanKind::NoChange => Vec::new(),
-        PlanKind::Settings => vec![Step::Settings],
+        PlanKind::Settings => {
+            let mut steps = vec![Step::Settings];
+            let active = ledger.and_then(|l| l.active());
+            if let Some(a) = active.filter(|a| a.scaling || !spec.scaling.is_empty()) {
+                steps.push(scaling(spec, &a.fleet_name, false));
+            }
+            steps
+        }
         PlanKind::Scale => {
             let fleet = serving.unwrap_or_else(|| spec.name.clone());
             vec![
@@ -279,6 +330,9 @@ fn release_steps(
         Some(f) => f.fleet_name.clone(),
         None => crate::naming::fleet_name(&spec.name, ledger.map(|l| l.next_release).unwrap_or(1)),
     };
+    if !spec.scaling.is_empty() {
+        steps.push(scaling(spec, &fleet, true));
+    }
     let straight = serving.is_none();
     let traffic =
         decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight);
@@ -329,12 +383,15 @@ fn rollback_steps(
             fleet: fleet.clone(),
         },
         gate(spec, &fleet, Duration::ZERO),
-        Step::Weight {
-            fleet: fleet.clone(),
-            weight: 100,
-            serving: serving.clone(),
-        },
     ];
+    if !spec.scaling.is_empty() {
+        steps.push(scaling(spec, &fleet, true));
+    }
+    steps.push(Step::Weight {
+        fleet: fleet.clone(),
+        weight: 100,
+        serving: serving.clone(),
+    });
     // The fleet rolled back to leaves the retained list; the one replaced joins it.
     let mut after = ledger
         .cloned()
@@ -363,7 +420,12 @@ fn retirement(spec: &ReleaseSpec, ledger: Option<&Ledger>, replaced: Option<&str
         .enumerate()
         .map(|(i, fleet)| {
             if i < keep {
+                // The fleet leaving traffic loses its policies (a retained one has none).
+                let carries = ledger
+                    .and_then(|l| l.fleets.iter().find(|f| f.fleet_name == fleet))
+                    .is_some_and(|f| f.scaling);
                 Step::Retain {
+                    policies_off: i == 0 && replaced.is_some() && carries,
                     fleet,
                     window: spec.rollback_window,
                 }
@@ -571,5 +633,53 @@ mod tests {
             vec!["record the changed settings; no fleet changes"]
         );
         assert!(plan(&PlanKind::NoChange, &spec(), Some(&ledger()), false).is_empty());
+    }
+
+    #[test]
+    fn scaling_policies_go_on_before_traffic_and_off_the_retained_fleet() {
+        let mut s = spec();
+        s.scaling = vec![TargetTracking {
+            metric: REQUEST_COUNT.into(),
+            target_value: 500.0,
+            disable_scale_in: false,
+        }];
+        let mut l = ledger();
+        l.fleets[1].scaling = true;
+        let steps = words(&plan(&PlanKind::Release, &s, Some(&l), false));
+        assert_eq!(
+            steps[2..],
+            [
+                "scaling policies on web-r3 before it takes traffic: ALBRequestCountPerTarget at 500",
+                "traffic 100 % to web-r3",
+                "retain web-r2 out of traffic for rollback, its scaling policies off; scaled to zero after 1h0m0s",
+                "delete web-r1 (beyond retain_fleets = 1)",
+            ]
+        );
+        let steps = words(&plan(&PlanKind::Rollback(1), &s, Some(&l), false));
+        assert_eq!(
+            steps[2..4],
+            [
+                "scaling policies on web-r1 before it takes traffic: ALBRequestCountPerTarget at 500",
+                "traffic 100 % to web-r1",
+            ]
+        );
+        assert_eq!(
+            words(&plan(&PlanKind::Settings, &s, Some(&l), false)),
+            [
+                "record the changed settings; no fleet changes",
+                "scaling policies of web-r2: ALBRequestCountPerTarget at 500",
+            ]
+        );
+        s.scaling.clear();
+        assert_eq!(
+            words(&plan(&PlanKind::Settings, &s, Some(&l), false))[1],
+            "take the scaling policies off web-r2"
+        );
+        // None configured, none carried: a settings update is only that.
+        l.fleets[1].scaling = false;
+        assert_eq!(
+            words(&plan(&PlanKind::Settings, &s, Some(&l), false)).len(),
+            1
+        );
     }
 }

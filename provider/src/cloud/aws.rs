@@ -18,8 +18,8 @@ use base64::Engine;
 use super::batch::Batch;
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, Snapshot, TargetGroupInfo,
-    TargetHealth, Traffic,
+    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, ScalingPolicy, Snapshot,
+    TargetGroupInfo, TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -863,6 +863,91 @@ impl Fleets for AwsCloud {
             Ok(_) => Ok(()),
             Err(e) if e.message().is_some_and(|m| m.contains("not found")) => Ok(()),
             Err(e) => Err(err(format!("deleting Auto Scaling group ({name})"))(e)),
+        }
+    }
+
+    async fn put_scaling_policy(&self, group: &str, policy: &ScalingPolicy) -> CloudResult<()> {
+        let what = format!(
+            "putting scaling policy {} on Auto Scaling group ({group})",
+            policy.name
+        );
+        let metric = asg::types::PredefinedMetricSpecification::builder()
+            .predefined_metric_type(asg::types::MetricType::from(policy.metric.as_str()))
+            .set_resource_label(policy.resource_label.clone())
+            .build();
+        let config = asg::types::TargetTrackingConfiguration::builder()
+            .predefined_metric_specification(metric)
+            .target_value(policy.target_value)
+            .disable_scale_in(policy.disable_scale_in)
+            .build();
+        self.asg
+            .put_scaling_policy()
+            .auto_scaling_group_name(group)
+            .policy_name(&policy.name)
+            .policy_type("TargetTrackingScaling")
+            .target_tracking_configuration(config)
+            .send()
+            .await
+            .map_err(err(what))?;
+        Ok(())
+    }
+
+    async fn scaling_policies(&self, group: &str) -> CloudResult<Vec<ScalingPolicy>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .asg
+                .describe_policies()
+                .auto_scaling_group_name(group)
+                .policy_types("TargetTrackingScaling")
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(err(format!(
+                    "reading scaling policies of Auto Scaling group ({group})"
+                )))?;
+            for p in page.scaling_policies() {
+                // AWS filters by group; the emulator keeps a deleted group's policies.
+                if p.auto_scaling_group_name() != Some(group) {
+                    continue;
+                }
+                let Some(c) = p.target_tracking_configuration() else {
+                    continue;
+                };
+                let metric = c.predefined_metric_specification();
+                out.push(ScalingPolicy {
+                    name: p.policy_name().unwrap_or_default().to_string(),
+                    metric: metric
+                        .and_then(|m| m.predefined_metric_type())
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    target_value: c.target_value().unwrap_or_default(),
+                    disable_scale_in: c.disable_scale_in().unwrap_or(false),
+                    resource_label: metric.and_then(|m| m.resource_label()).map(String::from),
+                });
+            }
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn delete_scaling_policy(&self, group: &str, name: &str) -> CloudResult<()> {
+        match self
+            .asg
+            .delete_policy()
+            .auto_scaling_group_name(group)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ValidationError") => Ok(()),
+            Err(e) => Err(err(format!(
+                "deleting scaling policy {name} of Auto Scaling group ({group})"
+            ))(e)),
         }
     }
 

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::{
     Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, Snapshot, TargetGroupInfo,
-    TargetHealth, Traffic,
+    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, ScalingPolicy, Snapshot,
+    TargetGroupInfo, TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -84,6 +84,8 @@ struct State {
     /// action → (code, message, calls left to fail).
     fail_codes: BTreeMap<String, (String, String, u32)>,
     leases: BTreeMap<String, LeaseRecord>,
+    /// Group → its scaling policies (gone with the group, as in AWS).
+    policies: BTreeMap<String, Vec<ScalingPolicy>>,
 }
 
 /// Reads of its group a new instance is `Pending` for, by default.
@@ -181,6 +183,11 @@ impl FakeCloud {
             .get(action)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// A group as it is now.
+    pub fn group(&self, name: &str) -> Option<GroupStatus> {
+        self.state.lock().unwrap().groups.get(name).cloned()
     }
 
     /// Names of the groups that exist.
@@ -697,6 +704,7 @@ impl Fleets for FakeCloud {
     async fn delete_group(&self, name: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteAutoScalingGroup")?;
         s.schedules.remove(name);
+        s.policies.remove(name);
         // As AWS: `Delete in progress` for a while, the name still taken.
         let reads = s.deletion_reads;
         if reads == 0 {
@@ -711,6 +719,49 @@ impl Fleets for FakeCloud {
                 };
                 s.deleting.insert(name.into(), reads);
             }
+        }
+        Ok(())
+    }
+
+    async fn put_scaling_policy(&self, group: &str, policy: &ScalingPolicy) -> CloudResult<()> {
+        let mut s = self.call("PutScalingPolicy")?;
+        let refuse = |message: String| CloudError::Api {
+            action: "PutScalingPolicy".into(),
+            code: "ValidationError".into(),
+            message,
+        };
+        let Some(g) = s.groups.get(group).filter(|g| !g.deleting) else {
+            return Err(refuse(format!("Auto Scaling group {group} not found")));
+        };
+        // As AWS: a resource label only for a target group attached to the group.
+        if let Some(label) = &policy.resource_label {
+            let tg = label.split_once("/targetgroup/").map(|(_, t)| t);
+            let attached = tg.is_some_and(|tg| {
+                g.target_group_arns
+                    .iter()
+                    .any(|a| a.ends_with(&format!(":targetgroup/{tg}")))
+            });
+            if !attached {
+                return Err(refuse(format!(
+                    "The target group in resource label {label} is not attached to Auto Scaling group {group}"
+                )));
+            }
+        }
+        let list = s.policies.entry(group.into()).or_default();
+        list.retain(|p| p.name != policy.name);
+        list.push(policy.clone());
+        Ok(())
+    }
+
+    async fn scaling_policies(&self, group: &str) -> CloudResult<Vec<ScalingPolicy>> {
+        let s = self.call("DescribePolicies")?;
+        Ok(s.policies.get(group).cloned().unwrap_or_default())
+    }
+
+    async fn delete_scaling_policy(&self, group: &str, name: &str) -> CloudResult<()> {
+        let mut s = self.call("DeletePolicy")?;
+        if let Some(list) = s.policies.get_mut(group) {
+            list.retain(|p| p.name != name);
         }
         Ok(())
     }

@@ -134,6 +134,21 @@ pub struct GroupRequest {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A target-tracking scaling policy of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingPolicy {
+    /// Its name within the group (see [`crate::naming::scaling_policy_name`]).
+    pub name: String,
+    /// The predefined metric, e.g. `ALBRequestCountPerTarget`.
+    pub metric: String,
+    /// The value the metric is held at.
+    pub target_value: f64,
+    /// Scale-out only.
+    pub disable_scale_in: bool,
+    /// For request counts: the load balancer and target group, `app/../targetgroup/..`.
+    pub resource_label: Option<String>,
+}
+
 /// The final action of a route: the one the release owns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerAction {
@@ -298,6 +313,12 @@ pub trait Fleets: Send + Sync {
     async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()>;
     /// Deletes a group and its instances; absent is fine.
     async fn delete_group(&self, name: &str) -> CloudResult<()>;
+    /// Creates or replaces a target-tracking policy of a group (by its name).
+    async fn put_scaling_policy(&self, group: &str, policy: &ScalingPolicy) -> CloudResult<()>;
+    /// The target-tracking policies of a group (none when the group is gone).
+    async fn scaling_policies(&self, group: &str) -> CloudResult<Vec<ScalingPolicy>>;
+    /// Deletes a policy of a group; absent is fine.
+    async fn delete_scaling_policy(&self, group: &str, name: &str) -> CloudResult<()>;
     /// Scaling activities of the group that failed since `since`: their status messages.
     async fn failed_activities(
         &self,

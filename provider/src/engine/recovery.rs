@@ -479,6 +479,8 @@ fn record_from_tags(g: &GroupStatus, release: u64, target_group_arn: String) -> 
         health_rule_arn: None,
         stopped: None,
         progress: None,
+        // Whether it carries policies is not told by its tags: it may.
+        scaling: true,
         target_group_arn,
     }
 }

@@ -60,6 +60,7 @@ impl Engine {
             }
         }
         let serving = ledger.active().cloned();
+        let fresh_group = resumed.is_none();
         let fleet = self
             .prepare_fleet(spec, &mut ledger, resumed, previous, &ask)
             .await?;
@@ -77,6 +78,18 @@ impl Engine {
             return Err(self
                 .fail(spec, ledger, &record, &previous, &started_at, reason)
                 .await);
+        }
+        // Its scaling policies before it takes traffic.
+        match self
+            .scale_with_policies(spec, &record, fresh_group && !record.scaling)
+            .await
+        {
+            Ok(carries) => record.scaling = carries,
+            Err(e) => {
+                return Err(self
+                    .fail(spec, ledger, &record, &previous, &started_at, e.to_string())
+                    .await)
+            }
         }
         let walk = Walk {
             steps: decide::traffic_steps(
@@ -305,6 +318,7 @@ impl Engine {
             health_rule_arn: None,
             stopped: None,
             progress: None,
+            scaling: false,
         };
         // The record says what is being made before anything is: a kill from here
         // on leaves a fleet the next apply finds (by this record and the objects'

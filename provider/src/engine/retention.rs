@@ -152,7 +152,10 @@ impl Engine {
                     .save(ledger, &Self::ledger_tags(spec))
                     .await?;
             }
-            (Some(s), None) => self.start_rollback_window(spec, &s.fleet_name).await,
+            (Some(s), None) => {
+                self.policies_off(spec, ledger, s).await;
+                self.start_rollback_window(spec, &s.fleet_name).await
+            }
             _ => {}
         }
         let replaced = serving.as_ref().map(|s| s.fleet_name.as_str());

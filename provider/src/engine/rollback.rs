@@ -42,8 +42,29 @@ impl Engine {
                 traffic,
             });
         }
-        let release = self.commit_rollback(spec, &mut ledger, &target).await?;
+        // Its scaling policies back before it takes traffic.
+        let carries = match self.scale_with_policies(spec, &target, false).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut back = target.clone();
+                back.scaling = true;
+                self.policies_off(spec, &mut ledger, &back).await;
+                return Err(e);
+            }
+        };
+        ledger.set_scaling(target.release, carries);
+        let release = match self.commit_rollback(spec, &mut ledger, &target).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Still retained: it holds its capacity again.
+                let mut back = target.clone();
+                back.scaling = carries;
+                self.policies_off(spec, &mut ledger, &back).await;
+                return Err(e);
+            }
+        };
         if let Some(s) = &serving {
+            self.policies_off(spec, &mut ledger, s).await;
             self.start_rollback_window(spec, &s.fleet_name).await;
         }
         self.retire(

@@ -1469,3 +1469,176 @@ async fn targets_in_a_zone_the_load_balancer_does_not_serve_abort_after_the_grac
         Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
     );
 }
+
+/// The example release with one request-count policy at `target` per instance.
+fn scaled(image: &str, target: f64) -> ReleaseSpec {
+    let mut s = spec(image);
+    s.scaling = vec![TargetTracking {
+        metric: REQUEST_COUNT.into(),
+        target_value: target,
+        disable_scale_in: false,
+    }];
+    s
+}
+
+/// Fleet → its policies as (name, target, resource label).
+async fn policies(fake: &FakeCloud, fleets: &[&str]) -> Vec<(String, Vec<(String, f64, String)>)> {
+    let mut out = Vec::new();
+    for f in fleets {
+        let p = crate::cloud::Fleets::scaling_policies(fake, f)
+            .await
+            .unwrap();
+        out.push((
+            f.to_string(),
+            p.into_iter()
+                .map(|p| (p.name, p.target_value, p.resource_label.unwrap_or_default()))
+                .collect(),
+        ));
+    }
+    out
+}
+
+fn label(fleet: &str) -> String {
+    format!("app/web/1/targetgroup/{fleet}/0001")
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_policies_follow_the_serving_fleet() {
+    let (fake, engine) = world();
+    let policy = |f: &str, t: f64| (format!("{f}-ALBRequestCountPerTarget"), t, label(f));
+    let ledger = engine
+        .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        policies(&fake, &["web-r1"]).await,
+        vec![("web-r1".into(), vec![policy("web-r1", 500.0)])],
+        "a first release carries its policy, bound to its own target group"
+    );
+    assert!(ledger.active().unwrap().scaling);
+
+    // A release: the policy moves to the new fleet; the retained one holds its capacity.
+    let before = fake.group("web-r1").unwrap().capacity;
+    let ledger = engine
+        .release(&scaled(IMAGE_B, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        policies(&fake, &["web-r1", "web-r2"]).await,
+        vec![
+            ("web-r1".into(), vec![]),
+            ("web-r2".into(), vec![policy("web-r2", 500.0)])
+        ]
+    );
+    assert_eq!(fake.group("web-r1").unwrap().capacity, before);
+    let roles: Vec<(String, crate::ledger::Role)> = ledger
+        .fleets
+        .iter()
+        .map(|f| (f.fleet_name.clone(), f.role))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("web-r1".into(), crate::ledger::Role::Retained),
+            ("web-r2".into(), crate::ledger::Role::Active)
+        ],
+        "the record of the fleet whose policies went is otherwise untouched"
+    );
+    assert!(
+        fake.schedule("web-r1").is_some(),
+        "its window still ends it"
+    );
+    assert!(
+        !ledger
+            .fleets
+            .iter()
+            .find(|f| f.release == 1)
+            .unwrap()
+            .scaling
+    );
+
+    // A rollback: back on the fleet rolled back to, off the one it replaced.
+    let ledger = engine
+        .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(
+        policies(&fake, &["web-r1", "web-r2"]).await,
+        vec![
+            ("web-r1".into(), vec![policy("web-r1", 500.0)]),
+            ("web-r2".into(), vec![])
+        ]
+    );
+
+    // A settings update: the serving fleet's policy changes in place, no fleet is made.
+    let groups_made = fake.calls("CreateAutoScalingGroup");
+    engine
+        .save_settings(&scaled(IMAGE_A, 800.0), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        policies(&fake, &["web-r1", "web-r2"]).await,
+        vec![
+            ("web-r1".into(), vec![policy("web-r1", 800.0)]),
+            ("web-r2".into(), vec![])
+        ]
+    );
+    // Removed from the configuration: off the serving fleet, and the record says so.
+    let ledger = engine
+        .save_settings(&spec(IMAGE_A), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        policies(&fake, &["web-r1"]).await,
+        vec![("web-r1".into(), vec![])]
+    );
+    assert!(!ledger.active().unwrap().scaling);
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), groups_made);
+    // With none configured and none carried, a settings update reads no policies.
+    let reads = fake.calls("DescribePolicies");
+    engine.save_settings(&spec(IMAGE_A), None).await.unwrap();
+    assert_eq!(fake.calls("DescribePolicies"), reads);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_refused_aborts_before_the_new_fleet_takes_traffic() {
+    let (fake, engine) = world();
+    engine
+        .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    let log_before = fake.listener_log().len();
+    fake.fail_with("PutScalingPolicy", "ValidationError", "limit exceeded", 1);
+    let err = engine
+        .release(&scaled(IMAGE_B, 500.0), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limit exceeded"), "{err}");
+    let r2 = tg("web-r2");
+    assert!(
+        fake.listener_log()[log_before..]
+            .iter()
+            .all(|w| w.iter().all(|(arn, weight)| arn != &r2 || *weight == 0)),
+        "web-r2 never got traffic: {:?}",
+        fake.listener_log()
+    );
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+    );
+    assert_eq!(
+        policies(&fake, &["web-r1"]).await,
+        vec![(
+            "web-r1".into(),
+            vec![(
+                "web-r1-ALBRequestCountPerTarget".into(),
+                500.0,
+                label("web-r1")
+            )]
+        )],
+        "the serving fleet keeps its policy"
+    );
+}

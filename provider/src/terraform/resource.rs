@@ -8,7 +8,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use super::state::{HistoryItem, ReleaseState};
+use super::state::{HistoryItem, ReleaseState, TargetTrackingBlock};
 use super::{context, schema, Context, SharedContext};
 use crate::cloud::Route;
 use crate::decide::PlanKind;
@@ -189,6 +189,7 @@ pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
     state.previous_image_id = ledger.previous_image_id().into();
     state.traffic = Value::Value(obs.traffic());
     state.history = Value::Value(history_items(ledger));
+    state.target_tracking = scaling_as_found(&state.target_tracking, obs.scaling.as_deref());
     if let Some(a) = active {
         state.image_id = Value::Value(a.image_id.clone());
     }
@@ -196,6 +197,41 @@ pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
         state.min_size = Value::Value(g.capacity.min);
         state.max_size = Value::Value(g.capacity.max);
         state.desired_capacity = Value::Value(g.capacity.desired);
+    }
+}
+
+/// `target_tracking` as AWS has it on the serving fleet: the state's own blocks (their
+/// order the configuration's) when they are the same policies, else the policies found —
+/// a policy deleted or changed outside Terraform shows as drift, put back by the next apply.
+fn scaling_as_found(
+    state: &Value<Vec<TargetTrackingBlock>>,
+    found: Option<&[crate::cloud::ScalingPolicy]>,
+) -> Value<Vec<TargetTrackingBlock>> {
+    let found: Vec<TargetTrackingBlock> = found
+        .unwrap_or_default()
+        .iter()
+        .map(|p| TargetTrackingBlock {
+            predefined_metric: Value::Value(p.metric.clone()),
+            target_value: Value::Value(p.target_value),
+            disable_scale_in: Value::Value(p.disable_scale_in),
+        })
+        .collect();
+    let sorted = |blocks: &[TargetTrackingBlock]| {
+        let mut v: Vec<String> = blocks
+            .iter()
+            .map(|b| match b.spec() {
+                Some(t) => t.to_string(),
+                None => "unknown".into(),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let had = state.as_ref_option().map(Vec::as_slice).unwrap_or_default();
+    if sorted(had) == sorted(&found) {
+        state.clone()
+    } else {
+        Value::Value(found)
     }
 }
 

@@ -118,6 +118,15 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let target_tracking = block(
+        "A target-tracking scaling policy (0–5 blocks, each metric once) that the serving fleet carries: put on each new fleet before it takes traffic, taken off a fleet when it is retained (it holds its capacity until its rollback window ends), put back on rollback. Changing them is a settings update of the serving fleet, not a release.",
+        vec![
+            ("predefined_metric", attr(T::String, C::Required, "`\"ALBRequestCountPerTarget\"` (requests per instance, bound to the fleet's own target group behind the listener's load balancer), `\"ASGAverageCPUUtilization\"` (a percentage), `\"ASGAverageNetworkIn\"` or `\"ASGAverageNetworkOut\"` (bytes).")),
+            ("target_value", attr(T::Number, C::Required, "The value the metric is held at, greater than 0 (at most 100 for CPU).")),
+            ("disable_scale_in", attr(T::Bool, oc.clone(), "The policy only scales out. Defaults to false.")),
+        ],
+        vec![],
+    );
     let timeouts = block(
         "Time limits of the operations, as durations.",
         vec![
@@ -221,6 +230,7 @@ pub fn release_schema() -> Schema {
                 ("metadata_options", NestedBlock::Optional(metadata_options)),
                 ("block_device", NestedBlock::List(block_device)),
                 ("canary_step", NestedBlock::List(canary_step)),
+                ("target_tracking", NestedBlock::List(target_tracking)),
                 ("timeouts", NestedBlock::Optional(timeouts)),
             ],
         ),

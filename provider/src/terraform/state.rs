@@ -172,6 +172,26 @@ pub struct CanaryStepBlock {
     pub pause: Str,
 }
 
+/// One `target_tracking`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TargetTrackingBlock {
+    pub predefined_metric: Str,
+    pub target_value: Value<f64>,
+    pub disable_scale_in: Value<bool>,
+}
+
+impl TargetTrackingBlock {
+    /// The domain value; None while any part is unknown.
+    pub fn spec(&self) -> Option<spec::TargetTracking> {
+        Some(spec::TargetTracking {
+            metric: known(&self.predefined_metric)?,
+            target_value: known(&self.target_value)?,
+            disable_scale_in: known_or(&self.disable_scale_in, false)?,
+        })
+    }
+}
+
 /// `timeouts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -220,6 +240,7 @@ pub struct ReleaseState {
     pub health: Value<HealthBlock>,
     pub strategy: Str,
     pub canary_step: Value<Vec<CanaryStepBlock>>,
+    pub target_tracking: Value<Vec<TargetTrackingBlock>>,
     pub alarm_names: StrSet,
     pub bake_time: Str,
     pub retain_fleets: Num,
@@ -318,6 +339,11 @@ impl ReleaseState {
         if let Value::Value(steps) = &mut p.canary_step {
             for s in steps.iter_mut() {
                 s.pause = or(&s.pause, "0s".into());
+            }
+        }
+        if let Value::Value(policies) = &mut p.target_tracking {
+            for t in policies.iter_mut() {
+                t.disable_scale_in = or(&t.disable_scale_in, false);
             }
         }
         if config.desired_capacity.is_null() {
@@ -476,6 +502,10 @@ impl ReleaseState {
                 pause: dur(&s.pause, Duration::ZERO)?,
             });
         }
+        let mut scaling = Vec::new();
+        for t in self.target_tracking.as_ref_option().into_iter().flatten() {
+            scaling.push(t.spec().ok_or_else(|| unknown("target_tracking"))?);
+        }
         let mut tags = default_tags.clone();
         tags.extend(known_map_or_empty(&self.tags).ok_or_else(|| unknown("tags"))?);
         Ok(ReleaseSpec {
@@ -501,6 +531,7 @@ impl ReleaseState {
             history_limit: known(&self.history_limit).unwrap_or(10),
             tags,
             timeouts,
+            scaling,
         })
     }
 
@@ -512,6 +543,7 @@ impl ReleaseState {
         };
         self.validate_fleet(&mut fail);
         self.validate_launch_settings(&mut fail);
+        self.validate_scaling(&mut fail);
         self.validate_load_balancer(&mut fail);
         self.validate_health(&mut fail);
         self.validate_strategy(&mut fail);
@@ -630,6 +662,43 @@ impl ReleaseState {
                     }
                 }
             }
+        }
+    }
+
+    /// `target_tracking`: the policies' metrics and targets, at most five (the known ones;
+    /// an unknown block is checked once known).
+    fn validate_scaling(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        let Value::Value(blocks) = &self.target_tracking else {
+            return;
+        };
+        // With a block still unknown only the count is known; all is checked once known.
+        let policies: Vec<spec::TargetTracking> = blocks
+            .iter()
+            .map(TargetTrackingBlock::spec)
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+        if policies.len() < blocks.len() {
+            if blocks.len() > spec::MAX_SCALING_POLICIES {
+                fail(
+                    AttributePath::new("target_tracking")
+                        .index(spec::MAX_SCALING_POLICIES as i64)
+                        .attribute("predefined_metric"),
+                    format!(
+                        "target_tracking takes at most {} blocks; got {}",
+                        spec::MAX_SCALING_POLICIES,
+                        blocks.len()
+                    ),
+                );
+            }
+            return;
+        }
+        for (i, attr, e) in spec::check_target_tracking(&policies) {
+            fail(
+                AttributePath::new("target_tracking")
+                    .index(i as i64)
+                    .attribute(attr),
+                e,
+            );
         }
     }
 

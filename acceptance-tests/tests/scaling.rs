@@ -1,0 +1,146 @@
+//! Scaling policies (`target_tracking`, issue 14): they are on the serving fleet only —
+//! a request-count policy bound to that fleet's own target group and the load balancer —,
+//! move with a release, come back with a rollback, and change in place on a settings
+//! update without a release.
+
+use acceptance_tests::{Harness, ReleaseOpts};
+
+fn policies(requests: u32) -> String {
+    format!(
+        r#"  target_tracking {{
+    predefined_metric = "ALBRequestCountPerTarget"
+    target_value      = {requests}
+  }}
+  target_tracking {{
+    predefined_metric = "ASGAverageCPUUtilization"
+    target_value      = 60
+    disable_scale_in  = true
+  }}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_are_on_the_serving_fleet_only() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (a, b) = (h.fx.image_a.clone(), h.fx.image_b.clone());
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: policies(500),
+        ..Default::default()
+    }))?;
+    let lb =
+        h.fx.load_balancer_arn
+            .split_once(":loadbalancer/")
+            .map(|(_, l)| l.to_string())
+            .expect("a load balancer ARN");
+    let want = |fleet: &str, tgs: &std::collections::BTreeMap<String, String>, requests: f64| {
+        let arn = tgs
+            .iter()
+            .find(|(_, name)| name.as_str() == fleet)
+            .unwrap()
+            .0;
+        let tg = arn.split_once(":targetgroup/").unwrap().1.to_string();
+        vec![
+            (
+                "ALBRequestCountPerTarget".to_string(),
+                requests,
+                Some(format!("{lb}/targetgroup/{tg}")),
+            ),
+            ("ASGAverageCPUUtilization".to_string(), 60.0, None),
+        ]
+    };
+
+    let plan = h.terraform(&["plan"]).await?.ok()?;
+    assert!(
+        plan.says("scaling policies on web-r1 before it takes traffic: ALBRequestCountPerTarget at 500, ASGAverageCPUUtilization at 60 (scale-out only)"),
+        "the plan says which policies: {}",
+        plan.all()
+    );
+    h.apply(&[("image_id", &a)]).await?;
+    let tgs = h.aws.target_group_arns().await?;
+    assert_eq!(
+        h.aws.scaling_policies("web-r1").await?,
+        want("web-r1", &tgs, 500.0)
+    );
+    assert!(
+        h.plan_is_empty_with(&[("image_id", &a)]).await?,
+        "no change after the apply"
+    );
+
+    // A release: on web-r2, off web-r1 (retained, it holds its capacity).
+    h.apply(&[("image_id", &b)]).await?;
+    let tgs = h.aws.target_group_arns().await?;
+    assert_eq!(
+        h.aws.scaling_policies("web-r2").await?,
+        want("web-r2", &tgs, 500.0)
+    );
+    assert_eq!(h.aws.scaling_policies("web-r1").await?, vec![]);
+
+    // A rollback: back on web-r1, off web-r2.
+    h.apply(&[("image_id", &a)]).await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100), ("web-r2".to_string(), 0)].into()
+    );
+    assert_eq!(
+        h.aws.scaling_policies("web-r1").await?,
+        want("web-r1", &tgs, 500.0)
+    );
+    assert_eq!(h.aws.scaling_policies("web-r2").await?, vec![]);
+
+    // A new target: a settings update of the serving fleet, no release.
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: policies(800),
+        ..Default::default()
+    }))?;
+    let plan = h
+        .terraform(&["plan", &format!("-var=image_id={a}")])
+        .await?
+        .ok()?;
+    assert!(
+        plan.says("scaling policies of web-r1: ALBRequestCountPerTarget at 800")
+            && !plan.says("launch web-r"),
+        "a settings update, no release: {}",
+        plan.all()
+    );
+    h.apply(&[("image_id", &a)]).await?;
+    assert_eq!(
+        h.aws.scaling_policies("web-r1").await?,
+        want("web-r1", &tgs, 800.0)
+    );
+    assert_eq!(
+        h.aws.group_names().await?,
+        vec!["web-r1".to_string(), "web-r2".to_string()],
+        "no fleet made"
+    );
+
+    // Drift: a policy deleted outside Terraform shows in the plan and is put back.
+    h.aws
+        .asg
+        .delete_policy()
+        .auto_scaling_group_name("web-r1")
+        .policy_name("web-r1-ASGAverageCPUUtilization")
+        .send()
+        .await?;
+    let plan = h
+        .terraform(&["plan", &format!("-var=image_id={a}")])
+        .await?
+        .ok()?;
+    assert!(
+        plan.says("target_tracking") && plan.says("ASGAverageCPUUtilization"),
+        "the plan shows the missing policy: {}",
+        plan.all()
+    );
+    h.apply(&[("image_id", &a)]).await?;
+    assert_eq!(
+        h.aws.scaling_policies("web-r1").await?,
+        want("web-r1", &tgs, 800.0)
+    );
+    assert!(h.plan_is_empty_with(&[("image_id", &a)]).await?);
+
+    // Removed from the configuration: off the serving fleet.
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.apply(&[("image_id", &a)]).await?;
+    assert_eq!(h.aws.scaling_policies("web-r1").await?, vec![]);
+    assert!(h.plan_is_empty_with(&[("image_id", &a)]).await?);
+    Ok(())
+}
