@@ -144,3 +144,83 @@ async fn policies_are_on_the_serving_fleet_only() -> anyhow::Result<()> {
     assert!(h.plan_is_empty_with(&[("image_id", &a)]).await?);
     Ok(())
 }
+
+/// Metric → whether its policy on `group` may scale in.
+async fn scale_in(aws: &acceptance_tests::Aws, group: &str) -> anyhow::Result<Vec<(String, bool)>> {
+    let out = aws
+        .asg
+        .describe_policies()
+        .auto_scaling_group_name(group)
+        .send()
+        .await?;
+    let mut v: Vec<(String, bool)> = out
+        .scaling_policies()
+        .iter()
+        .filter(|p| p.auto_scaling_group_name() == Some(group))
+        .filter_map(|p| {
+            let c = p.target_tracking_configuration()?;
+            let m = c
+                .predefined_metric_specification()?
+                .predefined_metric_type()?;
+            Some((
+                m.as_str().to_string(),
+                !c.disable_scale_in().unwrap_or(false),
+            ))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn during_a_canary_neither_fleet_scales_in() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (a, b) = (h.fx.image_a.clone(), h.fx.image_b.clone());
+    let canary = r#"  strategy = "canary"
+  canary_step {
+    weight = 50
+    pause  = "4s"
+  }
+  target_tracking {
+    predefined_metric = "ALBRequestCountPerTarget"
+    target_value      = 500
+  }"#;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: canary.into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[("image_id", &a)]).await?;
+    let metric = "ALBRequestCountPerTarget".to_string();
+    assert_eq!(
+        scale_in(&h.aws, "web-r1").await?,
+        vec![(metric.clone(), true)]
+    );
+
+    let var = format!("-var=image_id={b}");
+    let mut child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", &var])?;
+    let listener = h.fx.listener_arn.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let w = h.aws.listener_weights(&listener).await?;
+        if w.get("web-r2") == Some(&50) {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "never at 50 %: {w:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // In the pause at 50 %: both carry their policy, neither scales in.
+    assert_eq!(
+        scale_in(&h.aws, "web-r1").await?,
+        vec![(metric.clone(), false)]
+    );
+    assert_eq!(
+        scale_in(&h.aws, "web-r2").await?,
+        vec![(metric.clone(), false)]
+    );
+    let status = child.wait().await?;
+    assert!(status.success(), "the canary apply ends well");
+    assert_eq!(scale_in(&h.aws, "web-r2").await?, vec![(metric, true)]);
+    assert_eq!(scale_in(&h.aws, "web-r1").await?, vec![]);
+    assert!(h.plan_is_empty_with(&[("image_id", &b)]).await?);
+    Ok(())
+}

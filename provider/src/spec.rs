@@ -1290,7 +1290,11 @@ mod tests {
             target_value,
             disable_scale_in: false,
         };
-        type Case = (&'static str, Vec<TargetTracking>, Vec<(usize, &'static str)>);
+        type Case = (
+            &'static str,
+            Vec<TargetTracking>,
+            Vec<(usize, &'static str)>,
+        );
         let cases: Vec<Case> = vec![
             ("none", vec![], vec![]),
             (

@@ -54,6 +54,9 @@ pub enum Step {
         window: Duration,
         policies_off: bool,
     },
+    /// While the walk holds traffic on both fleets, these do not scale in (either may have
+    /// to take all traffic); the new fleet's policies as configured once it commits.
+    HoldScaleIn { fleets: Vec<String> },
     /// Make a fleet's scaling policies the configured ones (`before_traffic`: a fleet about
     /// to take traffic; else the serving fleet, in place).
     Scaling {
@@ -163,6 +166,11 @@ impl std::fmt::Display for Step {
                     ""
                 },
                 fmt(*window)
+            ),
+            Step::HoldScaleIn { fleets } => write!(
+                f,
+                "no scale-in on {} until the release commits: either may have to take all traffic",
+                fleets.join(" and ")
             ),
             Step::Scaling {
                 fleet,
@@ -330,12 +338,23 @@ fn release_steps(
         Some(f) => f.fleet_name.clone(),
         None => crate::naming::fleet_name(&spec.name, ledger.map(|l| l.next_release).unwrap_or(1)),
     };
-    if !spec.scaling.is_empty() {
-        steps.push(scaling(spec, &fleet, true));
-    }
     let straight = serving.is_none();
     let traffic =
         decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, straight);
+    if !spec.scaling.is_empty() {
+        steps.push(scaling(spec, &fleet, true));
+        if !straight && traffic.len() > 1 {
+            let serving_carries = ledger
+                .and_then(|l| l.active())
+                .filter(|a| a.scaling)
+                .map(|a| a.fleet_name.clone());
+            steps.push(Step::HoldScaleIn {
+                fleets: std::iter::once(fleet.clone())
+                    .chain(serving_carries)
+                    .collect(),
+            });
+        }
+    }
     let done = leftover
         .and_then(|f| f.progress.as_ref())
         .filter(|p| p.of == decide::walk_key(&traffic))
@@ -654,6 +673,18 @@ mod tests {
                 "retain web-r2 out of traffic for rollback, its scaling policies off; scaled to zero after 1h0m0s",
                 "delete web-r1 (beyond retain_fleets = 1)",
             ]
+        );
+        // A canary: neither fleet scales in during its walk.
+        let mut c = s.clone();
+        c.strategy = Strategy::Canary;
+        c.canary_steps = vec![CanaryStep {
+            weight: 10,
+            pause: Duration::from_secs(60),
+        }];
+        let steps = words(&plan(&PlanKind::Release, &c, Some(&l), false));
+        assert_eq!(
+            steps[3],
+            "no scale-in on web-r3 and web-r2 until the release commits: either may have to take all traffic"
         );
         let steps = words(&plan(&PlanKind::Rollback(1), &s, Some(&l), false));
         assert_eq!(

@@ -37,6 +37,17 @@ pub(super) struct Ask {
     pub known: Option<Ledger>,
 }
 
+/// What is left to do once a release has committed.
+struct AfterCommit {
+    /// The fleet that served until the commit.
+    serving: Option<FleetRecord>,
+    /// Why it could not serve (then it is deleted, not retained).
+    broken: Option<String>,
+    /// The new fleet's policies as the walk held them (no scale-in), to be let go.
+    held: Option<Vec<crate::cloud::ScalingPolicy>>,
+    started: Instant,
+}
+
 /// A new (or resumed) fleet on its way to traffic.
 struct InFlight {
     record: FleetRecord,
@@ -79,43 +90,32 @@ impl Engine {
                 .fail(spec, ledger, &record, &previous, &started_at, reason)
                 .await);
         }
-        // Its scaling policies before it takes traffic.
-        match self
-            .scale_with_policies(spec, &record, fresh_group && !record.scaling)
+        let walk = walk_of(spec, &ask, serving.as_ref(), &ledger, started);
+        // Its scaling policies before it takes traffic. While the walk holds traffic on
+        // both fleets, neither scales in: either may have to take all of it (the new one at
+        // the end, the serving one on an abort).
+        let hold = walk.serving_arn.is_some() && walk.steps.len() > 1;
+        let fresh = fresh_group && !record.scaling;
+        let held = match self
+            .policies_before_walk(spec, &record, fresh, serving.as_ref(), hold)
             .await
         {
-            Ok(carries) => record.scaling = carries,
+            Ok(p) => p,
             Err(e) => {
                 return Err(self
                     .fail(spec, ledger, &record, &previous, &started_at, e.to_string())
                     .await)
             }
-        }
-        let walk = Walk {
-            steps: decide::traffic_steps(
-                // A broken serving fleet leaves the listener with the first weight change.
-                if ask.broken.is_some() {
-                    Strategy::BlueGreen
-                } else {
-                    spec.strategy
-                },
-                &spec.canary_steps,
-                spec.bake_time,
-                serving.is_none(),
-            ),
-            serving_arn: serving
-                .as_ref()
-                .filter(|_| ask.broken.is_none())
-                .map(|s| s.target_group_arn.clone()),
-            retained_arns: ledger.retained_target_groups(),
-            started,
-            limit: ask.limit,
         };
+        record.scaling = !held.is_empty();
         let walked = self.walk(spec, &mut ledger, &mut record, &walk).await;
         if let Err(reason) = reason_of(walked) {
-            return Err(self
+            let error = self
                 .fail(spec, ledger, &record, &previous, &started_at, reason)
-                .await);
+                .await;
+            self.policies_after_abort(spec, serving.as_ref(), hold)
+                .await;
+            return Err(error);
         }
         let fleet = InFlight {
             record,
@@ -123,8 +123,13 @@ impl Engine {
             started_at,
         };
         let ledger = self.commit(spec, ledger, &fleet).await?;
-        self.after_commit(spec, ledger, &fleet.record, &serving, &ask.broken, started)
-            .await
+        let after = AfterCommit {
+            serving,
+            broken: ask.broken,
+            held: hold.then_some(held),
+            started,
+        };
+        self.after_commit(spec, ledger, &fleet.record, after).await
     }
 
     /// The record the release goes on from: `known`, or read, or rebuilt from the fleets'
@@ -415,10 +420,14 @@ impl Engine {
         spec: &ReleaseSpec,
         mut ledger: Ledger,
         record: &FleetRecord,
-        serving: &Option<FleetRecord>,
-        broken: &Option<String>,
-        started: Instant,
+        after: AfterCommit,
     ) -> EngineResult<Ledger> {
+        let AfterCommit {
+            serving,
+            broken,
+            held,
+            started,
+        } = after;
         let name = &record.fleet_name;
         let _ = self
             .cloud
@@ -429,17 +438,53 @@ impl Engine {
             )
             .await;
         let served = current_release(&ledger).unwrap_or(record.release);
-        self.clean_up_after_release(spec, &mut ledger, name, serving, broken)
+        let after_commit = |e: EngineError| EngineError::AfterCommit {
+            release: served,
+            fleet: name.clone(),
+            error: e.to_string(),
+        };
+        if let Some(held) = held {
+            // It serves alone now: it scales in as configured.
+            self.set_policies(spec, record, Some(held), false)
+                .await
+                .map_err(after_commit)?;
+        }
+        self.clean_up_after_release(spec, &mut ledger, name, &serving, &broken)
             .await
-            .map_err(|e| EngineError::AfterCommit {
-                release: served,
-                fleet: name.clone(),
-                error: e.to_string(),
-            })?;
+            .map_err(after_commit)?;
         log::info(format!(
             "release {name}: done, serving 100 % in {}",
             fmt_duration(started.elapsed())
         ));
         Ok(ledger)
+    }
+}
+
+/// The walk of a release: its traffic steps (all at once when the serving fleet is
+/// broken: it leaves the listener with the first weight change), from the serving split.
+fn walk_of(
+    spec: &ReleaseSpec,
+    ask: &Ask,
+    serving: Option<&FleetRecord>,
+    ledger: &Ledger,
+    started: Instant,
+) -> Walk {
+    Walk {
+        steps: decide::traffic_steps(
+            if ask.broken.is_some() {
+                Strategy::BlueGreen
+            } else {
+                spec.strategy
+            },
+            &spec.canary_steps,
+            spec.bake_time,
+            serving.is_none(),
+        ),
+        serving_arn: serving
+            .filter(|_| ask.broken.is_none())
+            .map(|s| s.target_group_arn.clone()),
+        retained_arns: ledger.retained_target_groups(),
+        started,
+        limit: ask.limit,
     }
 }

@@ -10,10 +10,12 @@ use crate::naming::{request_count_label, scaling_policy_name};
 use crate::spec::{REQUEST_COUNT, SCALING_METRICS};
 
 /// The policies `spec` asks of fleet `record`: request counts bound to the fleet's own
-/// target group behind the route's load balancer.
+/// target group behind the route's load balancer. `hold`: none scales in (a fleet in the
+/// middle of a release, which may have to take all traffic).
 pub(crate) fn wanted(
     spec: &ReleaseSpec,
     record: &FleetRecord,
+    hold: bool,
 ) -> Result<Vec<ScalingPolicy>, String> {
     spec.scaling
         .iter()
@@ -35,7 +37,7 @@ pub(crate) fn wanted(
                 name: scaling_policy_name(&record.fleet_name, &t.metric),
                 metric: t.metric.clone(),
                 target_value: t.target_value,
-                disable_scale_in: t.disable_scale_in,
+                disable_scale_in: t.disable_scale_in || hold,
                 resource_label,
             })
         })
@@ -73,17 +75,25 @@ impl Engine {
         record: &FleetRecord,
         fresh: bool,
     ) -> EngineResult<bool> {
-        let want = wanted(spec, record).map_err(EngineError::Refused)?;
-        if fresh && want.is_empty() {
-            return Ok(false);
-        }
-        let have = if fresh {
-            Vec::new()
-        } else {
-            self.cloud
-                .fleets
-                .scaling_policies(&record.fleet_name)
-                .await?
+        let now = self
+            .set_policies(spec, record, fresh.then(Vec::new), false)
+            .await?;
+        Ok(!now.is_empty())
+    }
+
+    /// Makes fleet `record`'s policies the ones `spec` asks (`hold`: none scales in), from
+    /// `have` (its policies as known; None: read them). Returns its policies now.
+    pub(super) async fn set_policies(
+        &self,
+        spec: &ReleaseSpec,
+        record: &FleetRecord,
+        have: Option<Vec<ScalingPolicy>>,
+        hold: bool,
+    ) -> EngineResult<Vec<ScalingPolicy>> {
+        let want = wanted(spec, record, hold).map_err(EngineError::Refused)?;
+        let have = match have {
+            Some(h) => h,
+            None => self.own_policies(&record.fleet_name).await?,
         };
         let (put, delete) = changes(&record.fleet_name, &have, &want);
         for name in &delete {
@@ -99,21 +109,67 @@ impl Engine {
                 .await?;
         }
         if !put.is_empty() || !delete.is_empty() {
-            log::info(format!(
-                "{}: scaling policies {}",
-                record.fleet_name,
-                if spec.scaling.is_empty() {
-                    "removed".to_string()
-                } else {
-                    spec.scaling
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ));
+            let what = if want.is_empty() {
+                "removed".to_string()
+            } else {
+                let list: Vec<String> = spec.scaling.iter().map(|t| t.to_string()).collect();
+                format!(
+                    "{}{}",
+                    list.join(", "),
+                    if hold {
+                        "; no scale-in until the release commits"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            log::info(format!("{}: scaling policies {what}", record.fleet_name));
         }
-        Ok(!want.is_empty())
+        Ok(want)
+    }
+
+    /// Before a release's walk: the new fleet's policies (none scaling in when `hold`: the
+    /// walk holds traffic on both fleets) — returned, an error here aborts the release —
+    /// and, when `hold`, the serving fleet's kept from scaling in too: an abort may give it
+    /// all traffic back (a failure there is logged; the walk goes on).
+    pub(super) async fn policies_before_walk(
+        &self,
+        spec: &ReleaseSpec,
+        record: &FleetRecord,
+        fresh: bool,
+        serving: Option<&FleetRecord>,
+        hold: bool,
+    ) -> EngineResult<Vec<ScalingPolicy>> {
+        let held = self
+            .set_policies(spec, record, fresh.then(Vec::new), hold)
+            .await?;
+        if let Some(s) = serving.filter(|s| hold && s.scaling) {
+            if let Err(e) = self.set_policies(spec, s, None, true).await {
+                log::warn(format!(
+                    "{}: its scaling policies could not be kept from scaling in: {e}",
+                    s.fleet_name
+                ));
+            }
+        }
+        Ok(held)
+    }
+
+    /// After an aborted walk, traffic back on the serving fleet: it scales as configured
+    /// again (a failure is logged; the plan then shows the policies as drift).
+    pub(super) async fn policies_after_abort(
+        &self,
+        spec: &ReleaseSpec,
+        serving: Option<&FleetRecord>,
+        hold: bool,
+    ) {
+        if let Some(s) = serving.filter(|s| hold && s.scaling) {
+            if let Err(e) = self.set_policies(spec, s, None, false).await {
+                log::warn(format!(
+                    "{}: its scaling policies could not be put back: {e}",
+                    s.fleet_name
+                ));
+            }
+        }
     }
 
     /// The provider's own policies of a fleet (named for it), as AWS has them.
@@ -232,13 +288,15 @@ mod tests {
         let mut record = crate::ledger::examples::fleet(2, Role::Launching);
         record.target_group_arn =
             "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-r2/123".into();
-        let w = wanted(&spec, &record).unwrap();
+        let w = wanted(&spec, &record, false).unwrap();
+        assert!(!w[0].disable_scale_in);
+        assert!(wanted(&spec, &record, true).unwrap()[0].disable_scale_in);
         assert_eq!(
             w[0].resource_label.as_deref(),
             Some("app/web/abc/targetgroup/web-r2/123")
         );
         assert_eq!(w[0].name, "web-r2-ALBRequestCountPerTarget");
         record.target_group_arn = String::new();
-        assert!(wanted(&spec, &record).is_err());
+        assert!(wanted(&spec, &record, false).is_err());
     }
 }

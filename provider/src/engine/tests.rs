@@ -1642,3 +1642,76 @@ async fn a_policy_refused_aborts_before_the_new_fleet_takes_traffic() {
         "the serving fleet keeps its policy"
     );
 }
+
+/// Fleet → whether each of its policies may scale in, by policy name.
+async fn scale_in(fake: &FakeCloud, fleet: &str) -> Vec<(String, bool)> {
+    crate::cloud::Fleets::scaling_policies(fake, fleet)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, !p.disable_scale_in))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn during_a_canary_neither_fleet_scales_in() {
+    let (fake, engine) = world();
+    engine
+        .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    let mut c = canary(IMAGE_B);
+    c.scaling = scaled(IMAGE_B, 500.0).scaling;
+    let e2 = engine.clone();
+    let c2 = c.clone();
+    let task = tokio::spawn(async move { e2.release(&c2, true, LIMIT).await });
+    // In the first pause, at 10 %: both fleets carry their policies, neither scales in.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        matches!(fake.listener(LISTENER), Some(ListenerAction::Forward(s)) if s.contains(&(tg("web-r2"), 10)))
+    );
+    let name = |f: &str| format!("{f}-ALBRequestCountPerTarget");
+    assert_eq!(
+        scale_in(&fake, "web-r1").await,
+        vec![(name("web-r1"), false)]
+    );
+    assert_eq!(
+        scale_in(&fake, "web-r2").await,
+        vec![(name("web-r2"), false)]
+    );
+    task.await.unwrap().unwrap();
+    // Committed: the new fleet scales as configured; the retained one carries none.
+    assert_eq!(
+        scale_in(&fake, "web-r2").await,
+        vec![(name("web-r2"), true)]
+    );
+    assert_eq!(scale_in(&fake, "web-r1").await, vec![]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_canary_gives_the_serving_fleet_its_scale_in_back() {
+    let (fake, engine) = world();
+    engine
+        .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
+        .await
+        .unwrap();
+    let mut c = canary(IMAGE_B);
+    c.scaling = scaled(IMAGE_B, 500.0).scaling;
+    let f2 = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        f2.set_alarm("web-5xx", true);
+    });
+    let err = engine
+        .release(&c, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Traffic stayed on release 1"), "{err}");
+    assert_eq!(
+        scale_in(&fake, "web-r1").await,
+        vec![("web-r1-ALBRequestCountPerTarget".to_string(), true)],
+        "traffic is back on it, and so is its scale-in"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
