@@ -132,6 +132,24 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
         (Some(true), Some(20))
     );
     assert_eq!(root.volume_type().map(|t| t.as_str()), Some("gp3"));
+    // Its request-count policy is on the serving fleet.
+    let policy = |fleet: &str| {
+        let aws = &h.aws;
+        let fleet = fleet.to_string();
+        async move {
+            anyhow::Ok(
+                aws.scaling_policies(&fleet)
+                    .await?
+                    .into_iter()
+                    .map(|(metric, target, _)| (metric, target))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    assert_eq!(
+        policy("web-r1").await?,
+        vec![("ALBRequestCountPerTarget".to_string(), 500.0)]
+    );
     // A release through the module: canary 20 %, then all traffic.
     user_terraform(
         &home.0,
@@ -147,6 +165,14 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
     assert_eq!(
         h.aws.listener_weights(&h.fx.listener_arn).await?,
         [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
+    );
+    assert_eq!(
+        (policy("web-r1").await?, policy("web-r2").await?),
+        (
+            vec![],
+            vec![("ALBRequestCountPerTarget".to_string(), 500.0)]
+        ),
+        "the policy moved with the release"
     );
     // The one-line rollback through the module's output: the warm fleet serves again.
     let previous =

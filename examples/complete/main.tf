@@ -176,6 +176,13 @@ resource "immutable_release" "web" {
   min_size = 2
   max_size = 6
 
+  # Autoscaling that follows the serving fleet: each new fleet gets it before it takes
+  # traffic, bound to its own target group; a retained fleet holds its capacity.
+  target_tracking {
+    predefined_metric = "ALBRequestCountPerTarget"
+    target_value      = 500
+  }
+
   load_balancer {
     listener_arn = aws_lb_listener.http.arn
     vpc_id       = aws_vpc.main.id

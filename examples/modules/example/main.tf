@@ -48,6 +48,8 @@ module "web" {
   max_size     = 2
   canary       = [{ weight = 20, pause = "1s" }]
   bake_time    = "0s"
+
+  requests_per_instance = 500
 }
 
 output "web_release" {

@@ -36,6 +36,22 @@ resource "immutable_release" "this" {
   max_size         = var.max_size
   desired_capacity = var.desired_capacity
 
+  # Scaling that moves with each release (none when both targets are null).
+  dynamic "target_tracking" {
+    for_each = var.requests_per_instance == null ? [] : [var.requests_per_instance]
+    content {
+      predefined_metric = "ALBRequestCountPerTarget"
+      target_value      = target_tracking.value
+    }
+  }
+  dynamic "target_tracking" {
+    for_each = var.cpu_target == null ? [] : [var.cpu_target]
+    content {
+      predefined_metric = "ASGAverageCPUUtilization"
+      target_value      = target_tracking.value
+    }
+  }
+
   load_balancer {
     listener_arn = var.listener_arn
     vpc_id       = var.vpc_id

@@ -157,3 +157,23 @@ variable "root_volume_kms_key_id" {
   description = "KMS key (ID, ARN or alias) that encrypts the root volume, or null for the account's default EBS key."
   default     = null
 }
+
+variable "requests_per_instance" {
+  type        = number
+  description = "Target of a request-count scaling policy: load balancer requests per instance per minute the fleet scales to hold, or null for none. Moves with each release; a retained fleet holds its capacity."
+  default     = null
+  validation {
+    condition     = coalesce(var.requests_per_instance, 1) > 0
+    error_message = "The request target (requests_per_instance) must be greater than 0, or null for no request-count policy."
+  }
+}
+
+variable "cpu_target" {
+  type        = number
+  description = "Target of a CPU scaling policy: the average CPU utilization in percent the fleet scales to hold, or null for none."
+  default     = null
+  validation {
+    condition     = coalesce(var.cpu_target, 50) > 0 && coalesce(var.cpu_target, 50) <= 100
+    error_message = "The CPU target (cpu_target) must be a percentage above 0 and at most 100, or null for no CPU policy."
+  }
+}
