@@ -67,6 +67,27 @@ async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyh
     user.terraform(&["apply", "-auto-approve", "-input=false"])
         .await?;
     assert_eq!(user.output("release").await?, "1");
+    // The fleet's template started from the platform template made in the same apply (its
+    // ID unknown at plan): its tags and detailed monitoring are there, under the release's.
+    let data = h.aws.fleet_template_data("web-r1").await?;
+    assert_eq!(data.monitoring().and_then(|m| m.enabled()), Some(true));
+    let instance_tags: Vec<(String, String)> = data
+        .tag_specifications()
+        .iter()
+        .filter(|t| t.resource_type().map(|r| r.as_str()) == Some("instance"))
+        .flat_map(|t| t.tags())
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert!(
+        instance_tags.contains(&("team".into(), "platform".into()))
+            && instance_tags.contains(&("role".into(), "web".into())),
+        "{instance_tags:?}"
+    );
 
     // 2. A canary release of a new image.
     let release_b = format!("-var=image_id={}", h.fx.image_b);

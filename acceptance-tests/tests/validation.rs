@@ -44,6 +44,9 @@ const CASES: &[Case] = &[
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"io1\"\n  }", lb_extra: "", line: "volume_type = \"io1\"", says: "iops is required" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    throughput = 2000\n  }", lb_extra: "", line: "throughput = 2000", says: "between 125 and 1000" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    encrypted = false\n    kms_key_id = \"alias/ebs\"\n  }", lb_extra: "", line: "kms_key_id = \"alias/ebs\"", says: "needs encrypted = true" },
+    // A base launch template (issue 14).
+    Case { extra: "  launch_template {\n    id = \"platform-base\"\n  }", lb_extra: "", line: "id = \"platform-base\"", says: "a launch template ID (\"lt-\" and 17 hexadecimal digits), not a name" },
+    Case { extra: "  launch_template {\n    id = \"lt-0123456789abcdef0\"\n    version = \"latest\"\n  }", lb_extra: "", line: "version = \"latest\"", says: "\"$Latest\", \"$Default\" or a version number from 1" },
     // Scaling policies (issue 14).
     Case { extra: "  target_tracking {\n    predefined_metric = \"RequestCount\"\n    target_value = 500\n  }", lb_extra: "", line: "predefined_metric = \"RequestCount\"", says: "must be one of ASGAverageCPUUtilization, ASGAverageNetworkIn, ASGAverageNetworkOut, ALBRequestCountPerTarget" },
     Case { extra: "  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 0\n  }", lb_extra: "", line: "target_value = 0", says: "must be greater than 0" },

@@ -148,6 +148,24 @@ resource "aws_iam_instance_profile" "web" {
   role = aws_iam_role.web.name
 }
 
+# The platform team's launch template: every fleet's own template starts from it (its
+# tags and detailed monitoring here); the release's arguments win over it. "$Latest" is
+# resolved to a number at plan, so a new version of it plans a release.
+resource "aws_launch_template" "base" {
+  name_prefix = "web-base-"
+  monitoring {
+    enabled = true
+  }
+  tag_specifications {
+    resource_type = "instance"
+    tags          = { team = "platform", cost-center = "web" }
+  }
+  tag_specifications {
+    resource_type = "volume"
+    tags          = { team = "platform", cost-center = "web" }
+  }
+}
+
 resource "immutable_release" "web" {
   name                 = "web"
   image_id             = var.image_id
@@ -160,6 +178,11 @@ resource "immutable_release" "web" {
     systemctl enable --now web
   EOT
   instance_tags        = { role = "web" }
+
+  launch_template {
+    id      = aws_launch_template.base.id
+    version = "$Latest"
+  }
 
   # IMDSv2 only (the default, said out loud) and an encrypted gp3 root volume.
   metadata_options {

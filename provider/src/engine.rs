@@ -268,6 +268,19 @@ impl Engine {
         Ok(self.cloud.images.image_state(image_id).await?)
     }
 
+    /// What version `version` of launch template `id` resolves to.
+    pub async fn base_template_version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> EngineResult<crate::cloud::BaseVersion> {
+        Ok(self
+            .cloud
+            .fleets
+            .resolve_launch_template(id, version)
+            .await?)
+    }
+
     /// The alarms of `names` that do not exist.
     pub async fn missing_alarms(&self, names: &[String]) -> EngineResult<Vec<String>> {
         Ok(self.cloud.alarms.missing(names).await?)

@@ -138,6 +138,28 @@ pub struct BlockDevice {
     pub delete_on_termination: bool,
 }
 
+/// Checks `launch_template.id`: `lt-` and 17 hexadecimal digits (8 in older accounts).
+pub fn check_launch_template_id(id: &str) -> Result<(), String> {
+    let hex = id.strip_prefix("lt-").unwrap_or("");
+    if !(matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_hexdigit())) {
+        return Err(format!(
+            "launch_template.id must be a launch template ID (\"lt-\" and 17 hexadecimal digits), not a name; got {id:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `launch_template.version`: `$Latest`, `$Default` or a version number from 1.
+pub fn check_launch_template_version(version: &str) -> Result<(), String> {
+    let number = version.parse::<i64>().is_ok_and(|n| n >= 1) && !version.starts_with('+');
+    if !(number || version == "$Latest" || version == "$Default") {
+        return Err(format!(
+            "launch_template.version must be \"$Latest\", \"$Default\" or a version number from 1 (resolved to a number at plan); got {version:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// The metrics a target-tracking policy may follow (`target_tracking.predefined_metric`).
 pub const SCALING_METRICS: [&str; 4] = [
     "ASGAverageCPUUtilization",
@@ -392,6 +414,18 @@ pub struct FleetSpec {
     pub metadata: MetadataOptions,
     /// EBS volumes; empty: the image's own mappings.
     pub block_devices: Vec<BlockDevice>,
+    /// The user's launch template (and its version, resolved to a number at plan) that
+    /// each fleet's own template starts from; the release's arguments win over it.
+    pub base: Option<BaseTemplate>,
+}
+
+/// A launch template of the user's, at one version number (`launch_template`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BaseTemplate {
+    /// Its ID, `lt-…`.
+    pub id: String,
+    /// The version number `version` resolved to at plan.
+    pub version: i64,
 }
 
 /// FNV-1a 64 of `text`, as 16 hex digits.
@@ -512,6 +546,9 @@ impl FleetSpec {
                 q(&m.http_endpoint),
                 q(&m.instance_metadata_tags)
             ));
+        }
+        if let Some(b) = &self.base {
+            out.push(format!("launch_template={},{}", q(&b.id), b.version));
         }
         let num = |v: Option<i64>| v.map_or("null".to_string(), |n| n.to_string());
         for d in &self.block_devices {
@@ -895,6 +932,7 @@ pub(crate) mod examples {
             monitoring: false,
             metadata: MetadataOptions::default(),
             block_devices: Vec::new(),
+            base: None,
         }
     }
 
@@ -1048,6 +1086,24 @@ mod tests {
             (
                 "hop limit",
                 Box::new(|f| f.metadata.http_put_response_hop_limit = 1),
+            ),
+            (
+                "base launch template",
+                Box::new(|f| {
+                    f.base = Some(BaseTemplate {
+                        id: "lt-0123456789abcdef0".into(),
+                        version: 3,
+                    })
+                }),
+            ),
+            (
+                "another version of it",
+                Box::new(|f| {
+                    f.base = Some(BaseTemplate {
+                        id: "lt-0123456789abcdef0".into(),
+                        version: 4,
+                    })
+                }),
             ),
             (
                 "root volume",
@@ -1229,6 +1285,7 @@ mod tests {
             monitoring: false,
             metadata: MetadataOptions::default(),
             block_devices: Vec::new(),
+            base: None,
         }
     }
 
@@ -1356,6 +1413,34 @@ mod tests {
                 })
                 .collect();
             assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn launch_template_checks() {
+        for (id, ok) in [
+            ("lt-0123456789abcdef0", true),
+            ("lt-01234567", true),
+            ("lt-0123456789ABCDEF0", true),
+            ("lt-xyz", false),
+            ("web-base", false),
+            ("", false),
+            ("lt-0123456789abcdef", false),
+        ] {
+            assert_eq!(check_launch_template_id(id).is_ok(), ok, "{id}");
+        }
+        for (v, ok) in [
+            ("$Latest", true),
+            ("$Default", true),
+            ("1", true),
+            ("42", true),
+            ("0", false),
+            ("-1", false),
+            ("+3", false),
+            ("latest", false),
+            ("", false),
+        ] {
+            assert_eq!(check_launch_template_version(v).is_ok(), ok, "{v}");
         }
     }
 }

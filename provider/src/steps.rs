@@ -19,6 +19,8 @@ pub enum Step {
         count: Option<i64>,
         instance_type: String,
         image_id: String,
+        /// The user's launch template and the version number its template starts from.
+        base: Option<(String, i64)>,
     },
     /// Finish a fleet an interrupted apply left half-made: traffic back on the serving
     /// split first, then its health gate and the rest of its walk.
@@ -100,13 +102,20 @@ impl std::fmt::Display for Step {
                 count,
                 instance_type,
                 image_id,
-            } => match count {
-                Some(n) => write!(f, "launch {fleet}: {n} × {instance_type} from {image_id}"),
-                None => write!(
-                    f,
-                    "launch {fleet}: {instance_type} from {image_id}, as many as the serving fleet's desired capacity"
-                ),
-            },
+                base,
+            } => {
+                match count {
+                    Some(n) => write!(f, "launch {fleet}: {n} × {instance_type} from {image_id}")?,
+                    None => write!(
+                        f,
+                        "launch {fleet}: {instance_type} from {image_id}, as many as the serving fleet's desired capacity"
+                    )?,
+                }
+                match base {
+                    Some((id, version)) => write!(f, ", on launch template {id} version {version}"),
+                    None => Ok(()),
+                }
+            }
             Step::Finish { fleet, serving } => match serving {
                 Some(s) => write!(
                     f,
@@ -329,6 +338,7 @@ fn release_steps(
                     count: (explicit_desired || serving.is_none()).then_some(spec.capacity.desired),
                     instance_type: spec.fleet.instance_type.clone(),
                     image_id: spec.fleet.image_id.clone(),
+                    base: spec.fleet.base.as_ref().map(|b| (b.id.clone(), b.version)),
                 },
                 gate(spec, &fleet, checks(spec)),
             ]

@@ -15,11 +15,13 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use base64::Engine;
 
+mod base;
+
 use super::batch::Batch;
 use super::{
-    Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, ScalingPolicy, Snapshot,
-    TargetGroupInfo, TargetHealth, Traffic,
+    Alarms, BaseVersion, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images,
+    InstanceStatus, LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState,
+    ScalingPolicy, Snapshot, TargetGroupInfo, TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -93,6 +95,32 @@ pub fn ledger_template_name(release_name: &str) -> String {
 }
 
 impl AwsCloud {
+    /// The launch template data of version `version` of the user's template `id`.
+    async fn base_template_data(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> CloudResult<ec2::types::ResponseLaunchTemplateData> {
+        let what = format!("reading version {version} of base launch template ({id})");
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions(version.to_string())
+            .send()
+            .await
+            .map_err(err(what.clone()))?;
+        out.launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .cloned()
+            .ok_or_else(|| CloudError::Api {
+                action: what,
+                code: "InvalidLaunchTemplateId.VersionNotFound".into(),
+                message: format!("launch template {id} has no version {version}"),
+            })
+    }
+
     /// A ledger write that found another between this process's read (version `read`) and
     /// its write (`written`) is taken back, the other stays the latest, and nothing more is
     /// written until the ledger is read again: the error says so.
@@ -402,6 +430,9 @@ impl Fleets for AwsCloud {
                 );
             }
         }
+        if let Some(b) = &spec.base {
+            data = base::merge(data, &self.base_template_data(&b.id, b.version).await?);
+        }
         let out = self
             .ec2
             .create_launch_template()
@@ -436,6 +467,32 @@ impl Fleets for AwsCloud {
                 .to_string(),
             lt.and_then(|l| l.latest_version_number()).unwrap_or(1),
         ))
+    }
+
+    async fn resolve_launch_template(&self, id: &str, version: &str) -> CloudResult<BaseVersion> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions(version)
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(o
+                .launch_template_versions()
+                .first()
+                .and_then(|v| v.version_number())
+                .map_or(BaseVersion::NoVersion, BaseVersion::Number)),
+            Err(e) => match e.code() {
+                Some("InvalidLaunchTemplateId.NotFound" | "InvalidLaunchTemplateId.Malformed") => {
+                    Ok(BaseVersion::NoTemplate)
+                }
+                Some("InvalidLaunchTemplateId.VersionNotFound") => Ok(BaseVersion::NoVersion),
+                _ => Err(err(format!(
+                    "reading version {version} of launch template ({id})"
+                ))(e)),
+            },
+        }
     }
 
     async fn find_launch_template(

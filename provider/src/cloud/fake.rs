@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Alarms, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images, InstanceStatus,
-    LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState, ScalingPolicy, Snapshot,
-    TargetGroupInfo, TargetHealth, Traffic,
+    Alarms, BaseVersion, CloudError, CloudResult, Fleets, GroupRequest, GroupStatus, Images,
+    InstanceStatus, LeaseRecord, LedgerStore, ListenerAction, Owned, Route, RouteState,
+    ScalingPolicy, Snapshot, TargetGroupInfo, TargetHealth, Traffic,
 };
 use crate::ledger::Ledger;
 use crate::spec::{Capacity, FleetSpec, TargetGroupSpec};
@@ -86,6 +86,10 @@ struct State {
     leases: BTreeMap<String, LeaseRecord>,
     /// Group → its scaling policies (gone with the group, as in AWS).
     policies: BTreeMap<String, Vec<ScalingPolicy>>,
+    /// The user's launch templates: ID → (default version, latest version).
+    bases: BTreeMap<String, (i64, i64)>,
+    /// A fleet's template name → the base template version it started from.
+    template_bases: BTreeMap<String, (String, i64)>,
 }
 
 /// Reads of its group a new instance is `Pending` for, by default.
@@ -183,6 +187,25 @@ impl FakeCloud {
             .get(action)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// A launch template of the user's, with versions 1 to `latest`, `default` the default.
+    pub fn add_base_template(&self, id: &str, default: i64, latest: i64) {
+        self.state
+            .lock()
+            .unwrap()
+            .bases
+            .insert(id.into(), (default, latest));
+    }
+
+    /// The base template version a fleet's template started from.
+    pub fn template_base(&self, fleet: &str) -> Option<(String, i64)> {
+        self.state
+            .lock()
+            .unwrap()
+            .template_bases
+            .get(fleet)
+            .cloned()
     }
 
     /// A group as it is now.
@@ -451,6 +474,21 @@ fn launch(s: &mut State, group: &str, desired: i64) {
 
 #[async_trait]
 impl Fleets for FakeCloud {
+    async fn resolve_launch_template(&self, id: &str, version: &str) -> CloudResult<BaseVersion> {
+        let s = self.call("DescribeLaunchTemplateVersions")?;
+        let Some((default, latest)) = s.bases.get(id).copied() else {
+            return Ok(BaseVersion::NoTemplate);
+        };
+        Ok(match version {
+            "$Latest" => BaseVersion::Number(latest),
+            "$Default" => BaseVersion::Number(default),
+            n => match n.parse::<i64>() {
+                Ok(n) if (1..=latest).contains(&n) => BaseVersion::Number(n),
+                _ => BaseVersion::NoVersion,
+            },
+        })
+    }
+
     async fn create_launch_template(
         &self,
         name: &str,
@@ -473,6 +511,19 @@ impl Fleets for FakeCloud {
                 code: "InvalidParameterValue".into(),
                 message: format!("User data is limited to 16384 bytes; {} given", ud.len()),
             });
+        }
+        if let Some(b) = &spec.base {
+            // As EC2: the base version is read, and must exist.
+            let exists = s.bases.get(&b.id).is_some_and(|(_, l)| b.version <= *l);
+            if !exists {
+                return Err(CloudError::Api {
+                    action: "DescribeLaunchTemplateVersions".into(),
+                    code: "InvalidLaunchTemplateId.VersionNotFound".into(),
+                    message: format!("no version {} of launch template {}", b.version, b.id),
+                });
+            }
+            s.template_bases
+                .insert(name.into(), (b.id.clone(), b.version));
         }
         s.next_id += 1;
         let id = format!("lt-{:08x}", s.next_id);

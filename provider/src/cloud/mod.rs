@@ -134,6 +134,17 @@ pub struct GroupRequest {
     pub tags: BTreeMap<String, String>,
 }
 
+/// What a launch template version resolves to (`launch_template`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseVersion {
+    /// The version's number.
+    Number(i64),
+    /// No launch template has that ID.
+    NoTemplate,
+    /// The template exists, that version does not.
+    NoVersion,
+}
+
 /// A target-tracking scaling policy of a group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalingPolicy {
@@ -260,6 +271,9 @@ pub trait Fleets: Send + Sync {
         tags: &BTreeMap<String, String>,
         instance_tags: &BTreeMap<String, String>,
     ) -> CloudResult<(String, i64)>;
+    /// The number a version of launch template `id` resolves to (`$Latest`, `$Default` or a
+    /// number), or which of the two does not exist.
+    async fn resolve_launch_template(&self, id: &str, version: &str) -> CloudResult<BaseVersion>;
     /// Finds a launch template by name: its ID and tags.
     async fn find_launch_template(
         &self,

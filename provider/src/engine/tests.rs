@@ -1715,3 +1715,65 @@ async fn an_aborted_canary_gives_the_serving_fleet_its_scale_in_back() {
     );
     assert_eq!(fake.group_names(), vec!["web-r1"]);
 }
+
+/// The example release on version `version` of the user's template `lt-0123456789abcdef0`.
+fn on_base(image: &str, version: i64) -> ReleaseSpec {
+    let mut s = spec(image);
+    s.fleet.base = Some(BaseTemplate {
+        id: "lt-0123456789abcdef0".into(),
+        version,
+    });
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_base_template_version_is_a_release_and_going_back_a_rollback() {
+    let (fake, engine) = world();
+    fake.add_base_template("lt-0123456789abcdef0", 1, 2);
+    engine
+        .release(&on_base(IMAGE_A, 1), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.template_base("web-r1"),
+        Some(("lt-0123456789abcdef0".to_string(), 1)),
+        "the fleet's template started from the base version"
+    );
+    // Version 2 of the base, same image: a new fleet.
+    let ledger = engine
+        .release(&on_base(IMAGE_A, 2), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    assert_eq!(
+        fake.template_base("web-r2"),
+        Some(("lt-0123456789abcdef0".to_string(), 2))
+    );
+    // Back to version 1: the retained fleet serves again, nothing launched.
+    let made = fake.calls("CreateAutoScalingGroup");
+    let ledger = engine
+        .release(&on_base(IMAGE_A, 1), true, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), made);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_base_version_gone_by_apply_aborts_with_traffic_unmoved() {
+    let (fake, engine) = world();
+    fake.add_base_template("lt-0123456789abcdef0", 1, 1);
+    engine
+        .release(&on_base(IMAGE_A, 1), true, LIMIT)
+        .await
+        .unwrap();
+    let before = fake.listener(LISTENER);
+    let err = engine
+        .release(&on_base(IMAGE_A, 5), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no version 5"), "{err}");
+    assert_eq!(fake.listener(LISTENER), before);
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}

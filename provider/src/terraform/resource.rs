@@ -10,12 +10,12 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::state::{HistoryItem, ReleaseState, TargetTrackingBlock};
 use super::{context, schema, Context, SharedContext};
-use crate::cloud::Route;
+use crate::cloud::{BaseVersion, Route};
 use crate::decide::PlanKind;
 use crate::engine::{self, EngineError, Observed};
 use crate::ledger::{Ledger, Role};
 use crate::log;
-use crate::spec::ReleaseSpec;
+use crate::spec::{self, ReleaseSpec};
 use crate::steps::{self, Step};
 use serde::{Deserialize, Serialize};
 
@@ -374,6 +374,43 @@ impl ReleaseResource {
                 }
             }
             Ok(_) => {}
+            Err(e) => diags.root_error("AWS call failed", e.to_string()),
+        }
+    }
+
+    /// `launch_template`: the number its version resolves to now (unknown while the ID is),
+    /// or an error on the attribute when the template or that version does not exist.
+    async fn resolve_base(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &mut ReleaseState,
+    ) {
+        let Value::Value(lt) = &mut planned.launch_template else {
+            return;
+        };
+        lt.resolved_version = Value::Unknown;
+        let (Value::Value(id), Value::Value(version)) = (&lt.id, &lt.version) else {
+            return;
+        };
+        if spec::check_launch_template_id(id).is_err()
+            || spec::check_launch_template_version(version).is_err()
+        {
+            return; // said by validation
+        }
+        let at = |a: &'static str| AttributePath::new("launch_template").attribute(a);
+        match ctx.engine.base_template_version(id, version).await {
+            Ok(BaseVersion::Number(n)) => lt.resolved_version = Value::Value(n),
+            Ok(BaseVersion::NoTemplate) => diags.error(
+                "Launch template not found",
+                format!("launch_template.id {id} does not exist in this region: give the ID of an existing launch template (or one this configuration creates)"),
+                at("id"),
+            ),
+            Ok(BaseVersion::NoVersion) => diags.error(
+                "Launch template version not found",
+                format!("launch_template.version {version} of {id} does not exist: give \"$Latest\", \"$Default\" or an existing version number"),
+                at("version"),
+            ),
             Err(e) => diags.root_error("AWS call failed", e.to_string()),
         }
     }
@@ -782,6 +819,7 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
+        self.resolve_base(ctx, diags, &mut planned).await;
         let first = planned.to_spec(&ctx.default_tags).ok().map(|spec| {
             steps::plan(
                 &PlanKind::Release,
@@ -826,6 +864,7 @@ impl Resource for ReleaseResource {
         let ctx = context(&self.shared, diags)?;
         let mut planned = ReleaseState::with_defaults(&config, Some(&prior));
         planned.copy_read_only(&prior);
+        self.resolve_base(ctx, diags, &mut planned).await;
         if planned.alarm_names != prior.alarm_names {
             self.check_alarms(ctx, diags, &planned, false).await;
         }

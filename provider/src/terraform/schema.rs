@@ -118,6 +118,15 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let launch_template = block(
+        "A launch template of yours that every fleet's own template starts from (network interfaces, placement, tags, profile, key, user data, volumes, security groups, ...); the release's own arguments win over it, and the image, instance type and metadata options are always the release's. Fleet-shaping: a new version of it is a release.",
+        vec![
+            ("id", attr(T::String, C::Required, "Its ID (`lt-…`); must exist, checked at plan.")),
+            ("version", attr(T::String, oc.clone(), "`\"$Latest\"`, `\"$Default\"` or a version number; resolved to a number at plan, never used as `$Latest` afterwards. Defaults to `\"$Default\"`.")),
+            ("resolved_version", attr(T::Number, C::Computed, "The number `version` resolved to at plan: part of what shapes a fleet, so a new version of the template shows here and plans a release.")),
+        ],
+        vec![],
+    );
     let target_tracking = block(
         "A target-tracking scaling policy (0–5 blocks, each metric once) that the serving fleet carries: put on each new fleet before it takes traffic, taken off a fleet when it is retained (it holds its capacity until its rollback window ends), put back on rollback. Changing them is a settings update of the serving fleet, not a release.",
         vec![
@@ -228,6 +237,7 @@ pub fn release_schema() -> Schema {
                 ("load_balancer", NestedBlock::Single(load_balancer)),
                 ("health", NestedBlock::Optional(health)),
                 ("metadata_options", NestedBlock::Optional(metadata_options)),
+                ("launch_template", NestedBlock::Optional(launch_template)),
                 ("block_device", NestedBlock::List(block_device)),
                 ("canary_step", NestedBlock::List(canary_step)),
                 ("target_tracking", NestedBlock::List(target_tracking)),

@@ -172,6 +172,16 @@ pub struct CanaryStepBlock {
     pub pause: Str,
 }
 
+/// `launch_template`: the user's template every fleet's template starts from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateBlock {
+    pub id: Str,
+    pub version: Str,
+    /// Computed at plan: the number `version` resolves to.
+    pub resolved_version: Num,
+}
+
 /// One `target_tracking`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -231,6 +241,8 @@ pub struct ReleaseState {
     pub monitoring: Value<bool>,
     #[serde(with = "serde_as_vec")]
     pub metadata_options: Value<MetadataOptionsBlock>,
+    #[serde(with = "serde_as_vec")]
+    pub launch_template: Value<LaunchTemplateBlock>,
     pub block_device: Value<Vec<BlockDeviceBlock>>,
     pub min_size: Num,
     pub max_size: Num,
@@ -341,6 +353,9 @@ impl ReleaseState {
                 s.pause = or(&s.pause, "0s".into());
             }
         }
+        if let Value::Value(lt) = &mut p.launch_template {
+            lt.version = or(&lt.version, "$Default".into());
+        }
         if let Value::Value(policies) = &mut p.target_tracking {
             for t in policies.iter_mut() {
                 t.disable_scale_in = or(&t.disable_scale_in, false);
@@ -445,6 +460,14 @@ impl ReleaseState {
                     .map(BlockDeviceBlock::spec)
                     .collect::<Option<_>>()?,
                 Value::Null => Vec::new(),
+                Value::Unknown => return None,
+            },
+            base: match &self.launch_template {
+                Value::Value(b) => Some(spec::BaseTemplate {
+                    id: known(&b.id)?,
+                    version: known(&b.resolved_version)?,
+                }),
+                Value::Null => None,
                 Value::Unknown => return None,
             },
         })
@@ -624,6 +647,18 @@ impl ReleaseState {
 
     /// `key_name`, `metadata_options` and each `block_device` (checked once known).
     fn validate_launch_settings(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        if let Value::Value(lt) = &self.launch_template {
+            if let Value::Value(id) = &lt.id {
+                if let Err(e) = spec::check_launch_template_id(id) {
+                    fail(path(&["launch_template", "id"]), e);
+                }
+            }
+            if let Value::Value(v) = &lt.version {
+                if let Err(e) = spec::check_launch_template_version(v) {
+                    fail(path(&["launch_template", "version"]), e);
+                }
+            }
+        }
         if let Value::Value(k) = &self.key_name {
             if k.trim().is_empty() || k.len() > 255 {
                 fail(
