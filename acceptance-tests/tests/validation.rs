@@ -44,6 +44,7 @@ const CASES: &[Case] = &[
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    volume_type = \"io1\"\n  }", lb_extra: "", line: "volume_type = \"io1\"", says: "iops is required" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    throughput = 2000\n  }", lb_extra: "", line: "throughput = 2000", says: "between 125 and 1000" },
     Case { extra: "  block_device {\n    device_name = \"/dev/xvda\"\n    encrypted = false\n    kms_key_id = \"alias/ebs\"\n  }", lb_extra: "", line: "kms_key_id = \"alias/ebs\"", says: "needs encrypted = true" },
+    Case { extra: "  key_name = \"nobody\"", lb_extra: "", line: "key_name = \"nobody\"", says: "is not an EC2 key pair in this region" },
     // A base launch template (issue 14).
     Case { extra: "  launch_template {\n    id = \"platform-base\"\n  }", lb_extra: "", line: "id = \"platform-base\"", says: "a launch template ID (\"lt-\" and 17 hexadecimal digits), not a name" },
     Case { extra: "  launch_template {\n    id = \"lt-0123456789abcdef0\"\n    version = \"latest\"\n  }", lb_extra: "", line: "version = \"latest\"", says: "\"$Latest\", \"$Default\" or a version number from 1" },

@@ -281,6 +281,11 @@ impl Engine {
             .await?)
     }
 
+    /// Whether an EC2 key pair of that name exists.
+    pub async fn key_pair_exists(&self, name: &str) -> EngineResult<bool> {
+        Ok(self.cloud.images.key_pair_exists(name).await?)
+    }
+
     /// The alarms of `names` that do not exist.
     pub async fn missing_alarms(&self, names: &[String]) -> EngineResult<Vec<String>> {
         Ok(self.cloud.alarms.missing(names).await?)

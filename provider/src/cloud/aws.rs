@@ -1692,6 +1692,14 @@ impl Images for AwsCloud {
             Err(e) => Err(err(format!("reading image ({image_id})"))(e)),
         }
     }
+
+    async fn key_pair_exists(&self, name: &str) -> CloudResult<bool> {
+        match self.ec2.describe_key_pairs().key_names(name).send().await {
+            Ok(out) => Ok(!out.key_pairs().is_empty()),
+            Err(e) if e.code() == Some("InvalidKeyPair.NotFound") => Ok(false),
+            Err(e) => Err(err(format!("reading key pair ({name})"))(e)),
+        }
+    }
 }
 
 #[async_trait]

@@ -86,6 +86,8 @@ struct State {
     leases: BTreeMap<String, LeaseRecord>,
     /// Group → its scaling policies (gone with the group, as in AWS).
     policies: BTreeMap<String, Vec<ScalingPolicy>>,
+    /// EC2 key pairs by name.
+    key_pairs: BTreeSet<String>,
     /// The user's launch templates: ID → (default version, latest version).
     bases: BTreeMap<String, (i64, i64)>,
     /// A fleet's template name → the base template version it started from.
@@ -187,6 +189,11 @@ impl FakeCloud {
             .get(action)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// An EC2 key pair.
+    pub fn add_key_pair(&self, name: &str) {
+        self.state.lock().unwrap().key_pairs.insert(name.into());
     }
 
     /// A launch template of the user's, with versions 1 to `latest`, `default` the default.
@@ -1087,6 +1094,11 @@ impl Images for FakeCloud {
     async fn image_state(&self, image_id: &str) -> CloudResult<Option<String>> {
         let s = self.call("DescribeImages")?;
         Ok(s.images.get(image_id).cloned())
+    }
+
+    async fn key_pair_exists(&self, name: &str) -> CloudResult<bool> {
+        let s = self.call("DescribeKeyPairs")?;
+        Ok(s.key_pairs.contains(name))
     }
 }
 

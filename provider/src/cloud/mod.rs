@@ -384,11 +384,13 @@ pub trait Traffic: Send + Sync {
     async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool>;
 }
 
-/// Machine images.
+/// Machine images and key pairs: what an instance is launched from.
 #[async_trait]
 pub trait Images: Send + Sync {
     /// The image's state (`available`, `pending`, ...), None when it does not exist.
     async fn image_state(&self, image_id: &str) -> CloudResult<Option<String>>;
+    /// Whether an EC2 key pair of that name exists in the region.
+    async fn key_pair_exists(&self, name: &str) -> CloudResult<bool>;
 }
 
 /// CloudWatch alarms.

@@ -415,7 +415,8 @@ impl ReleaseResource {
         }
     }
 
-    /// Checks that need AWS: the image exists and is available; the listener exists.
+    /// Checks that need AWS: the image exists and is available, the key pair exists (with
+    /// `image`: what instances launch from); the listener exists.
     async fn check_in_aws(
         &self,
         ctx: &Context,
@@ -438,6 +439,19 @@ impl ReleaseResource {
                         AttributePath::new("image_id"),
                     ),
                     Ok(Some(_)) => {}
+                    Err(e) => diags.root_error("AWS call failed", e.to_string()),
+                }
+            }
+        }
+        if image {
+            if let Value::Value(key) = &planned.key_name {
+                match ctx.engine.key_pair_exists(key).await {
+                    Ok(true) => {}
+                    Ok(false) => diags.error(
+                        "Key pair not found",
+                        format!("key_name {key} is not an EC2 key pair in this region: AWS would refuse every launch; import or create the key pair first"),
+                        AttributePath::new("key_name"),
+                    ),
                     Err(e) => diags.root_error("AWS call failed", e.to_string()),
                 }
             }
@@ -902,7 +916,7 @@ impl Resource for ReleaseResource {
                 ctx,
                 diags,
                 &planned,
-                planned.image_id != prior.image_id,
+                planned.image_id != prior.image_id || planned.key_name != prior.key_name,
                 false,
             )
             .await;
