@@ -569,7 +569,9 @@ impl Engine {
         // The serving fleet's scaling policies as configured.
         if let Some(active) = ledger.active().cloned().filter(|_| !just_released) {
             if !spec.scaling.is_empty() || active.scaling {
-                let carries = self.scale_with_policies(spec, &active, false).await?;
+                let carries = self
+                    .scale_with_policies(spec, &active, !active.scaling)
+                    .await?;
                 ledger.set_scaling(active.release, carries);
             }
         }

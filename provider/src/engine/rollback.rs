@@ -43,7 +43,11 @@ impl Engine {
             });
         }
         // Its scaling policies back before it takes traffic.
-        let carries = match self.scale_with_policies(spec, &target, false).await {
+        // A retained fleet whose record says it carries none is not read.
+        let carries = match self
+            .scale_with_policies(spec, &target, !target.scaling)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let mut back = target.clone();

@@ -67,8 +67,9 @@ pub(crate) fn changes(
 }
 
 impl Engine {
-    /// Makes fleet `record`'s policies the ones `spec` asks; `fresh`: its group was just
-    /// made and has none (nothing to read). Returns whether it carries any now.
+    /// Makes fleet `record`'s policies the ones `spec` asks; `fresh`: it has none (its
+    /// group was just made, or its record says so): nothing to read. Returns whether it
+    /// carries any now.
     pub(super) async fn scale_with_policies(
         &self,
         spec: &ReleaseSpec,
