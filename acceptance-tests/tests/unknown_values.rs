@@ -90,6 +90,14 @@ resource "immutable_release" "web" {{
     grace_period = {grace}
   }}
 
+  # A block allowed once, from a `dynamic` whose for_each is unknown at plan.
+  dynamic "metadata_options" {{
+    for_each = length(immutable_release.base.fleet_name) > 0 ? [3] : []
+    content {{
+      http_put_response_hop_limit = metadata_options.value
+    }}
+  }}
+
   strategy = "canary"
   dynamic "canary_step" {{
     for_each = [10, 50]
@@ -166,6 +174,13 @@ output "web_traffic" {{ value = immutable_release.web.traffic }}
     want.sort();
     assert_eq!(subnets, want);
     assert_eq!(group.desired_capacity(), Some(2));
+    let data = h.aws.fleet_template_data("web-r1").await?;
+    assert_eq!(
+        data.metadata_options()
+            .and_then(|m| m.http_put_response_hop_limit()),
+        Some(3),
+        "the dynamic block unknown at plan reached the fleet's template"
+    );
     assert!(
         group
             .tags()

@@ -18,6 +18,15 @@ resource "immutable_release" "this" {
   key_name             = var.key_name
   monitoring           = var.detailed_monitoring
 
+  # The platform team's launch template, when given: each fleet's template starts from it.
+  dynamic "launch_template" {
+    for_each = var.base_launch_template_id == null ? [] : [var.base_launch_template_id]
+    content {
+      id      = launch_template.value
+      version = var.base_launch_template_version
+    }
+  }
+
   # IMDSv2 only; the hop limit lets containers on the instance reach it.
   metadata_options {
     http_tokens                 = "required"

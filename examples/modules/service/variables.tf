@@ -177,3 +177,23 @@ variable "cpu_target" {
     error_message = "The CPU target (cpu_target) must be a percentage above 0 and at most 100, or null for no CPU policy."
   }
 }
+
+variable "base_launch_template_id" {
+  type        = string
+  description = "ID of the platform team's launch template that every fleet's own template starts from (network interfaces, placement, tags, ...), or null for none. The module's own settings win over it."
+  default     = null
+  validation {
+    condition     = can(regex("^lt-([0-9a-f]{8}|[0-9a-f]{17})$", coalesce(var.base_launch_template_id, "lt-00000000")))
+    error_message = "The base launch template (base_launch_template_id) must be a launch template ID such as \"lt-0123456789abcdef0\", not a name."
+  }
+}
+
+variable "base_launch_template_version" {
+  type        = string
+  description = "Version of the base launch template: \"$Latest\", \"$Default\" or a number. Resolved to a number at plan: a new version of the template is a release."
+  default     = "$Default"
+  validation {
+    condition     = can(regex("^(\\$Latest|\\$Default|[1-9][0-9]*)$", var.base_launch_template_version))
+    error_message = "The base launch template version (base_launch_template_version) must be \"$Latest\", \"$Default\" or a version number from 1."
+  }
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::Schema;
-use tf_provider::value::{serde_as_vec, Value, ValueEmpty};
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::cloud::aws::{AwsCloud, AwsSettings};
@@ -56,7 +56,7 @@ pub struct ProviderConfig {
     region: Value<String>,
     profile: Value<String>,
     endpoint_url: Value<String>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "one_block")]
     endpoints: Value<EndpointsBlock>,
     poll_interval: Value<String>,
     max_retries: Value<i64>,
@@ -185,5 +185,50 @@ impl Provider for ImmutableProvider {
             Box::new(data_source::ReleaseDataSource::new(self.shared.clone()))
                 as Box<dyn DynamicDataSource>,
         )]))
+    }
+}
+
+/// A block of at most one (`NestedBlock::Optional`), which Terraform sends as a list: as
+/// `tf_provider::value::serde_as_vec`, and a wholly unknown list (a `dynamic` block whose
+/// `for_each` is not known yet, as a module's inputs at `validate`) is read as unknown
+/// instead of refused.
+pub(crate) mod one_block {
+    use serde::{de::Error, Deserialize, Serialize};
+    use tf_provider::value::Value;
+
+    /// `[value]`, `[]` for null, unknown for unknown.
+    pub fn serialize<T, S>(value: &Value<T>, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        S: serde::Serializer,
+        T: Serialize + Clone,
+    {
+        let list: Value<Vec<T>> = match value {
+            Value::Value(v) => Value::Value(vec![v.clone()]),
+            Value::Null => Value::Value(Vec::new()),
+            Value::Unknown => Value::Unknown,
+        };
+        list.serialize(serializer)
+    }
+
+    /// The list's one element, null for an empty or null list, unknown for an unknown one.
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Value<T>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        match Value::<Vec<Value<T>>>::deserialize(deserializer)? {
+            Value::Unknown => Ok(Value::Unknown),
+            Value::Null => Ok(Value::Null),
+            Value::Value(list) => {
+                let mut items = list.into_iter();
+                match (items.next(), items.next()) {
+                    (None, _) => Ok(Value::Null),
+                    (Some(v), None) => Ok(v),
+                    (Some(_), Some(_)) => Err(D::Error::custom(
+                        "a block allowed once is given more than once",
+                    )),
+                }
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tf_provider::value::{serde_as_vec, Value};
+use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::spec::{
@@ -90,7 +90,7 @@ pub struct LoadBalancerBlock {
     pub vpc_id: Str,
     pub port: Num,
     pub protocol: Str,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "super::one_block")]
     pub health_check: Value<HealthCheckBlock>,
     pub deregistration_delay: Num,
 }
@@ -239,16 +239,16 @@ pub struct ReleaseState {
     pub instance_tags: StrMap,
     pub key_name: Str,
     pub monitoring: Value<bool>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "super::one_block")]
     pub metadata_options: Value<MetadataOptionsBlock>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "super::one_block")]
     pub launch_template: Value<LaunchTemplateBlock>,
     pub block_device: Value<Vec<BlockDeviceBlock>>,
     pub min_size: Num,
     pub max_size: Num,
     pub desired_capacity: Num,
     pub load_balancer: Value<LoadBalancerBlock>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "super::one_block")]
     pub health: Value<HealthBlock>,
     pub strategy: Str,
     pub canary_step: Value<Vec<CanaryStepBlock>>,
@@ -259,7 +259,7 @@ pub struct ReleaseState {
     pub rollback_window: Str,
     pub history_limit: Num,
     pub tags: StrMap,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "super::one_block")]
     pub timeouts: Value<TimeoutsBlock>,
     // Read-only.
     pub release: Num,
