@@ -350,6 +350,23 @@ impl Aws {
             .collect())
     }
 
+    /// The tags a launch template's data puts on the instances it launches.
+    pub fn instance_tags(
+        data: &ec2::types::ResponseLaunchTemplateData,
+    ) -> BTreeMap<String, String> {
+        data.tag_specifications()
+            .iter()
+            .filter(|s| s.resource_type() == Some(&ec2::types::ResourceType::Instance))
+            .flat_map(|s| s.tags())
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().into(),
+                    t.value().unwrap_or_default().into(),
+                )
+            })
+            .collect()
+    }
+
     /// The launch template data of the version fleet `group` runs (as its group pins it).
     pub async fn fleet_template_data(
         &self,

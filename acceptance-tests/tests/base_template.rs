@@ -143,18 +143,7 @@ async fn fleets_start_from_the_base_template_and_follow_its_versions() -> anyhow
         .iter()
         .any(|m| m.device_name() == Some("/dev/xvdf")
             && m.ebs().and_then(|e| e.volume_size()) == Some(50)));
-    let instance_tags: std::collections::BTreeMap<String, String> = data
-        .tag_specifications()
-        .iter()
-        .filter(|s| s.resource_type() == Some(&ec2::types::ResourceType::Instance))
-        .flat_map(|s| s.tags())
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
+    let instance_tags = acceptance_tests::Aws::instance_tags(&data);
     assert_eq!(
         instance_tags.get("team").map(String::as_str),
         Some("web"),

@@ -71,21 +71,13 @@ async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyh
     // ID unknown at plan): its tags and detailed monitoring are there, under the release's.
     let data = h.aws.fleet_template_data("web-r1").await?;
     assert_eq!(data.monitoring().and_then(|m| m.enabled()), Some(true));
-    let instance_tags: Vec<(String, String)> = data
-        .tag_specifications()
-        .iter()
-        .filter(|t| t.resource_type().map(|r| r.as_str()) == Some("instance"))
-        .flat_map(|t| t.tags())
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    assert!(
-        instance_tags.contains(&("team".into(), "platform".into()))
-            && instance_tags.contains(&("role".into(), "web".into())),
+    let instance_tags = acceptance_tests::Aws::instance_tags(&data);
+    assert_eq!(
+        (
+            instance_tags.get("team").map(String::as_str),
+            instance_tags.get("role").map(String::as_str)
+        ),
+        (Some("platform"), Some("web")),
         "{instance_tags:?}"
     );
 

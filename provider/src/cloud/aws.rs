@@ -294,6 +294,30 @@ impl AwsCloud {
 }
 
 /// Turns an SDK error into a [`CloudError`] that keeps AWS's code and message.
+/// A delete's answer: done, or the object was not there — AWS's error code and message
+/// say so as `absent` recognises them ("absent is fine" for every delete).
+fn deleted<O, E>(
+    result: Result<O, E>,
+    absent: impl Fn(&str, &str) -> bool,
+    action: impl Into<String>,
+) -> CloudResult<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if absent(
+                e.code().unwrap_or_default(),
+                e.message().unwrap_or_default(),
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(err(action)(e)),
+    }
+}
+
 fn err<E>(action: impl Into<String>) -> impl FnOnce(E) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -559,22 +583,17 @@ impl Fleets for AwsCloud {
     async fn delete_launch_template(&self, name: &str) -> CloudResult<()> {
         // By name, in one call; absent is fine. (moto answers MissingParameter for an
         // unknown name where AWS answers InvalidLaunchTemplateName.NotFoundException.)
-        match self
+        let out = self
             .ec2
             .delete_launch_template()
             .launch_template_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.code()
-                    .is_some_and(|c| c.contains("NotFound") || c == "MissingParameter") =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(err(format!("deleting launch template ({name})"))(e)),
-        }
+            .await;
+        deleted(
+            out,
+            |c, _| c.contains("NotFound") || c == "MissingParameter",
+            format!("deleting launch template ({name})"),
+        )
     }
 
     async fn create_target_group(
@@ -679,17 +698,17 @@ impl Fleets for AwsCloud {
     }
 
     async fn delete_target_group(&self, arn: &str) -> CloudResult<()> {
-        match self
+        let out = self
             .elb
             .delete_target_group()
             .target_group_arn(arn)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(()),
-            Err(e) => Err(err(format!("deleting target group ({arn})"))(e)),
-        }
+            .await;
+        deleted(
+            out,
+            |c, _| c == "TargetGroupNotFound",
+            format!("deleting target group ({arn})"),
+        )
     }
 
     async fn create_group(&self, r: &GroupRequest) -> CloudResult<()> {
@@ -892,35 +911,33 @@ impl Fleets for AwsCloud {
     }
 
     async fn cancel_scale_to_zero(&self, name: &str) -> CloudResult<()> {
-        match self
+        let out = self
             .asg
             .delete_scheduled_action()
             .auto_scaling_group_name(name)
             .scheduled_action_name(ROLLBACK_WINDOW_ACTION)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ValidationError") => Ok(()),
-            Err(e) => Err(err(format!(
-                "cancelling the end of the rollback window of Auto Scaling group ({name})"
-            ))(e)),
-        }
+            .await;
+        deleted(
+            out,
+            |c, _| c == "ValidationError",
+            format!("cancelling the end of the rollback window of Auto Scaling group ({name})"),
+        )
     }
 
     async fn delete_group(&self, name: &str) -> CloudResult<()> {
-        match self
+        let out = self
             .asg
             .delete_auto_scaling_group()
             .auto_scaling_group_name(name)
             .force_delete(true)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.message().is_some_and(|m| m.contains("not found")) => Ok(()),
-            Err(e) => Err(err(format!("deleting Auto Scaling group ({name})"))(e)),
-        }
+            .await;
+        deleted(
+            out,
+            |_, message| message.contains("not found"),
+            format!("deleting Auto Scaling group ({name})"),
+        )
     }
 
     async fn put_scaling_policy(&self, group: &str, policy: &ScalingPolicy) -> CloudResult<()> {
@@ -992,20 +1009,18 @@ impl Fleets for AwsCloud {
     }
 
     async fn delete_scaling_policy(&self, group: &str, name: &str) -> CloudResult<()> {
-        match self
+        let out = self
             .asg
             .delete_policy()
             .auto_scaling_group_name(group)
             .policy_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ValidationError") => Ok(()),
-            Err(e) => Err(err(format!(
-                "deleting scaling policy {name} of Auto Scaling group ({group})"
-            ))(e)),
-        }
+            .await;
+        deleted(
+            out,
+            |c, _| c == "ValidationError",
+            format!("deleting scaling policy {name} of Auto Scaling group ({group})"),
+        )
     }
 
     async fn failed_activities(
@@ -1671,11 +1686,12 @@ impl Traffic for AwsCloud {
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
-        match self.elb.delete_rule().rule_arn(rule_arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("RuleNotFound") => Ok(()),
-            Err(e) => Err(err(format!("deleting listener rule ({rule_arn})"))(e)),
-        }
+        let out = self.elb.delete_rule().rule_arn(rule_arn).send().await;
+        deleted(
+            out,
+            |c, _| c == "RuleNotFound",
+            format!("deleting listener rule ({rule_arn})"),
+        )
     }
 }
 

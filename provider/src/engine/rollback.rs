@@ -42,27 +42,24 @@ impl Engine {
                 traffic,
             });
         }
-        // Its scaling policies back before it takes traffic.
-        // A retained fleet whose record says it carries none is not read.
-        let carries = match self
+        // Its scaling policies back before it takes traffic (a retained fleet whose record
+        // says it carries none is not read), then all traffic and the commit. If it cannot
+        // serve after all, it stays retained: its policies off again.
+        let committed = match self
             .scale_with_policies(spec, &target, !target.scaling)
             .await
         {
-            Ok(c) => c,
+            Ok(carries) => {
+                ledger.set_scaling(target.release, carries);
+                self.commit_rollback(spec, &mut ledger, &target).await
+            }
+            Err(e) => Err(e),
+        };
+        let release = match committed {
+            Ok(r) => r,
             Err(e) => {
                 let mut back = target.clone();
                 back.scaling = true;
-                self.policies_off(spec, &mut ledger, &back).await;
-                return Err(e);
-            }
-        };
-        ledger.set_scaling(target.release, carries);
-        let release = match self.commit_rollback(spec, &mut ledger, &target).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Still retained: it holds its capacity again.
-                let mut back = target.clone();
-                back.scaling = carries;
                 self.policies_off(spec, &mut ledger, &back).await;
                 return Err(e);
             }
