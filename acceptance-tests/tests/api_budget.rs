@@ -85,6 +85,8 @@ async fn release_and_rollback_stay_within_their_api_budget() -> anyhow::Result<(
         "canary, two steps" => 45,
         "blue/green release" => 30,
         "blue/green release with a policy" => 34,
+        // The ledger read at refresh and under the lease, then passed on (was 18 calls).
+        "policy added (settings)" => 16,
         _ => 40,
     };
     for (what, total, calls) in &rows {
@@ -96,15 +98,12 @@ async fn release_and_rollback_stay_within_their_api_budget() -> anyhow::Result<(
             calls.get("DescribeTargetHealth").copied().unwrap_or(0) <= 3,
             "{what}: {calls:?}"
         );
-        // A release or rollback reads the ledger at most 4 times (a settings update reads it
-        // 5 times: refresh, lease, repair, settings, the state after; not budgeted here).
         assert!(
-            what.contains("settings")
-                || calls
-                    .get("DescribeLaunchTemplateVersions")
-                    .copied()
-                    .unwrap_or(0)
-                    <= 4,
+            calls
+                .get("DescribeLaunchTemplateVersions")
+                .copied()
+                .unwrap_or(0)
+                <= 4,
             "{what} read the ledger too often: {calls:?}"
         );
     }

@@ -7,7 +7,8 @@ use acceptance_tests::{Harness, ReleaseOpts};
 
 fn policies(requests: u32) -> String {
     format!(
-        r#"  target_tracking {{
+        r#"  max_size = 4
+  target_tracking {{
     predefined_metric = "ALBRequestCountPerTarget"
     target_value      = {requests}
   }}
@@ -66,6 +67,20 @@ async fn policies_are_on_the_serving_fleet_only() -> anyhow::Result<()> {
         "no change after the apply"
     );
 
+    // The policies scale the serving fleet out: with desired_capacity unset, no change to
+    // plan (nothing is put back), and the next release carries that capacity over.
+    h.aws
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("web-r1")
+        .desired_capacity(2)
+        .send()
+        .await?;
+    assert!(
+        h.plan_is_empty_with(&[("image_id", &a)]).await?,
+        "a desired capacity the policies set is theirs"
+    );
+
     // A release: on web-r2, off web-r1 (retained, it holds its capacity).
     h.apply(&[("image_id", &b)]).await?;
     let tgs = h.aws.target_group_arns().await?;
@@ -74,6 +89,11 @@ async fn policies_are_on_the_serving_fleet_only() -> anyhow::Result<()> {
         want("web-r2", &tgs, 500.0)
     );
     assert_eq!(h.aws.scaling_policies("web-r1").await?, vec![]);
+    assert_eq!(
+        h.aws.group("web-r2").await?.desired_capacity(),
+        Some(2),
+        "the serving fleet's desired capacity at that moment"
+    );
 
     // A rollback: back on web-r1, off web-r2.
     h.apply(&[("image_id", &a)]).await?;

@@ -546,16 +546,15 @@ impl Engine {
     }
 
     /// Saves settings that live in the ledger (history bound), puts the tags on every owned
-    /// object, makes the serving fleet's scaling policies the configured ones, and retires
-    /// retained fleets beyond `retain_fleets`. `ledger` is the one a release or rollback just
-    /// returned, if any (it set the policies; else the ledger is loaded).
+    /// object, makes the serving fleet's scaling policies the configured ones (unless a
+    /// release or rollback `just_released`: it set them), and retires retained fleets beyond
+    /// `retain_fleets`. `ledger`: as the operation before left it (else it is loaded).
     pub async fn save_settings(
         &self,
         spec: &ReleaseSpec,
         ledger: Option<Ledger>,
+        just_released: bool,
     ) -> EngineResult<Option<Ledger>> {
-        // A release or rollback that just ran put the serving fleet's policies on it.
-        let just_released = ledger.is_some();
         let ledger = match ledger {
             Some(l) => Some(l),
             None => self.cloud.ledger.load(&spec.name).await?,

@@ -114,14 +114,21 @@ impl Engine {
     /// is replaced by a new fleet of the same arguments (all traffic at once once healthy,
     /// the broken one deleted); a half-made fleet that matches the arguments is finished,
     /// others are removed.
+    /// `known`: the ledger as the caller just read it (else it is read). Returns the ledger
+    /// after (None: there is none) and whether a release ran.
     pub async fn repair(
         &self,
         spec: &ReleaseSpec,
+        known: Option<Ledger>,
         explicit_desired: bool,
         limit: Duration,
-    ) -> EngineResult<()> {
-        let Some(mut ledger) = self.cloud.ledger.load(&spec.name).await? else {
-            return Ok(());
+    ) -> EngineResult<(Option<Ledger>, bool)> {
+        let ledger = match known {
+            Some(l) => Some(l),
+            None => self.cloud.ledger.load(&spec.name).await?,
+        };
+        let Some(mut ledger) = ledger else {
+            return Ok((None, false));
         };
         let listener = self.cloud.traffic.action(&spec.route()).await?;
         let faults = self
@@ -133,28 +140,34 @@ impl Engine {
                 spec.name,
                 faults.join("; ")
             ));
-            self.release_as(
-                spec,
-                release::Ask {
-                    explicit_desired,
-                    limit,
-                    broken: Some(faults.join("; ")),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            return Ok(());
+            let after = self
+                .release_as(
+                    spec,
+                    release::Ask {
+                        explicit_desired,
+                        limit,
+                        broken: Some(faults.join("; ")),
+                        known: Some(ledger),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            return Ok((Some(after), true));
         }
         let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
         if launching
             .clone()
             .any(|f| spec.fleet.matches(&f.fingerprint))
         {
-            self.release(spec, explicit_desired, limit).await?;
-        } else if launching.count() > 0 {
+            let after = self
+                .release_known(spec, ledger, explicit_desired, limit)
+                .await?;
+            return Ok((Some(after), true));
+        }
+        if launching.count() > 0 {
             self.settle_leftovers(spec, &mut ledger).await?;
         }
-        Ok(())
+        Ok((Some(ledger), false))
     }
 
     /// Fleets still `launching` in the ledger were left by an interrupted or stopped apply

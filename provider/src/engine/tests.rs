@@ -31,6 +31,15 @@ fn canary(image: &str) -> ReleaseSpec {
     s
 }
 
+/// Sets alarm `web-5xx` in ALARM `secs` seconds (tokio's time) from now.
+fn alarm_after(fake: &Arc<FakeCloud>, secs: u64) {
+    let f2 = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        f2.set_alarm("web-5xx", true);
+    });
+}
+
 /// A fake that behaves as AWS does (instances `Pending` for a while, lagging reads of new
 /// objects, groups `Delete in progress`): most tests run here.
 fn world() -> (Arc<FakeCloud>, Engine) {
@@ -211,11 +220,7 @@ async fn alarm_during_step_two_aborts_and_restores_traffic() {
     let (fake, engine) = world();
     engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
     let before = fake.listener(LISTENER);
-    let f2 = fake.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(90)).await;
-        f2.set_alarm("web-5xx", true);
-    });
+    alarm_after(&fake, 90);
     let err = engine
         .release(&canary(IMAGE_B), true, LIMIT)
         .await
@@ -249,11 +254,7 @@ async fn alarm_during_bake_aborts() {
     let mut s = spec(IMAGE_B);
     s.bake_time = Duration::from_secs(300);
     s.alarm_names = ["web-5xx".to_string()].into();
-    let f2 = fake.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(100)).await;
-        f2.set_alarm("web-5xx", true);
-    });
+    alarm_after(&fake, 100);
     let err = engine
         .release(&s, true, LIMIT)
         .await
@@ -763,7 +764,10 @@ async fn a_deleted_serving_group_is_replaced() {
     fake.delete_group_outside("web-r1");
     let obs = engine.observe("web").await.unwrap().unwrap();
     assert!(obs.drift(Some(1))[0].contains("was deleted outside Terraform"));
-    engine.repair(&canary(IMAGE_A), true, LIMIT).await.unwrap();
+    engine
+        .repair(&canary(IMAGE_A), None, true, LIMIT)
+        .await
+        .unwrap();
     assert_eq!(fake.group_names(), vec!["web-r2"]);
     let ledger = fake.ledger("web").unwrap();
     assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
@@ -1181,7 +1185,7 @@ async fn deletions_aws_refuses_for_now_are_retried_by_code() {
     );
     let mut c = spec(IMAGE_A);
     c.retain_fleets = 0;
-    engine.save_settings(&c, None).await.unwrap();
+    engine.save_settings(&c, None, false).await.unwrap();
     assert_eq!(fake.group_names(), vec!["web-r2".to_string()]);
     assert_eq!(fake.calls("DeleteAutoScalingGroup"), 3);
     assert_eq!(fake.calls("DeleteTargetGroup"), 3);
@@ -1288,11 +1292,11 @@ async fn changed_tags_reach_every_object_and_dropped_keys_leave() {
     engine.release(&s, true, LIMIT).await.unwrap();
     s.fleet.image_id = IMAGE_B.into();
     engine.release(&s, true, LIMIT).await.unwrap();
-    engine.save_settings(&s, None).await.unwrap();
+    engine.save_settings(&s, None, false).await.unwrap();
     let calls = fake.calls("Retag");
     assert_eq!(calls, 0, "nothing to do while the tags are as recorded");
     s.tags = [("team".to_string(), "web".to_string())].into();
-    engine.save_settings(&s, None).await.unwrap();
+    engine.save_settings(&s, None, false).await.unwrap();
     for (object, tags) in fake.all_tags() {
         assert_eq!(
             tags.get("team").map(String::as_str),
@@ -1481,6 +1485,13 @@ fn scaled(image: &str, target: f64) -> ReleaseSpec {
     s
 }
 
+/// The canary release with the request-count policy.
+fn scaled_canary(image: &str) -> ReleaseSpec {
+    let mut c = canary(image);
+    c.scaling = scaled(image, 500.0).scaling;
+    c
+}
+
 /// Fleet → its policies as (name, target, resource label).
 async fn policies(fake: &FakeCloud, fleets: &[&str]) -> Vec<(String, Vec<(String, f64, String)>)> {
     let mut out = Vec::new();
@@ -1574,7 +1585,7 @@ async fn scaling_policies_follow_the_serving_fleet() {
     // A settings update: the serving fleet's policy changes in place, no fleet is made.
     let groups_made = fake.calls("CreateAutoScalingGroup");
     engine
-        .save_settings(&scaled(IMAGE_A, 800.0), None)
+        .save_settings(&scaled(IMAGE_A, 800.0), None, false)
         .await
         .unwrap();
     assert_eq!(
@@ -1586,7 +1597,7 @@ async fn scaling_policies_follow_the_serving_fleet() {
     );
     // Removed from the configuration: off the serving fleet, and the record says so.
     let ledger = engine
-        .save_settings(&spec(IMAGE_A), None)
+        .save_settings(&spec(IMAGE_A), None, false)
         .await
         .unwrap()
         .unwrap();
@@ -1598,7 +1609,10 @@ async fn scaling_policies_follow_the_serving_fleet() {
     assert_eq!(fake.calls("CreateAutoScalingGroup"), groups_made);
     // With none configured and none carried, a settings update reads no policies.
     let reads = fake.calls("DescribePolicies");
-    engine.save_settings(&spec(IMAGE_A), None).await.unwrap();
+    engine
+        .save_settings(&spec(IMAGE_A), None, false)
+        .await
+        .unwrap();
     assert_eq!(fake.calls("DescribePolicies"), reads);
 }
 
@@ -1660,8 +1674,7 @@ async fn during_a_canary_neither_fleet_scales_in() {
         .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
         .await
         .unwrap();
-    let mut c = canary(IMAGE_B);
-    c.scaling = scaled(IMAGE_B, 500.0).scaling;
+    let c = scaled_canary(IMAGE_B);
     let e2 = engine.clone();
     let c2 = c.clone();
     let task = tokio::spawn(async move { e2.release(&c2, true, LIMIT).await });
@@ -1695,13 +1708,8 @@ async fn an_aborted_canary_gives_the_serving_fleet_its_scale_in_back() {
         .release(&scaled(IMAGE_A, 500.0), true, LIMIT)
         .await
         .unwrap();
-    let mut c = canary(IMAGE_B);
-    c.scaling = scaled(IMAGE_B, 500.0).scaling;
-    let f2 = fake.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(90)).await;
-        f2.set_alarm("web-5xx", true);
-    });
+    let c = scaled_canary(IMAGE_B);
+    alarm_after(&fake, 90);
     let err = engine
         .release(&c, true, LIMIT)
         .await

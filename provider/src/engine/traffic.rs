@@ -52,10 +52,7 @@ impl Engine {
     }
 
     /// Puts traffic back on the serving fleet when the listener drifted.
-    pub async fn restore_traffic(&self, spec: &ReleaseSpec) -> EngineResult<()> {
-        let Some(ledger) = self.cloud.ledger.load(&spec.name).await? else {
-            return Ok(());
-        };
+    pub async fn restore_traffic(&self, spec: &ReleaseSpec, ledger: &Ledger) -> EngineResult<()> {
         let Some(active) = ledger.active() else {
             return Ok(());
         };

@@ -378,6 +378,22 @@ impl ReleaseResource {
         }
     }
 
+    /// `desired_capacity` set beside `target_tracking`: the policies move the desired
+    /// capacity, and a value given here would be put back by every apply.
+    fn warn_if_desired_with_scaling(diags: &mut Diagnostics, config: &ReleaseState) {
+        let policies = config
+            .target_tracking
+            .as_ref_option()
+            .is_some_and(|p| !p.is_empty());
+        if policies && config.desired_capacity.is_value() {
+            diags.warning(
+                "desired_capacity beside target_tracking",
+                "the scaling policies move the serving fleet's desired capacity between min_size and max_size, and a desired_capacity set here is put back by every apply that finds it moved, against them. Leave it unset: the state then follows the policies without a change to plan, and a release carries the serving fleet's desired capacity over.",
+                AttributePath::new("desired_capacity"),
+            );
+        }
+    }
+
     /// `launch_template`: the number its version resolves to now (unknown while the ID is),
     /// or an error on the attribute when the template or that version does not exist.
     async fn resolve_base(
@@ -667,8 +683,8 @@ impl ReleaseResource {
             }
         }
         let result = Self::run_update(ctx, &spec, kind, ledger, explicit_desired, limit).await;
-        let released = match result {
-            Ok(l) => l,
+        let (ledger_after, released) = match result {
+            Ok(u) => u,
             Err(e @ EngineError::AfterCommit { .. }) => {
                 // The release serves: the state says so, with the error.
                 report(diags, e);
@@ -678,10 +694,12 @@ impl ReleaseResource {
         };
         let after = async {
             // A release or rollback has just set and verified the listener.
-            if released.is_none() {
-                ctx.engine.restore_traffic(&spec).await?;
+            if let (false, Some(l)) = (released, &ledger_after) {
+                ctx.engine.restore_traffic(&spec, l).await?;
             }
-            ctx.engine.save_settings(&spec, released).await
+            ctx.engine
+                .save_settings(&spec, ledger_after, released)
+                .await
         }
         .await;
         let known = match after {
@@ -698,7 +716,8 @@ impl ReleaseResource {
 impl ReleaseResource {
     /// The engine's part of an update of `kind`: a release or rollback (from the ledger
     /// just read under the lease, if any), a scale, or settings; each repairs drift first.
-    /// Returns the ledger a release or rollback left.
+    /// Returns the ledger after it (None: there is none) and whether a release or rollback
+    /// ran (it set and verified the route and put the serving fleet's policies on).
     async fn run_update(
         ctx: &Context,
         spec: &ReleaseSpec,
@@ -706,27 +725,31 @@ impl ReleaseResource {
         ledger: Option<Ledger>,
         explicit_desired: bool,
         limit: std::time::Duration,
-    ) -> Result<Option<Ledger>, EngineError> {
+    ) -> Result<(Option<Ledger>, bool), EngineError> {
         match (kind, ledger) {
             (PlanKind::Release | PlanKind::Rollback(_), Some(l)) => ctx
                 .engine
                 .release_known(spec, l, explicit_desired, limit)
                 .await
-                .map(Some),
+                .map(|l| (Some(l), true)),
             (PlanKind::Release | PlanKind::Rollback(_), None) => ctx
                 .engine
                 .release(spec, explicit_desired, limit)
                 .await
-                .map(Some),
-            (PlanKind::Scale, _) => {
-                ctx.engine.repair(spec, explicit_desired, limit).await?;
-                ctx.engine.scale(spec, limit).await.map(|()| None)
+                .map(|l| (Some(l), true)),
+            (PlanKind::Scale, known) => {
+                let repaired = ctx
+                    .engine
+                    .repair(spec, known, explicit_desired, limit)
+                    .await?;
+                ctx.engine.scale(spec, limit).await?;
+                Ok(repaired)
             }
-            (PlanKind::Settings | PlanKind::NoChange, _) => ctx
-                .engine
-                .repair(spec, explicit_desired, limit)
-                .await
-                .map(|()| None),
+            (PlanKind::Settings | PlanKind::NoChange, known) => {
+                ctx.engine
+                    .repair(spec, known, explicit_desired, limit)
+                    .await
+            }
         }
     }
 
@@ -834,6 +857,7 @@ impl Resource for ReleaseResource {
         let mut planned = ReleaseState::with_defaults(&config, None);
         planned.unknown_read_only();
         self.resolve_base(ctx, diags, &mut planned).await;
+        Self::warn_if_desired_with_scaling(diags, &config);
         let first = planned.to_spec(&ctx.default_tags).ok().map(|spec| {
             steps::plan(
                 &PlanKind::Release,
@@ -879,6 +903,7 @@ impl Resource for ReleaseResource {
         let mut planned = ReleaseState::with_defaults(&config, Some(&prior));
         planned.copy_read_only(&prior);
         self.resolve_base(ctx, diags, &mut planned).await;
+        Self::warn_if_desired_with_scaling(diags, &config);
         if planned.alarm_names != prior.alarm_names {
             self.check_alarms(ctx, diags, &planned, false).await;
         }
