@@ -309,6 +309,17 @@ impl Aws {
         Ok(v)
     }
 
+    /// Sets a group's desired capacity outside Terraform (as a person or a policy would).
+    pub async fn set_desired(&self, group: &str, desired: i32) -> anyhow::Result<()> {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .desired_capacity(desired)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// One group.
     pub async fn group(&self, name: &str) -> anyhow::Result<asg::types::AutoScalingGroup> {
         let out = self

@@ -125,13 +125,7 @@ async fn capacity_change_scales_in_place() -> anyhow::Result<()> {
     assert!(h.plan_is_empty().await?);
 
     // Capacity changed by hand shows in the plan and is put back.
-    h.aws
-        .asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name("web-r1")
-        .desired_capacity(2)
-        .send()
-        .await?;
+    h.aws.set_desired("web-r1", 2).await?;
     assert!(!h.plan_is_empty().await?);
     h.apply(&[]).await?;
     assert_eq!(h.aws.group("web-r1").await?.desired_capacity(), Some(3));

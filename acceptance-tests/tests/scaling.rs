@@ -69,13 +69,7 @@ async fn policies_are_on_the_serving_fleet_only() -> anyhow::Result<()> {
 
     // The policies scale the serving fleet out: with desired_capacity unset, no change to
     // plan (nothing is put back), and the next release carries that capacity over.
-    h.aws
-        .asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name("web-r1")
-        .desired_capacity(2)
-        .send()
-        .await?;
+    h.aws.set_desired("web-r1", 2).await?;
     assert!(
         h.plan_is_empty_with(&[("image_id", &a)]).await?,
         "a desired capacity the policies set is theirs"

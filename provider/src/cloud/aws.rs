@@ -95,13 +95,14 @@ pub fn ledger_template_name(release_name: &str) -> String {
 }
 
 impl AwsCloud {
-    /// The launch template data of version `version` of the user's template `id`.
-    async fn base_template_data(
+    /// The launch template data of version `version` of template `id` (a fleet's, or the
+    /// user's base template).
+    async fn template_data(
         &self,
         id: &str,
         version: i64,
     ) -> CloudResult<ec2::types::ResponseLaunchTemplateData> {
-        let what = format!("reading version {version} of base launch template ({id})");
+        let what = format!("reading version {version} of launch template ({id})");
         let out = self
             .ec2
             .describe_launch_template_versions()
@@ -455,7 +456,7 @@ impl Fleets for AwsCloud {
             }
         }
         if let Some(b) = &spec.base {
-            data = base::merge(data, &self.base_template_data(&b.id, b.version).await?);
+            data = base::merge(data, &self.template_data(&b.id, b.version).await?);
         }
         let out = self
             .ec2
@@ -560,22 +561,9 @@ impl Fleets for AwsCloud {
         id: &str,
         version: i64,
     ) -> CloudResult<Option<String>> {
-        let out = self
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_id(id)
-            .versions(version.to_string())
-            .send()
-            .await
-            .map_err(err(format!(
-                "reading launch template ({id}) version {version}"
-            )))?;
-        let data = out
-            .launch_template_versions()
-            .first()
-            .and_then(|v| v.launch_template_data())
-            .and_then(|d| d.user_data());
+        let data = self.template_data(id, version).await?;
         Ok(data
+            .user_data()
             .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }

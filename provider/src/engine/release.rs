@@ -95,9 +95,8 @@ impl Engine {
         // both fleets, neither scales in: either may have to take all of it (the new one at
         // the end, the serving one on an abort).
         let hold = walk.serving_arn.is_some() && walk.steps.len() > 1;
-        let fresh = fresh_group && !record.scaling;
         let held = match self
-            .policies_before_walk(spec, &record, fresh, serving.as_ref(), hold)
+            .policies_before_walk(spec, &record, fresh_group, serving.as_ref(), hold)
             .await
         {
             Ok(p) => p,
