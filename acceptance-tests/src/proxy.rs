@@ -24,7 +24,14 @@
 //!   deleted group that stays `Delete in progress` for a while before it is gone (its
 //!   name still taken, as a live group's: `AlreadyExists`, where the emulator overwrites);
 //!   and AWS's hard limits: at most 5 target groups in a forward
-//!   action, weights 0–999, launch template user data at most 16 KB.
+//!   action, weights 0–999, launch template user data at most 16 KB; and AWS's pages:
+//!   `DescribeRules`, `DescribeAutoScalingGroups` and `DescribeAlarms` answer `page_size`
+//!   items a page (tests: 2), the rest behind a marker or token;
+//! - CloudWatch alarms as AWS has them (the emulator has no composite alarms): the proxy
+//!   holds composite alarms (`PutCompositeAlarm`, `SetAlarmState`, `DeleteAlarms`), their
+//!   state their rule over the metric alarms' states, and answers `DescribeAlarms` as AWS
+//!   does — composite alarms only when `AlarmTypes` asks for them, metric alarms only when
+//!   it is absent or asks for them, the `StateValue` filter applied (see `proxy/alarms.rs`).
 //!
 //! Faults can apply to every action or only to listed ones. A faulted call never reaches
 //! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
@@ -46,6 +53,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+
+mod alarms;
 
 /// What the proxy does to the traffic it forwards. The default is no fault but AWS's own
 /// behaviour ([`Faults::default`]); [`Faults::plain`] forwards the emulator's answers as
@@ -107,6 +116,9 @@ pub struct AwsRules {
     /// A deleted group stays `Delete in progress` this long (AWS: until its instances are
     /// terminated) before the emulator deletes it; its name stays taken meanwhile.
     pub group_deletion: Duration,
+    /// Paged describes answer at most this many items a page (below AWS's own maximum), the
+    /// rest behind a token, so that every reader meets pages (`DescribeAlarms`).
+    pub page_size: usize,
 }
 
 /// The acceptance tests' refusals: short, so that a test waits a few seconds at most.
@@ -116,6 +128,7 @@ pub const TEST_AWS_RULES: AwsRules = AwsRules {
     max_template_versions: 40,
     visibility: Duration::from_millis(500),
     group_deletion: Duration::from_secs(1),
+    page_size: 2,
 };
 
 /// How the proxy models an ALB's target health.
@@ -230,6 +243,8 @@ struct Shared {
     made: BTreeMap<String, Instant>,
     /// Groups `Delete in progress` → when the emulator gets the deletion.
     deleting_groups: BTreeMap<String, Instant>,
+    /// The composite alarms (the emulator has none).
+    composites: alarms::Composites,
 }
 
 /// A form-encoded value, decoded (`+` is a space, `%XX` a byte).
@@ -612,6 +627,43 @@ async fn query_call(
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// A paged describe asks the emulator for pages of at most `size` (AWS: up to 100 or 400),
+/// so that every reader meets a next page; the emulator pages these itself.
+fn small_pages(action: &str, body: Bytes, size: usize) -> Bytes {
+    let key = match action {
+        "DescribeRules" => "PageSize",
+        "DescribeAutoScalingGroups" => "MaxRecords",
+        _ => return body,
+    };
+    let text = String::from_utf8_lossy(&body);
+    let asked = form_field(&text, key).and_then(|v| v.parse::<usize>().ok());
+    if asked.is_some_and(|a| a <= size) {
+        return body;
+    }
+    let kept: Vec<&str> = text
+        .split('&')
+        .filter(|kv| !kv.starts_with(&format!("{key}=")))
+        .collect();
+    Bytes::from(format!("{}&{key}={size}", kept.join("&")))
+}
+
+/// Every metric alarm's state in the emulator (the proxy's own call).
+async fn metric_alarm_states(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+) -> BTreeMap<String, String> {
+    query_call(
+        upstream,
+        client,
+        "monitoring",
+        "2010-08-01",
+        &[("Action", "DescribeAlarms")],
+    )
+    .await
+    .map(|a| alarms::metric_states(&a))
+    .unwrap_or_default()
+}
+
 /// Asks the emulator which target groups any listener's default action or rule forwards
 /// to, and stamps the newly routed ones (a target group that loses its route loses its
 /// stamp: routed again, its targets are checked again from `initial`).
@@ -854,7 +906,8 @@ fn upstream_request(
         .method(parts.method.clone())
         .uri(format!("{upstream}{path}"));
     for (k, v) in parts.headers.iter() {
-        if k != "host" {
+        // The body may have been rewritten (a page size): hyper sets its length.
+        if k != "host" && k != "content-length" {
             out = out.header(k, v);
         }
     }
@@ -1035,8 +1088,31 @@ async fn forward(
         {
             return Ok(delete_template_versions(shared, &text));
         }
+        Outcome::Forwarded if action == "PutCompositeAlarm" => {
+            return Ok(xml_ok(shared.lock().unwrap().composites.put(&text)));
+        }
+        Outcome::Forwarded
+            if action == "SetAlarmState"
+                && form_field(&text, "AlarmName")
+                    .is_some_and(|n| shared.lock().unwrap().composites.has(&n)) =>
+        {
+            let metric = metric_alarm_states(upstream, client).await;
+            let answer = shared.lock().unwrap().composites.set_state(&text, &metric);
+            return Ok(xml_ok(answer));
+        }
+        Outcome::Forwarded
+            if action == "DeleteAlarms" && shared.lock().unwrap().composites.delete(&text) =>
+        {
+            return Ok(xml_ok(
+                "<DeleteAlarmsResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></DeleteAlarmsResponse>".to_string(),
+            ));
+        }
         Outcome::Forwarded | Outcome::AnswerLost => {}
     }
+    let body = match faults.aws_rules.map(|r| r.page_size) {
+        Some(size) => small_pages(&action, body, size),
+        None => body,
+    };
     let out = upstream_request(&parts, upstream, body);
     let resp = match client.request(out).await {
         Ok(r) => r,
@@ -1148,6 +1224,26 @@ async fn forward(
                 text = text.replace(&tag, &format!("{tag}<Status>Delete in progress</Status>"));
             }
             rbody = Bytes::from(text);
+        }
+    }
+    if action == "DescribeAlarms" && rparts.status.is_success() {
+        // AWS's answer: the types asked for, the state filter, composite alarms, pages.
+        let composites = shared.lock().unwrap().composites.clone();
+        let page_size = faults.aws_rules.map(|r| r.page_size);
+        if page_size.is_some() || !composites.is_empty() {
+            let metric = if composites.is_empty() {
+                BTreeMap::new()
+            } else {
+                metric_alarm_states(upstream, client).await
+            };
+            let answer = String::from_utf8_lossy(&rbody).into_owned();
+            rbody = Bytes::from(alarms::describe(
+                &composites,
+                &text,
+                &answer,
+                &metric,
+                page_size.unwrap_or(usize::MAX),
+            ));
         }
     }
     let zone_not_served = action == "DescribeTargetHealth"

@@ -1,7 +1,7 @@
 //! A release whose fleet never becomes healthy fails with the figures, leaves traffic where
 //! it was, and leaves nothing behind.
 
-use acceptance_tests::proxy::{FaultProxy, Faults};
+use acceptance_tests::proxy::{FaultProxy, Faults, Outcome};
 use acceptance_tests::{Harness, ReleaseOpts};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,5 +147,86 @@ async fn unhealthy_release_keeps_traffic_on_the_serving_fleet() -> anyhow::Resul
     let values = h.resource_values().await?;
     assert_eq!(values["history"][1]["status"], "aborted", "{values}");
     assert_eq!(values["history"][0]["fleet_name"], "web-r3");
+    Ok(())
+}
+
+/// An alarm fires at 10 % and, at that moment, AWS throttles every change of the listener
+/// for 8 s — longer than the SDK's own retries last (`max_retries = 3`): the abort keeps
+/// putting the listener back on its own schedule until it reads back as it was, says so,
+/// and only then removes the new fleet.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abort_puts_traffic_back_through_a_throttling_storm() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.aws.put_alarm("web-5xx").await?;
+    h.write(
+        &h.release_hcl(&ReleaseOpts {
+            extra: r#"  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "30s"
+  }
+  alarm_names = ["web-5xx"]"#
+                .into(),
+            lb_extra: "    deregistration_delay = 1".into(),
+            ..Default::default()
+        }),
+    )?;
+    h.apply(&[]).await?;
+
+    let (aws, listener, proxy) = (&h.aws, &h.fx.listener_arn, &h.proxy);
+    let storm = async {
+        for _ in 0..2400 {
+            let w = aws.listener_weights(listener).await.ok();
+            if w.as_ref().and_then(|w| w.get("web-r2").copied()) == Some(10) {
+                proxy.set_faults(Faults {
+                    throttle: 1.0,
+                    actions: vec!["ModifyListener".into(), "ModifyRule".into()],
+                    ..Default::default()
+                });
+                aws.cw
+                    .set_alarm_state()
+                    .alarm_name("web-5xx")
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                    .state_reason("test")
+                    .send()
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+                proxy.set_faults(Faults::default());
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        false
+    };
+    let image_b = format!("-var=image_id={}", h.fx.image_b);
+    let args = ["apply", "-auto-approve", image_b.as_str()];
+    let (run, stormed) = tokio::join!(h.terraform(&args), storm);
+    let run = run?;
+    assert!(stormed, "the canary never reached 10 %");
+    let all = run.all();
+    assert_eq!(run.code, 1, "{all}");
+    assert!(all.contains("alarm web-5xx is in ALARM"), "{all}");
+    assert!(
+        all.contains("Traffic is back on release 1 (web-r1)"),
+        "{all}"
+    );
+    assert!(!all.contains("Clean-up was incomplete"), "{all}");
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
+    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
+    let throttled = h
+        .proxy
+        .log()
+        .iter()
+        .filter(|s| s.action == "ModifyListener" && s.outcome == Outcome::Throttled)
+        .count();
+    eprintln!("ModifyListener throttled {throttled} times before the restore went through");
+    assert!(
+        throttled > 4,
+        "more refusals than the SDK's 4 attempts of one call: {throttled}"
+    );
     Ok(())
 }

@@ -79,6 +79,7 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
     h.aws.put_alarm("web-5xx").await?;
     h.write(&h.release_hcl(&ReleaseOpts {
         extra: CANARY.into(),
+        lb_extra: "    deregistration_delay = 1".into(),
         ..Default::default()
     }))?;
     h.apply(&[]).await?;
@@ -124,7 +125,7 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
         run.all()
     );
     assert!(
-        run.says("Traffic stayed on release 1 (web-r1)"),
+        run.says("Traffic is back on release 1 (web-r1)"),
         "{}",
         run.all()
     );
@@ -141,5 +142,106 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
             .count(),
         0
     );
+    Ok(())
+}
+
+/// A composite alarm named in `alarm_names` aborts a canary when it goes to `ALARM`
+/// (AWS's `DescribeAlarms` answers composite alarms only when `AlarmTypes` asks for them;
+/// the proxy answers as AWS does, two alarms a page). The composite is the last of three
+/// names, on the second page.
+#[tokio::test(flavor = "multi_thread")]
+async fn composite_alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    for name in ["web-5xx", "web-latency", "web-cpu"] {
+        h.aws.put_alarm(name).await?;
+    }
+    // Composite alarms live in the proxy (the emulator has none): made through it.
+    let via_proxy = Aws::new(&h.proxy.url).await;
+    via_proxy
+        .cw
+        .put_composite_alarm()
+        .alarm_name("web-health")
+        .alarm_rule("ALARM(\"web-5xx\") OR ALARM(\"web-latency\")")
+        .send()
+        .await?;
+    h.write(
+        &h.release_hcl(&ReleaseOpts {
+            extra: r#"  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "30s"
+  }
+  alarm_names = ["web-cpu", "web-latency", "web-health"]"#
+                .into(),
+            lb_extra: "    deregistration_delay = 1".into(),
+            ..Default::default()
+        }),
+    )?;
+    h.apply(&[]).await?;
+
+    // When the canary reaches 10 %, a child of the composite fires (not itself named).
+    let aws = h.aws.clone();
+    let listener = h.fx.listener_arn.clone();
+    let firing = tokio::spawn(async move {
+        for _ in 0..2400 {
+            let w = aws.listener_weights(&listener).await.ok();
+            if w.as_ref().and_then(|w| w.get("web-r2").copied()) == Some(10) {
+                aws.cw
+                    .set_alarm_state()
+                    .alarm_name("web-5xx")
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                    .state_reason("test")
+                    .send()
+                    .await
+                    .unwrap();
+                let fired = std::time::Instant::now();
+                // Until traffic is back on web-r1 alone (None: not within the 30 s pause).
+                while fired.elapsed() < Duration::from_secs(30) {
+                    let w = aws.listener_weights(&listener).await.ok();
+                    if w == Some([("web-r1".to_string(), 100)].into()) {
+                        return Some(Some(fired.elapsed()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                return Some(None);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    });
+    let (stop, seen) = watch(h.aws.clone(), h.fx.listener_arn.clone());
+    let run = h
+        .terraform(&[
+            "apply",
+            "-auto-approve",
+            &format!("-var=image_id={}", h.fx.image_b),
+        ])
+        .await?;
+    *stop.lock().unwrap() = true;
+    let seen = seen.await?;
+    let back_after = firing.await?.expect("the canary never reached 10 %");
+    eprintln!("traffic back on web-r1 {back_after:?} after the composite's child fired");
+    assert_eq!(run.code, 1, "the release committed: {}", run.all());
+    assert!(back_after.is_some(), "traffic not back within the pause");
+    assert!(
+        run.says("alarm web-health is in ALARM during canary pause at 10 %"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.says("Traffic is back on release 1 (web-r1)"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        seen.iter()
+            .all(|w| w.get("web-r2").copied().unwrap_or(0) <= 10),
+        "the canary went past 10 %: {seen:?}"
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
+    assert_eq!(h.aws.group_names().await?, vec!["web-r1".to_string()]);
     Ok(())
 }

@@ -44,6 +44,7 @@ async fn a_second_writer_between_read_and_write_is_detected() -> anyhow::Result<
     h.write(&h.release_hcl(&ReleaseOpts {
         extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 20\n    pause  = \"4s\"\n  }"
             .into(),
+        lb_extra: "    deregistration_delay = 1".into(),
         ..Default::default()
     }))?;
     h.apply(&[]).await?;
@@ -92,7 +93,7 @@ async fn a_second_writer_between_read_and_write_is_detected() -> anyhow::Result<
     assert_eq!(run.code, 1, "{all}");
     assert!(all.contains("written by another apply"), "{all}");
     assert!(
-        all.contains("Traffic stayed on release 1 (web-r1)"),
+        all.contains("Traffic is back on release 1 (web-r1)"),
         "{all}"
     );
     assert_eq!(

@@ -273,3 +273,72 @@ async fn a_rule_that_is_not_the_listeners_is_refused_at_plan() -> anyhow::Result
     }
     Ok(())
 }
+
+/// A listener with more rules than a page (the proxy answers two a page): a health-check
+/// rule an interrupted apply left behind, on the last page, is found and removed by the
+/// destroy, whose target group it would otherwise keep in use.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leftover_health_check_rule_on_a_later_page_is_swept() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.apply(&[]).await?;
+    for (i, host) in ["a.example.com", "b.example.com", "c.example.com"]
+        .into_iter()
+        .enumerate()
+    {
+        h.aws
+            .add_host_rule(&h.fx.listener_arn, host, 10 + i as i32)
+            .await?;
+    }
+    let tg = h
+        .aws
+        .target_group_arns()
+        .await?
+        .into_iter()
+        .find(|(_, name)| name == "web-r1")
+        .map(|(arn, _)| arn)
+        .expect("web-r1's target group");
+    // What an apply killed during a health gate leaves: the rule that attaches the fleet.
+    h.aws
+        .elb
+        .create_rule()
+        .listener_arn(&h.fx.listener_arn)
+        .priority(40_000)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("http-header")
+                .http_header_config(
+                    aws_sdk_elasticloadbalancingv2::types::HttpHeaderConditionConfig::builder()
+                        .http_header_name("X-Immutable-Health-Attach")
+                        .values("web-r1-5eed")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&tg)
+                .build(),
+        )
+        .send()
+        .await?;
+    assert_eq!(h.aws.rules(&h.fx.listener_arn).await?, 4);
+
+    let run = h.terraform(&["destroy", "-auto-approve"]).await?;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        h.proxy
+            .log()
+            .iter()
+            .any(|s| s.action == "DescribeRules" && s.body.contains("Marker=")),
+        "the rules were read past their first page"
+    );
+    assert_eq!(
+        h.aws.rules(&h.fx.listener_arn).await?,
+        3,
+        "the user's rules stay"
+    );
+    assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
+    Ok(())
+}

@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
             max_template_versions: 10_000,
             visibility: std::time::Duration::from_secs(1),
             group_deletion: std::time::Duration::from_secs(20),
+            page_size: 10,
         }),
         ..Faults::default()
     };

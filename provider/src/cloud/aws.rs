@@ -1190,16 +1190,25 @@ impl AwsCloud {
         }
     }
 
-    /// Every rule of a listener.
+    /// Every rule of a listener, every page of them (`NextMarker`).
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<elb::types::Rule>> {
-        let out = self
-            .elb
-            .describe_rules()
-            .listener_arn(listener_arn)
-            .send()
-            .await
-            .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
-        Ok(out.rules().to_vec())
+        let mut rules = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .elb
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
+            rules.extend(out.rules().iter().cloned());
+            match out.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => return Ok(rules),
+            }
+        }
     }
 
     async fn target_health_now(&self, arn: &str) -> CloudResult<Vec<TargetHealth>> {
@@ -1561,28 +1570,11 @@ impl Traffic for AwsCloud {
     }
 
     async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool> {
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .elb
-                .describe_rules()
-                .listener_arn(listener_arn)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(err(format!("reading rules of listener ({listener_arn})")))?;
-            if out
-                .rules()
-                .iter()
-                .any(|r| r.rule_arn() == Some(rule_arn) && r.is_default() != Some(true))
-            {
-                return Ok(true);
-            }
-            match out.next_marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-                _ => return Ok(false),
-            }
-        }
+        Ok(self
+            .listener_rules(listener_arn)
+            .await?
+            .iter()
+            .any(|r| r.rule_arn() == Some(rule_arn) && r.is_default() != Some(true)))
     }
 
     async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>> {
@@ -1730,28 +1722,12 @@ impl Alarms for AwsCloud {
     }
 
     async fn missing(&self, names: &[String]) -> CloudResult<Vec<String>> {
-        let mut found = std::collections::BTreeSet::new();
-        for chunk in names.chunks(100) {
-            let out = self
-                .cw
-                .describe_alarms()
-                .set_alarm_names(Some(chunk.to_vec()))
-                .alarm_types(cw::types::AlarmType::MetricAlarm)
-                .alarm_types(cw::types::AlarmType::CompositeAlarm)
-                .send()
-                .await
-                .map_err(err("reading CloudWatch alarms"))?;
-            found.extend(
-                out.metric_alarms()
-                    .iter()
-                    .filter_map(|a| a.alarm_name().map(String::from)),
-            );
-            found.extend(
-                out.composite_alarms()
-                    .iter()
-                    .filter_map(|a| a.alarm_name().map(String::from)),
-            );
-        }
+        let found: std::collections::BTreeSet<String> = self
+            .alarm_states(names, None)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         Ok(names
             .iter()
             .filter(|n| !found.contains(*n))
@@ -1762,34 +1738,60 @@ impl Alarms for AwsCloud {
 
 impl AwsCloud {
     async fn in_alarm_now(&self, names: &[String]) -> CloudResult<Vec<String>> {
-        let mut firing = Vec::new();
-        for chunk in names.chunks(100) {
-            let out = self
-                .cw
-                .describe_alarms()
-                .set_alarm_names(Some(chunk.to_vec()))
-                .state_value(cw::types::StateValue::Alarm)
-                .send()
-                .await
-                .map_err(err("reading CloudWatch alarms"))?;
+        let alarm = cw::types::StateValue::Alarm;
+        let mut firing: Vec<String> = self
+            .alarm_states(names, Some(alarm.clone()))
+            .await?
+            .into_iter()
             // The state is checked here too: the filter is a hint that not every endpoint
             // (emulators among them) applies.
-            let alarm = cw::types::StateValue::Alarm;
-            firing.extend(
-                out.metric_alarms()
-                    .iter()
-                    .filter(|a| a.state_value() == Some(&alarm))
-                    .filter_map(|a| a.alarm_name().map(String::from)),
-            );
-            firing.extend(
-                out.composite_alarms()
-                    .iter()
-                    .filter(|a| a.state_value() == Some(&alarm))
-                    .filter_map(|a| a.alarm_name().map(String::from)),
-            );
-        }
+            .filter(|(_, state)| state.as_ref() == Some(&alarm))
+            .map(|(name, _)| name)
+            .collect();
         firing.sort();
+        firing.dedup();
         Ok(firing)
+    }
+
+    /// The named alarms that exist, metric and composite, with their states (optionally
+    /// only those in `state`). `DescribeAlarms` without `AlarmTypes` answers metric alarms
+    /// only, even where composite alarms of those names exist, so both types are asked for
+    /// by name; AWS takes 100 names a call and answers in pages (`NextToken`), all read.
+    async fn alarm_states(
+        &self,
+        names: &[String],
+        state: Option<cw::types::StateValue>,
+    ) -> CloudResult<Vec<(String, Option<cw::types::StateValue>)>> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(100) {
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .cw
+                    .describe_alarms()
+                    .set_alarm_names(Some(chunk.to_vec()))
+                    .alarm_types(cw::types::AlarmType::MetricAlarm)
+                    .alarm_types(cw::types::AlarmType::CompositeAlarm)
+                    .set_state_value(state.clone())
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(err("reading CloudWatch alarms"))?;
+                out.extend(page.metric_alarms().iter().filter_map(|a| {
+                    a.alarm_name()
+                        .map(|n| (n.to_string(), a.state_value().cloned()))
+                }));
+                out.extend(page.composite_alarms().iter().filter_map(|a| {
+                    a.alarm_name()
+                        .map(|n| (n.to_string(), a.state_value().cloned()))
+                }));
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -2,6 +2,7 @@
 //! a broken serving fleet) found and finished or removed, and the end of a release that
 //! cannot go on (a stop: `halt`; a failure: `abort`), traffic always back where it was.
 
+use super::traffic::Restored;
 use super::*;
 
 impl Engine {
@@ -362,7 +363,9 @@ impl Engine {
         during: &str,
     ) -> EngineError {
         log::warn(format!("release {}: stopping: {why}", record.fleet_name));
-        let restored = self.restore_action(spec, previous).await;
+        let restored = self
+            .restore_until_read_back(spec, previous, &record.target_group_arn)
+            .await;
         let at = format!(
             "{} at {}",
             during.split(':').next().unwrap_or(during),
@@ -378,13 +381,15 @@ impl Engine {
             .await;
         self.tag_phase(&record.fleet_name, "stopped").await;
         let mut traffic = match (ledger.active(), &restored) {
-            (Some(a), Ok(())) => format!(
+            (Some(a), Restored::Back { .. }) => format!(
                 "Traffic is back on release {} ({}).",
                 current_release(&ledger).unwrap_or(a.release),
                 a.fleet_name
             ),
-            (None, Ok(())) => "The listener's default action is back as it was.".to_string(),
-            (_, Err(e)) => format!("Putting the listener back failed: {e}."),
+            (None, Restored::Back { .. }) => {
+                "The listener's default action is back as it was.".to_string()
+            }
+            (_, not_back) => not_back_words(&ledger, record, not_back, spec.rule_arn.is_some()),
         };
         traffic.push_str(&format!(
             " Fleet {} was kept out of traffic: the next apply finishes this release if the configuration still asks for it, or removes it.",
@@ -413,26 +418,33 @@ impl Engine {
     ) -> EngineError {
         log::warn(format!("release {}: aborting: {reason}", record.fleet_name));
         let mut problems = Vec::new();
-        let restore = self.restore_action(spec, previous).await;
-        if let Err(e) = restore {
-            problems.push(format!("restoring the listener failed: {e}"));
+        let restored = self
+            .restore_until_read_back(spec, previous, &record.target_group_arn)
+            .await;
+        if let Restored::Back { had_traffic: true } = restored {
+            // It served a share until moments ago: its requests in flight finish first.
+            self.drain(spec, &record.fleet_name).await;
         }
         if let Some(rule) = &record.health_rule_arn {
             if let Err(e) = self.cloud.traffic.delete_rule(rule).await {
                 problems.push(format!("removing the health-check rule failed: {e}"));
             }
         }
-        if let Err(e) = self
-            .delete_fleet(
-                &spec.route(),
-                &record.fleet_name,
-                Some(&record.target_group_arn),
-            )
-            .await
-        {
-            problems.push(format!("removing {} failed: {e}", record.fleet_name));
-        } else {
-            ledger.fleets.retain(|f| f.release != record.release);
+        // A route not put back may still send the new fleet traffic: it is kept (the next
+        // apply puts traffic back first, then removes it).
+        if matches!(restored, Restored::Back { .. }) {
+            if let Err(e) = self
+                .delete_fleet(
+                    &spec.route(),
+                    &record.fleet_name,
+                    Some(&record.target_group_arn),
+                )
+                .await
+            {
+                problems.push(format!("removing {} failed: {e}", record.fleet_name));
+            } else {
+                ledger.fleets.retain(|f| f.release != record.release);
+            }
         }
         ledger.record_aborted(
             record,
@@ -453,7 +465,15 @@ impl Engine {
         if let Err(e) = saved {
             problems.push(format!("recording the abort failed: {e}"));
         }
-        let traffic = traffic_after_abort(&ledger, &previous.last, spec.rule_arn.is_some());
+        let traffic = match &restored {
+            Restored::Back { had_traffic } => traffic_after_abort(
+                &ledger,
+                &previous.last,
+                spec.rule_arn.is_some(),
+                *had_traffic,
+            ),
+            not_back => not_back_words(&ledger, record, not_back, spec.rule_arn.is_some()),
+        };
         let traffic = if problems.is_empty() {
             traffic
         } else {
@@ -498,12 +518,23 @@ fn record_from_tags(g: &GroupStatus, release: u64, target_group_arn: String) -> 
     }
 }
 
-/// Where traffic is after an abort, in the words of its diagnostic: on the release that
-/// served, or on the route's own action when none did.
-fn traffic_after_abort(ledger: &Ledger, before: &ListenerAction, rule: bool) -> String {
+/// Where traffic is after an abort whose route read back as it was, in the words of its
+/// diagnostic: on the release that served (back on it when the new fleet had a share), or
+/// on the route's own action when none did.
+fn traffic_after_abort(
+    ledger: &Ledger,
+    before: &ListenerAction,
+    rule: bool,
+    had_traffic: bool,
+) -> String {
     match (ledger.active(), before) {
         (Some(a), _) => format!(
-            "Traffic stayed on release {} ({}).",
+            "Traffic {} release {} ({}).",
+            if had_traffic {
+                "is back on"
+            } else {
+                "stayed on"
+            },
             current_release(ledger).unwrap_or(a.release),
             a.fleet_name
         ),
@@ -520,4 +551,58 @@ fn traffic_after_abort(ledger: &Ledger, before: &ListenerAction, rule: bool) -> 
             }
         ),
     }
+}
+
+/// The words of a route that could not be put back: what it forwards as last read, by fleet
+/// name where the ledger knows the target group, and what happens next.
+fn not_back_words(
+    ledger: &Ledger,
+    record: &FleetRecord,
+    restored: &Restored,
+    rule: bool,
+) -> String {
+    let Restored::NotBack {
+        error,
+        read,
+        attempts,
+    } = restored
+    else {
+        return String::new();
+    };
+    let route = if rule { "listener rule" } else { "listener" };
+    let name_of = |arn: &str| {
+        ledger
+            .fleets
+            .iter()
+            .chain(std::iter::once(record))
+            .find(|f| f.target_group_arn == arn)
+            .map(|f| f.fleet_name.clone())
+            .unwrap_or_else(|| arn.rsplit(':').next().unwrap_or(arn).to_string())
+    };
+    let reads = match read {
+        Some(ListenerAction::Forward(w)) => {
+            let split: Vec<String> = w
+                .iter()
+                .map(|(tg, n)| format!("{} {n}", name_of(tg)))
+                .collect();
+            format!("forwards to {}", split.join(", "))
+        }
+        Some(ListenerAction::Fixed(code)) => format!("answers {code}"),
+        Some(ListenerAction::Other(t)) => format!("does `{t}`"),
+        None => "could not be read".to_string(),
+    };
+    let serving = ledger
+        .active()
+        .map(|a| {
+            format!(
+                "release {} ({})",
+                current_release(ledger).unwrap_or(a.release),
+                a.fleet_name
+            )
+        })
+        .unwrap_or_else(|| format!("the {route}'s action as it was"));
+    format!(
+        "Traffic could NOT be put back on {serving} after {attempts} attempts ({error}): the {route} {reads} as last read. Fleet {} was kept; the next apply puts traffic back on {serving} (verified) before anything else.",
+        record.fleet_name
+    )
 }

@@ -230,8 +230,9 @@ async fn alarm_during_step_two_aborts_and_restores_traffic() {
         err.contains("alarm web-5xx is in ALARM during canary pause at 20 %"),
         "{err}"
     );
+    // Web-r2 had a share: traffic is back, read back.
     assert!(
-        err.contains("Traffic stayed on release 1 (web-r1)"),
+        err.contains("Traffic is back on release 1 (web-r1)"),
         "{err}"
     );
     assert_eq!(
@@ -244,6 +245,106 @@ async fn alarm_during_step_two_aborts_and_restores_traffic() {
     assert_eq!(ledger.history[0].status, Status::Aborted);
     assert_eq!(ledger.history[0].release, 2);
     assert_eq!(current_release(&ledger), Some(1));
+}
+
+/// The route's write refused six times in a row when the alarm fires (the SDK's retries,
+/// its quota drained, gave up each time): the abort keeps trying on its own schedule until
+/// the route reads back as it was, says so, and drains the fleet that had a share before
+/// deleting it.
+#[tokio::test(start_paused = true)]
+async fn an_abort_keeps_putting_traffic_back_until_it_reads_back() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let before = fake.listener(LISTENER);
+    let f2 = fake.clone();
+    let fired = Arc::new(std::sync::Mutex::new(None));
+    let fired2 = fired.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        f2.set_alarm("web-5xx", true);
+        f2.fail("ModifyListener", 6);
+        *fired2.lock().unwrap() = Some(tokio::time::Instant::now());
+    });
+    let err = engine
+        .release(&canary(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    let ended = tokio::time::Instant::now();
+    assert!(err.contains("alarm web-5xx is in ALARM"), "{err}");
+    assert!(
+        err.contains("Traffic is back on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert!(!err.contains("Clean-up was incomplete"), "{err}");
+    assert_eq!(fake.listener(LISTENER), before, "traffic is back");
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+    // Six refusals: 1 + 2 + 4 + 8 + 10 + 10 s of waits, then the 30 s drain.
+    let took = ended - fired.lock().unwrap().unwrap();
+    assert!(took >= Duration::from_secs(35 + 30), "{took:?}");
+}
+
+/// A route AWS never lets be put back: the abort gives up after its bound and says what
+/// the listener forwards as read, not that traffic stayed; the new fleet is kept (it has
+/// weight), and the next apply puts traffic back before anything else.
+#[tokio::test(start_paused = true)]
+async fn an_abort_that_cannot_put_traffic_back_says_what_it_read() {
+    let (fake, engine) = world();
+    engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+    let f2 = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        f2.set_alarm("web-5xx", true);
+        f2.fail("ModifyListener", 1000);
+    });
+    let err = engine
+        .release(&canary(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Traffic could NOT be put back on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the listener forwards to web-r2 20, web-r1 80 as last read"),
+        "{err}"
+    );
+    assert!(!err.contains("Clean-up was incomplete"), "{err}");
+    assert!(!err.contains("Traffic stayed"), "{err}");
+    assert!(!err.contains("Traffic is back"), "{err}");
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![
+            (tg("web-r2"), 20),
+            (tg("web-r1"), 80)
+        ]))
+    );
+    assert_eq!(
+        fake.group_names(),
+        vec!["web-r1", "web-r2"],
+        "a routed fleet is kept"
+    );
+    // AWS takes writes again: the next apply puts traffic back first, then finishes the
+    // release it left.
+    fake.fail("ModifyListener", 0);
+    fake.set_alarm("web-5xx", false);
+    let writes = fake.listener_log().len();
+    engine.release(&canary(IMAGE_B), true, LIMIT).await.unwrap();
+    let first = &fake.listener_log()[writes];
+    assert!(
+        first.contains(&(tg("web-r1"), 100))
+            && first.iter().all(|(g, w)| g == &tg("web-r1") || *w == 0),
+        "traffic back on the serving fleet first: {first:?}"
+    );
+    // Then the release it left is finished: web-r2 serves, web-r1 retained at weight 0.
+    assert_eq!(
+        fake.listener(LISTENER),
+        Some(ListenerAction::Forward(vec![
+            (tg("web-r2"), 100),
+            (tg("web-r1"), 0)
+        ]))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -912,10 +1013,11 @@ async fn the_time_limit_bounds_pauses_too() {
         err.contains("time limit (1m40s, `timeouts`) ran out during canary pause at 20 %"),
         "{err}"
     );
-    // The limit ends the pause; the clean-up after it (traffic back first, then the new
-    // group's deletion, `Delete in progress` for a few reads) takes seconds more.
+    // The limit ends the pause; the clean-up after it (traffic back first, the new fleet
+    // drained for its 30 s `deregistration_delay` — it had a share —, then its group's
+    // deletion, `Delete in progress` for a few reads) takes seconds more.
     assert!(
-        started.elapsed() <= Duration::from_secs(110),
+        started.elapsed() <= Duration::from_secs(140),
         "{:?}",
         started.elapsed()
     );
@@ -1715,7 +1817,7 @@ async fn an_aborted_canary_gives_the_serving_fleet_its_scale_in_back() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Traffic stayed on release 1"), "{err}");
+    assert!(err.contains("Traffic is back on release 1"), "{err}");
     assert_eq!(
         scale_in(&fake, "web-r1").await,
         vec![("web-r1-ALBRequestCountPerTarget".to_string(), true)],
