@@ -78,6 +78,17 @@ async fn the_proxy_refuses_a_group_while_a_new_profile_propagates() -> anyhow::R
 async fn a_release_gets_through_a_new_profile_and_an_abort_through_a_busy_group(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
+    // Windows long enough that the apply meets them however busy the machine is (the suite
+    // runs tests side by side): a Terraform run that takes a few seconds to reach its
+    // CreateAutoScalingGroup still finds the profile propagating.
+    h.proxy.set_faults(Faults {
+        aws_rules: Some(AwsRules {
+            profile_propagation: Duration::from_secs(20),
+            activity: Duration::from_secs(8),
+            ..TEST_AWS_RULES
+        }),
+        ..Faults::default()
+    });
     // The profile is made right before the apply, as a configuration that makes it in the
     // same apply would.
     query(
@@ -113,6 +124,10 @@ async fn a_release_gets_through_a_new_profile_and_an_abort_through_a_busy_group(
     // A release that aborts at once: its group is deleted while its launch still runs.
     h.proxy.set_faults(Faults {
         unhealthy_targets: true,
+        aws_rules: Some(AwsRules {
+            activity: Duration::from_secs(8),
+            ..TEST_AWS_RULES
+        }),
         ..Faults::default()
     });
     let run = h
