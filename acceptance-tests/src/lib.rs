@@ -624,6 +624,58 @@ impl Aws {
     }
 }
 
+impl Aws {
+    /// The listener's default action's group stickiness in seconds (None: off or not a
+    /// forward).
+    pub async fn listener_stickiness(&self, listener_arn: &str) -> anyhow::Result<Option<i64>> {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await?;
+        let last = out.listeners().first().and_then(|l| {
+            l.default_actions()
+                .iter()
+                .max_by_key(|a| a.order().unwrap_or(0))
+                .cloned()
+        });
+        Ok(last
+            .and_then(|a| a.forward_config().cloned())
+            .and_then(|f| f.target_group_stickiness_config().cloned())
+            .filter(|c| c.enabled() == Some(true))
+            .map(|c| i64::from(c.duration_seconds().unwrap_or(0))))
+    }
+
+    /// Switches the listener's stickiness off behind the provider's back: the same weights,
+    /// no stickiness (a console user unticking it).
+    pub async fn switch_stickiness_off(&self, listener_arn: &str) -> anyhow::Result<()> {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await?;
+        let mut actions = out
+            .listeners()
+            .first()
+            .map(|l| l.default_actions().to_vec())
+            .unwrap_or_default();
+        if let Some(last) = actions.last_mut() {
+            if let Some(fc) = last.forward_config.as_mut() {
+                fc.target_group_stickiness_config = None;
+            }
+        }
+        self.elb
+            .modify_listener()
+            .listener_arn(listener_arn)
+            .set_default_actions(Some(actions))
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
 /// A fixed 404 response: what a listener or rule answers before a release owns it.
 fn fixed_404() -> elb::types::Action {
     elb::types::Action::builder()

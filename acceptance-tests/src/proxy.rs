@@ -85,6 +85,9 @@ pub struct Faults {
     /// its answer is lost — the caller gets HTTP 500 instead, as after a timeout or a reset
     /// once AWS had acted.
     pub lose_first_answer: Vec<(String, String)>,
+    /// (action, how long): the first such call is held that long before it is forwarded,
+    /// as a connection that hangs (a caller that gives up earlier never sees it act).
+    pub hold_first: Vec<(String, Duration)>,
     /// Report target health as an ALB does (see the module's documentation); None: as the
     /// emulator says.
     pub alb_health: Option<AlbHealth>,
@@ -174,6 +177,7 @@ impl Faults {
             actions: Vec::new(),
             seed: 0,
             lose_first_answer: Vec::new(),
+            hold_first: Vec::new(),
             alb_health: None,
             zone_not_served: Vec::new(),
             aws_rules: None,
@@ -186,7 +190,18 @@ impl Faults {
 #[derive(Debug, Default)]
 struct Routes {
     routed_since: BTreeMap<String, Instant>,
+    /// When the routes were last read from the emulator.
+    refreshed: Option<Instant>,
+    /// Per target group: its health check's `interval × healthy threshold`, in seconds
+    /// (a target group's health check does not change under a release: a new one is made).
+    checks: BTreeMap<String, f64>,
 }
+
+/// A health read refreshes the routes at most this often (a route change the proxy sees
+/// refreshes them at once; one made behind its back, straight at the emulator, is seen
+/// within this): tests' watchers read health many times a second, and each refresh costs
+/// the emulator several calls.
+const ROUTES_FRESH_FOR: Duration = Duration::from_millis(250);
 
 /// What happened to one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -232,6 +247,8 @@ struct Shared {
     outcomes: BTreeMap<Outcome, u64>,
     log: Vec<Seen>,
     answers_lost: std::collections::BTreeSet<usize>,
+    /// Indexes of `hold_first` already used.
+    held: std::collections::BTreeSet<usize>,
     routes: Routes,
     /// When the last `CreateInstanceProfile` was seen.
     profile_made: Option<Instant>,
@@ -702,6 +719,7 @@ async fn refresh_routes(
     }
     let now = Instant::now();
     let mut s = shared.lock().unwrap();
+    s.routes.refreshed = Some(now);
     s.routes.routed_since.retain(|arn, _| routed.contains(arn));
     for arn in routed {
         s.routes.routed_since.entry(arn).or_insert(now);
@@ -734,24 +752,34 @@ async fn alb_target_health(
             "<State>unused</State><Reason>Target.NotInUse</Reason><Description>Target group is not configured to receive traffic from the load balancer</Description>",
         ),
         Some(since) => {
-            let Some(tg) = elb_call(
-                upstream,
-                client,
-                &[("Action", "DescribeTargetGroups"), ("TargetGroupArns.member.1", &arn)],
-            )
-            .await
-            else {
-                return answer;
+            let known = shared.lock().unwrap().routes.checks.get(&arn).copied();
+            let per_check = match known {
+                Some(c) => c,
+                None => {
+                    let Some(tg) = elb_call(
+                        upstream,
+                        client,
+                        &[("Action", "DescribeTargetGroups"), ("TargetGroupArns.member.1", &arn)],
+                    )
+                    .await
+                    else {
+                        return answer;
+                    };
+                    let num = |tag: &str, default: f64| {
+                        xml_values(&tg, tag)
+                            .first()
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .unwrap_or(default)
+                    };
+                    let c = num("HealthCheckIntervalSeconds", 30.0)
+                        * num("HealthyThresholdCount", 5.0);
+                    if tg.contains("<TargetGroupArn>") {
+                        shared.lock().unwrap().routes.checks.insert(arn.clone(), c);
+                    }
+                    c
+                }
             };
-            let num = |tag: &str, default: f64| {
-                xml_values(&tg, tag)
-                    .first()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(default)
-            };
-            let checks = num("HealthCheckIntervalSeconds", 30.0)
-                * num("HealthyThresholdCount", 5.0)
-                * alb.time_scale;
+            let checks = per_check * alb.time_scale;
             if since.elapsed() < Duration::from_secs_f64(checks) {
                 text.replace(
                     "<State>healthy</State>",
@@ -818,6 +846,7 @@ impl FaultProxy {
         let mut s = self.shared.lock().unwrap();
         s.faults = faults;
         s.rng = 0;
+        s.held.clear();
     }
 
     /// Calls seen so far, by action (faulted ones included: each is one attempt).
@@ -959,7 +988,7 @@ async fn forward(
     } else {
         false
     };
-    let (faults, outcome, refused, unseen) = {
+    let (faults, outcome, refused, unseen, hold) = {
         let mut s = shared.lock().unwrap();
         *s.calls.entry(action.clone()).or_default() += 1;
         let faults = s.faults.clone();
@@ -969,6 +998,15 @@ async fn forward(
             .iter()
             .position(|(a, needle)| a == &action && text.contains(needle.as_str()))
             .is_some_and(|i| s.answers_lost.insert(i));
+        let hold = faults
+            .hold_first
+            .iter()
+            .enumerate()
+            .find(|(i, (a, _))| a == &action && !s.held.contains(i))
+            .map(|(i, (_, d))| (i, *d));
+        if let Some((i, _)) = hold {
+            s.held.insert(i);
+        }
         let refused = faults.aws_rules.and_then(|rules| {
             limit_refusal(&action, &text)
                 .or_else(|| refusal(&s, rules, &action, &text))
@@ -1020,8 +1058,11 @@ async fn forward(
             body: text.clone(),
             outcome,
         });
-        (faults, outcome, refused, unseen)
+        (faults, outcome, refused, unseen, hold)
     };
+    if let Some((_, d)) = hold {
+        tokio::time::sleep(d).await;
+    }
     let applies = faults.actions.is_empty() || faults.actions.iter().any(|a| a == &action);
     if applies && !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
@@ -1259,7 +1300,16 @@ async fn forward(
         rbody = Bytes::from(text);
     }
     if let Some(alb) = faults.alb_health {
-        if ROUTE_CHANGES.contains(&action.as_str()) || action == "DescribeTargetHealth" {
+        let stale = || {
+            shared
+                .lock()
+                .unwrap()
+                .routes
+                .refreshed
+                .is_none_or(|t| t.elapsed() >= ROUTES_FRESH_FOR)
+        };
+        if ROUTE_CHANGES.contains(&action.as_str()) || (action == "DescribeTargetHealth" && stale())
+        {
             refresh_routes(upstream, client, shared).await;
         }
         if action == "DescribeTargetHealth" && rparts.status.is_success() && !zone_not_served {

@@ -157,3 +157,36 @@ async fn creates_whose_answer_was_lost_are_adopted_not_doubled() -> anyhow::Resu
     assert!(h.plan_is_empty().await?);
     Ok(())
 }
+
+/// A call whose answer never comes (the proxy holds the first target-health read for a
+/// minute) is abandoned after one attempt's timeout and retried: the release goes on and
+/// commits, not held for the minute.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_call_is_abandoned_after_its_attempt_timeout() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts::default()))?;
+    h.apply(&[]).await?;
+    h.proxy.set_faults(Faults {
+        hold_first: vec![("DescribeTargetHealth".into(), Duration::from_secs(60))],
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    h.apply(&[("image_id", &h.fx.image_b)]).await?;
+    let took = started.elapsed();
+    eprintln!("release through a held call: {took:?}");
+    assert_eq!(h.resource_values().await?["release"], 2);
+    assert!(
+        took < Duration::from_secs(50),
+        "held {took:?}: the hung attempt was not abandoned after 20 s"
+    );
+    assert!(
+        h.proxy
+            .calls()
+            .get("DescribeTargetHealth")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "the held read was tried again"
+    );
+    Ok(())
+}

@@ -54,6 +54,11 @@ const CASES: &[Case] = &[
     Case { extra: "  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 150\n  }", lb_extra: "", line: "target_value = 150", says: "a percentage, at most 100" },
     Case { extra: "  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 500\n  }\n  target_tracking {\n    predefined_metric = \"ALBRequestCountPerTarget\"\n    target_value = 800\n  }", lb_extra: "", line: "predefined_metric = \"ALBRequestCountPerTarget\"", says: "is given twice" },
     Case { extra: "  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }\n  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value = 50\n  }", lb_extra: "", line: "predefined_metric = \"ASGAverageCPUUtilization\"", says: "at most 5 blocks" },
+    // Safe on real AWS, part 3 (issue 21): what AWS would refuse or silently undo.
+    Case { extra: "", lb_extra: "    health_check {\n      matcher = \"200-600\"\n    }", line: "matcher = \"200-600\"", says: "HTTP codes from 200 to 499" },
+    Case { extra: "", lb_extra: "    health_check {\n      matcher = \"2xx\"\n    }", line: "matcher = \"2xx\"", says: "a range (\"200-299\")" },
+    Case { extra: "  tags = { role = \"api\" }\n  instance_tags = { role = \"web\" }", lb_extra: "", line: "instance_tags = { role = \"web\" }", says: "AWS puts the group's value (tags) over the launch template's" },
+    Case { extra: "  tags = { for i in range(46) : \"k${i}\" => \"v\" }", lb_extra: "", line: "tags = { for i in range(46)", says: "at most 45 tags" },
 ];
 
 #[tokio::test(flavor = "multi_thread")]

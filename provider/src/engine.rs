@@ -86,6 +86,8 @@ pub struct Observed {
     pub ledger: Ledger,
     /// The listener's default action, None when the listener is gone.
     pub listener: Option<ListenerAction>,
+    /// The route's group stickiness as read, in seconds (None: off).
+    pub sticky: Option<u64>,
     /// The live groups of the ledger's fleets.
     pub groups: Vec<GroupStatus>,
     /// Why the serving fleet cannot serve as it is (see [`decide::serving_faults`]).
@@ -316,13 +318,21 @@ impl Engine {
 
     /// Holds release `name`'s lease (one apply at a time), or says who does.
     pub async fn lease(&self, name: &str) -> EngineResult<crate::lease::Lease> {
-        crate::lease::acquire(&self.cloud, name).await
+        crate::lease::acquire(&self.cloud, name, &self.stop).await
+    }
+
+    /// This engine, stopping when `lease`'s release is asked to (its lease lost) as well as
+    /// when the process is: the work done under one lease.
+    pub fn under(&self, lease: &crate::lease::Lease) -> Self {
+        self.clone().with_stop(lease.stop())
     }
 
     /// Reads everything a release is in AWS, its ledger given (e.g. just rebuilt: a read of
     /// a ledger written moments ago may not find it yet).
     pub async fn observe_with(&self, ledger: Ledger) -> EngineResult<Observed> {
-        let listener = self.cloud.traffic.action(&ledger.route()).await?;
+        let route = self.cloud.traffic.read(&ledger.route()).await?;
+        let sticky = route.as_ref().and_then(|r| r.sticky);
+        let listener = route.map(|r| r.last);
         let names: Vec<String> = ledger.fleets.iter().map(|f| f.fleet_name.clone()).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
         let serving_faults = self
@@ -335,6 +345,7 @@ impl Engine {
         Ok(Observed {
             ledger,
             listener,
+            sticky,
             groups,
             serving_faults,
             scaling,

@@ -14,6 +14,7 @@ use crate::cloud::Cloud;
 use crate::engine::{EngineError, EngineResult};
 use crate::log;
 use crate::naming::{TAG_PHASE, TAG_RELEASE_NAME};
+use crate::stop::Stop;
 
 /// Tag: host name of the holder.
 pub const TAG_HOST: &str = "immutable:lease-host";
@@ -43,6 +44,8 @@ pub struct Lease {
     /// The ID of the object that holds this acquisition's lease.
     id: String,
     renewal: tokio::task::JoinHandle<()>,
+    /// This release's stop: requested when the lease is lost (and with the process's).
+    stop: Stop,
 }
 
 impl Drop for Lease {
@@ -52,6 +55,12 @@ impl Drop for Lease {
 }
 
 impl Lease {
+    /// The stop of the release that holds the lease: the work done under it stops when the
+    /// lease is lost, and only that work.
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
+    }
+
     /// Gives the lease back (deleting this acquisition's lease object by its ID: a lease
     /// another holder made since is never touched); a failure is logged, the lease expires.
     pub async fn release(self) {
@@ -67,8 +76,9 @@ impl Lease {
 
 /// Renews the lease every [`RENEW_EVERY`] while it is still this acquisition's (same ID,
 /// same nonce). A lease found taken by another holder (ours expired while renewals failed)
-/// is not renewed again: the apply is asked to stop, so that two runners never act at once.
-async fn renew(cloud: Cloud, name: String, id: String, since: String, nonce: String) {
+/// is not renewed again: this release's apply is asked to stop (`stop`, the lease's own:
+/// the process's other releases go on), so that two runners never act at once.
+async fn renew(cloud: Cloud, name: String, id: String, since: String, nonce: String, stop: Stop) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let still_ours = match cloud.ledger.read_lease(&name).await {
@@ -84,7 +94,7 @@ async fn renew(cloud: Cloud, name: String, id: String, since: String, nonce: Str
                 "the lease of release {name} was lost (it expired while renewals failed, and another apply took it or it was deleted)"
             );
             log::warn(format!("release {name}: {why}; stopping"));
-            crate::stop::global().request(&why);
+            stop.request(&why);
             return;
         }
         let tags = holder_tags(&name, &since, &nonce);
@@ -197,8 +207,9 @@ fn rfc3339_of(unix: u64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// Takes the lease of release `name`, or refuses with who holds it.
-pub async fn acquire(cloud: &Cloud, name: &str) -> EngineResult<Lease> {
+/// Takes the lease of release `name`, or refuses with who holds it. The lease's stop is a
+/// child of `stop` (the engine's).
+pub async fn acquire(cloud: &Cloud, name: &str, stop: &Stop) -> EngineResult<Lease> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let since = rfc3339_of(unix_now());
     let nonce = format!(
@@ -227,18 +238,21 @@ pub async fn acquire(cloud: &Cloud, name: &str) -> EngineResult<Lease> {
                 .map(|r| r.id.clone())
         });
         if let Some(id) = ours {
+            let stop = stop.child();
             let renewal = tokio::spawn(renew(
                 cloud.clone(),
                 name.to_string(),
                 id.clone(),
                 since.clone(),
                 nonce.clone(),
+                stop.clone(),
             ));
             return Ok(Lease {
                 cloud: cloud.clone(),
                 name: name.to_string(),
                 id,
                 renewal,
+                stop,
             });
         }
         let Some(found) = found else {
@@ -325,15 +339,23 @@ mod tests {
         use crate::cloud::fake::FakeCloud;
         use std::sync::Arc;
         let cloud = Cloud::from_one(Arc::new(FakeCloud::new("l", "ami-a")));
-        let first = acquire(&cloud, "web").await.unwrap();
-        let refused = acquire(&cloud, "web").await.err().unwrap().to_string();
+        let first = acquire(&cloud, "web", &Stop::new()).await.unwrap();
+        let refused = acquire(&cloud, "web", &Stop::new())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             refused.contains("being changed by another apply"),
             "{refused}"
         );
         assert!(refused.contains(&std::process::id().to_string()));
         first.release().await;
-        acquire(&cloud, "web").await.unwrap().release().await;
+        acquire(&cloud, "web", &Stop::new())
+            .await
+            .unwrap()
+            .release()
+            .await;
     }
 
     #[test]
@@ -356,7 +378,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let lease = acquire(&cloud, "web").await.unwrap();
+        let lease = acquire(&cloud, "web", &Stop::new()).await.unwrap();
         let now = cloud.ledger.read_lease("web").await.unwrap().unwrap();
         assert_ne!(now.id, old_id);
         // The old holder comes back and gives back "its" lease: by its ID, so ours stays.
@@ -370,12 +392,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lease_taken_by_another_holder_is_not_renewed_and_the_apply_is_asked_to_stop() {
+    async fn a_lease_taken_by_another_holder_is_not_renewed_and_that_release_alone_stops() {
         use crate::cloud::fake::FakeCloud;
         use std::sync::Arc;
         let fake = Arc::new(FakeCloud::new("l", "ami-a"));
         let cloud = Cloud::from_one(fake.clone());
-        let lease = acquire(&cloud, "web").await.unwrap();
+        let process = Stop::new();
+        let lease = acquire(&cloud, "web", &process).await.unwrap();
+        let other = acquire(&cloud, "api", &process).await.unwrap();
         let mine = cloud.ledger.read_lease("web").await.unwrap().unwrap();
         // Another runner deleted it (as after an expiry) and took it.
         cloud.ledger.delete_lease(&mine.id).await.unwrap();
@@ -394,9 +418,16 @@ mod tests {
             now.tags.get(TAG_HOST).map(String::as_str),
             Some("elsewhere")
         );
-        assert!(crate::stop::global()
+        assert!(lease
+            .stop()
             .requested()
             .is_some_and(|w| w.contains("lease of release web was lost")));
+        // The process and its other release go on; a stop of the process stops it too.
+        assert_eq!(process.requested(), None);
+        assert_eq!(other.stop().requested(), None);
+        process.request("Ctrl-C");
+        assert_eq!(other.stop().requested().as_deref(), Some("Ctrl-C"));
+        assert_eq!(other.stop().wait().await, "Ctrl-C");
         drop(lease);
     }
 }

@@ -704,9 +704,17 @@ pub struct ReleaseSpec {
     pub timeouts: Timeouts,
     /// Target-tracking policies the serving fleet carries.
     pub scaling: Vec<TargetTracking>,
+    /// Group stickiness of the route's forward action (`load_balancer.stickiness`); None:
+    /// off. Not fleet-shaping: carried by every write of the route.
+    pub stickiness: Option<Duration>,
 }
 
 impl ReleaseSpec {
+    /// The route's stickiness as AWS holds it, in seconds.
+    pub fn sticky_seconds(&self) -> Option<u64> {
+        self.stickiness.map(|d| d.as_secs())
+    }
+
     /// The route the release owns.
     pub fn route(&self) -> crate::cloud::Route {
         crate::cloud::Route {
@@ -800,6 +808,112 @@ fn check_prefixed_id(id: &str, prefix: &str, attr: &str, what: &str) -> Result<(
         return Err(format!(
             "{attr} must hold {what}: \"{prefix}\" followed by letters and digits; got {id:?}"
         ));
+    }
+    Ok(())
+}
+
+/// Checks `load_balancer.stickiness.duration` (AWS: 1 s to 7 days) and that a retained
+/// fleet outlives the sticky clients it served (`rollback_window` longer than it).
+pub fn check_stickiness(
+    duration: Duration,
+    rollback_window: Option<Duration>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let week = Duration::from_secs(7 * 24 * 3600);
+    if duration < Duration::from_secs(1) || duration > week || duration.subsec_nanos() != 0 {
+        out.push((
+            "duration",
+            format!(
+                "load_balancer.stickiness.duration must be whole seconds from 1s to 7 days (168h); got {}",
+                crate::duration::format(duration)
+            ),
+        ));
+    } else if let Some(w) = rollback_window {
+        if w <= duration {
+            out.push((
+                "rollback_window",
+                format!(
+                    "rollback_window ({}) must be longer than load_balancer.stickiness.duration ({}): a client stays on the fleet that served it for that long, and a fleet leaving traffic must keep serving it until then",
+                    crate::duration::format(w),
+                    crate::duration::format(duration)
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// AWS's limit of tags on one object (a group, a target group, a template, an instance).
+pub const AWS_MAX_TAGS: usize = 50;
+/// The ownership tags the provider puts on a group, a target group and a launch template
+/// (`immutable:release-name`, `…:release`, `…:image-id`, `…:phase`, `…:fingerprint`).
+pub const OWNERSHIP_TAGS: usize = 5;
+/// The ownership tags an instance gets from its group (all but `…:phase`, which would go
+/// stale on the instance: it is not propagated).
+pub const INSTANCE_OWNERSHIP_TAGS: usize = 4;
+
+/// Checks the tags an object and its instances would carry against AWS's 50: the release's
+/// tags (`default_tags` merged) and the provider's 5 on each object; on the instances those,
+/// `instance_tags`, and the provider's 4.
+pub fn check_tag_counts(
+    tags: &BTreeMap<String, String>,
+    instance_tags: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let most = AWS_MAX_TAGS - OWNERSHIP_TAGS;
+    if tags.len() > most {
+        out.push((
+            "tags",
+            format!(
+                "at most {most} tags (default_tags included): AWS allows {AWS_MAX_TAGS} on an object and the provider puts {OWNERSHIP_TAGS} ownership tags on each; got {}",
+                tags.len()
+            ),
+        ));
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        tags.keys().chain(instance_tags.keys()).collect();
+    let on_instances = keys.len() + INSTANCE_OWNERSHIP_TAGS;
+    if on_instances > AWS_MAX_TAGS {
+        out.push((
+            "instance_tags",
+            format!(
+                "the instances would carry {on_instances} tags (tags and instance_tags, and the provider's {INSTANCE_OWNERSHIP_TAGS}): AWS allows {AWS_MAX_TAGS}"
+            ),
+        ));
+    }
+    out
+}
+
+/// Checks a health check's `matcher` as an ALB takes it for HTTP and HTTPS: HTTP codes from
+/// 200 to 499, one (`"200"`), a list (`"200,202"`) or a range (`"200-299"`).
+pub fn check_matcher(matcher: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "load_balancer.health_check.matcher must be HTTP codes from 200 to 499: one (\"200\"), a list (\"200,202\") or a range (\"200-299\"); got {matcher:?}"
+        )
+    };
+    let code = |c: &str| -> Result<i64, String> {
+        let c = c.trim();
+        if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = c.parse().map_err(|_| bad())?;
+        if !(200..=499).contains(&n) {
+            return Err(bad());
+        }
+        Ok(n)
+    };
+    if matcher.contains(',') && matcher.contains('-') {
+        return Err(bad());
+    }
+    if let Some((lo, hi)) = matcher.split_once('-') {
+        if code(lo)? >= code(hi)? {
+            return Err(bad());
+        }
+        return Ok(());
+    }
+    for c in matcher.split(',') {
+        code(c)?;
     }
     Ok(())
 }
@@ -965,6 +1079,7 @@ pub(crate) mod examples {
             tags: BTreeMap::new(),
             timeouts: Timeouts::default(),
             scaling: Vec::new(),
+            stickiness: None,
         }
     }
 }
@@ -1442,5 +1557,49 @@ mod tests {
         ] {
             assert_eq!(check_launch_template_version(v).is_ok(), ok, "{v}");
         }
+    }
+
+    #[test]
+    fn matchers_as_an_alb_takes_them() {
+        for (m, ok) in [
+            ("200", true),
+            ("200,202", true),
+            ("200-299", true),
+            ("499", true),
+            ("302", true),
+            ("199", false),
+            ("500", false),
+            ("200-199", false),
+            ("200-200", false),
+            ("200,", false),
+            ("", false),
+            ("2xx", false),
+            ("200-299,302", false),
+            ("0-99", false),
+        ] {
+            assert_eq!(check_matcher(m).is_ok(), ok, "{m:?}");
+        }
+        assert!(check_matcher("500")
+            .unwrap_err()
+            .contains("from 200 to 499"));
+    }
+
+    #[test]
+    fn tag_counts_within_what_aws_holds() {
+        let n = |count: usize, prefix: &str| -> BTreeMap<String, String> {
+            (0..count)
+                .map(|i| (format!("{prefix}{i}"), "v".into()))
+                .collect()
+        };
+        assert!(check_tag_counts(&n(45, "t"), &BTreeMap::new()).is_empty());
+        let e = check_tag_counts(&n(46, "t"), &BTreeMap::new());
+        assert_eq!(e[0].0, "tags", "{e:?}");
+        assert!(e[0].1.contains("at most 45 tags"), "{e:?}");
+        // 40 + 6 distinct instance tags + 4 = 50: fine; one more is not.
+        assert!(check_tag_counts(&n(40, "t"), &n(6, "i")).is_empty());
+        let e = check_tag_counts(&n(40, "t"), &n(7, "i"));
+        assert_eq!(e, vec![("instance_tags", "the instances would carry 51 tags (tags and instance_tags, and the provider's 4): AWS allows 50".to_string())]);
+        // A key in both counts once.
+        assert!(check_tag_counts(&n(40, "t"), &n(7, "t")).is_empty());
     }
 }

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// A stop signal shared by everything that should stop together.
+/// A stop signal shared by everything that should stop together. A child ([`Stop::child`])
+/// stops with its parent and can be stopped alone: one release whose lease was lost stops,
+/// the others in the process go on.
 #[derive(Clone, Debug)]
 pub struct Stop {
     tx: Arc<watch::Sender<Option<String>>>,
+    parent: Option<Box<Stop>>,
 }
 
 impl Default for Stop {
@@ -31,6 +34,15 @@ impl Stop {
     pub fn new() -> Self {
         Self {
             tx: Arc::new(watch::channel(None).0),
+            parent: None,
+        }
+    }
+
+    /// A signal that is requested when this one is, and can be requested alone.
+    pub fn child(&self) -> Self {
+        Self {
+            tx: Arc::new(watch::channel(None).0),
+            parent: Some(Box::new(self.clone())),
         }
     }
 
@@ -46,22 +58,37 @@ impl Stop {
         });
     }
 
-    /// Why a stop was requested, if it was.
+    /// Why a stop was requested (of this signal or a parent's), if it was.
     pub fn requested(&self) -> Option<String> {
-        self.tx.borrow().clone()
+        self.tx
+            .borrow()
+            .clone()
+            .or_else(|| self.parent.as_ref().and_then(|p| p.requested()))
     }
 
-    /// Resolves once a stop is requested (at once if it already was).
-    pub async fn wait(&self) -> String {
-        let mut rx = self.tx.subscribe();
-        loop {
-            if let Some(why) = rx.borrow_and_update().clone() {
-                return why;
+    /// Resolves once a stop is requested, of this signal or a parent's (at once if it
+    /// already was).
+    pub fn wait(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            let own = async {
+                let mut rx = self.tx.subscribe();
+                loop {
+                    if let Some(why) = rx.borrow_and_update().clone() {
+                        return why;
+                    }
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            match &self.parent {
+                None => own.await,
+                Some(parent) => tokio::select! {
+                    why = own => why,
+                    why = parent.wait() => why,
+                },
             }
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
+        })
     }
 }
 

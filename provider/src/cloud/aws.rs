@@ -229,12 +229,75 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         .build_https()
 }
 
+/// How long one attempt of an AWS call may take before it is abandoned (and retried like
+/// any transient error): AWS answers in well under a second; a hung connection must not
+/// hold a release.
+pub const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one AWS call may take, all its attempts and back-offs included: no call blocks
+/// an apply past it, whatever `max_retries` says.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// An HTTP client whose calls in flight when a stop is requested (Ctrl-C, SIGTERM,
+/// `StopProvider`) end at once, as a user error the SDK does not retry; a call started
+/// after the stop runs as usual (putting traffic back after a stop is such a call).
+#[derive(Debug, Clone)]
+struct StoppableClient {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    stop: crate::stop::Stop,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for StoppableClient {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(StoppableConnector {
+            inner: self.inner.http_connector(settings, components),
+            stop: self.stop.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct StoppableConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    stop: crate::stop::Stop,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for StoppableConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::http::HttpConnectorFuture;
+        let call = self.inner.call(request);
+        if self.stop.requested().is_some() {
+            return call;
+        }
+        let stop = self.stop.clone();
+        HttpConnectorFuture::new(async move {
+            tokio::select! {
+                answer = call => answer,
+                why = stop.wait() => Err(aws_smithy_runtime_api::client::result::ConnectorError::user(
+                    format!("the call was interrupted: {why}").into(),
+                )),
+            }
+        })
+    }
+}
+
 impl AwsCloud {
     /// Loads the AWS configuration (standard credential chain) and builds the clients.
     /// Fails when no region can be found.
     pub async fn connect(settings: &AwsSettings) -> Result<Self, String> {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+        let client = StoppableClient {
+            inner: https_client(),
+            stop: crate::stop::global().clone(),
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(
+            aws_smithy_runtime_api::client::http::SharedHttpClient::new(client),
+        );
         if let Some(region) = &settings.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -250,13 +313,15 @@ impl AwsCloud {
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(20)),
         );
-        // A call that hangs is abandoned and retried like any transient error: no wait is
-        // ever stuck on one dead connection.
+        // An attempt that hangs is abandoned and retried like any transient error, and a
+        // call never takes longer than CALL_TIMEOUT: no wait is ever stuck on one dead
+        // connection.
         loader = loader.timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(10))
-                .read_timeout(Duration::from_secs(30))
-                .operation_attempt_timeout(Duration::from_secs(60))
+                .read_timeout(CALL_ATTEMPT_TIMEOUT)
+                .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
+                .operation_timeout(CALL_TIMEOUT)
                 .build(),
         );
         let sdk = loader.load().await;
@@ -359,7 +424,9 @@ fn asg_tags(name: &str, tags: &BTreeMap<String, String>) -> Vec<asg::types::Tag>
                 .resource_type("auto-scaling-group")
                 .key(k)
                 .value(v)
-                .propagate_at_launch(true)
+                // The phase changes as the fleet moves on; on an instance it would stay
+                // what it was at launch (`launching`) for ever.
+                .propagate_at_launch(k != crate::naming::TAG_PHASE)
                 .build()
         })
         .collect()
@@ -1467,7 +1534,16 @@ fn launch_settings(
     data
 }
 
-fn forward_action(weights: &[(String, i64)]) -> elb::types::Action {
+/// A forward action's group stickiness in seconds, None when off.
+fn sticky_of(action: &elb::types::Action) -> Option<u64> {
+    let c = action.forward_config()?.target_group_stickiness_config()?;
+    if c.enabled() != Some(true) {
+        return None;
+    }
+    Some(c.duration_seconds().unwrap_or(0).max(0) as u64)
+}
+
+fn forward_action(weights: &[(String, i64)], sticky: Option<u64>) -> elb::types::Action {
     let tuples = weights
         .iter()
         .map(|(arn, w)| {
@@ -1482,6 +1558,12 @@ fn forward_action(weights: &[(String, i64)]) -> elb::types::Action {
         .forward_config(
             elb::types::ForwardActionConfig::builder()
                 .set_target_groups(Some(tuples))
+                .set_target_group_stickiness_config(sticky.map(|secs| {
+                    elb::types::TargetGroupStickinessConfig::builder()
+                        .enabled(true)
+                        .duration_seconds(secs as i32)
+                        .build()
+                }))
                 .build(),
         )
         .build()
@@ -1497,6 +1579,7 @@ impl Traffic for AwsCloud {
             return Ok(Some(RouteState {
                 front: Vec::new(),
                 last: ListenerAction::Other("none".into()),
+                sticky: None,
                 snapshot: Snapshot {
                     key: "[]".into(),
                     raw: Arc::new(actions),
@@ -1513,6 +1596,7 @@ impl Traffic for AwsCloud {
                 })
                 .collect(),
             last: domain_action(last),
+            sticky: sticky_of(last),
             snapshot: Snapshot {
                 key: format!("{actions:?}"),
                 raw: Arc::new(actions),
@@ -1524,12 +1608,15 @@ impl Traffic for AwsCloud {
         &self,
         route: &Route,
         weights: &[(String, i64)],
-    ) -> CloudResult<Option<ListenerAction>> {
-        let actions = self.with_front(route, forward_action(weights)).await?;
+        sticky: Option<u64>,
+    ) -> CloudResult<Option<(ListenerAction, Option<u64>)>> {
+        let actions = self
+            .with_front(route, forward_action(weights, sticky))
+            .await?;
         let answered = self
             .write_route(route, actions, format!("setting {} weights", route.what()))
             .await?;
-        Ok(answered.and_then(|a| a.last().map(domain_action)))
+        Ok(answered.and_then(|a| a.last().map(|l| (domain_action(l), sticky_of(l)))))
     }
 
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {

@@ -48,6 +48,9 @@ struct State {
     /// Routes: a listener's default actions (by listener ARN) or a user rule's actions (by
     /// rule ARN), in order; the last is the final action.
     listeners: BTreeMap<String, Vec<ListenerAction>>,
+    /// Per route: the final forward's group stickiness in seconds (none: off). A write
+    /// that leaves it out switches it off, as on AWS.
+    sticky: BTreeMap<String, u64>,
     /// User rules: rule ARN → listener ARN.
     user_rules: BTreeMap<String, String>,
     images: BTreeMap<String, String>,
@@ -351,6 +354,20 @@ impl FakeCloud {
         let mut s = self.state.lock().unwrap();
         s.user_rules.insert(rule_arn.into(), listener_arn.into());
         s.listeners.insert(rule_arn.into(), actions);
+    }
+
+    /// The group stickiness of a route's final forward, in seconds (None: off).
+    pub fn sticky(&self, key: &str) -> Option<u64> {
+        self.state.lock().unwrap().sticky.get(key).copied()
+    }
+
+    /// Switches a route's stickiness off or on behind the provider's back.
+    pub fn set_sticky_outside(&self, key: &str, sticky: Option<u64>) {
+        let mut s = self.state.lock().unwrap();
+        match sticky {
+            Some(secs) => s.sticky.insert(key.into(), secs),
+            None => s.sticky.remove(key),
+        };
     }
 
     /// Every weighted forward ever set, in order.
@@ -1001,9 +1018,10 @@ impl Traffic for FakeCloud {
                 })
                 .collect(),
             last: last.clone(),
+            sticky: s.sticky.get(route.key()).copied(),
             snapshot: Snapshot {
                 key: format!("{actions:?}"),
-                raw: std::sync::Arc::new(actions.clone()),
+                raw: std::sync::Arc::new((actions.clone(), s.sticky.get(route.key()).copied())),
             },
         }))
     }
@@ -1012,7 +1030,8 @@ impl Traffic for FakeCloud {
         &self,
         route: &Route,
         weights: &[(String, i64)],
-    ) -> CloudResult<Option<ListenerAction>> {
+        sticky: Option<u64>,
+    ) -> CloudResult<Option<(ListenerAction, Option<u64>)>> {
         let mut s = self.call("ModifyListener")?;
         // AWS's limits: 5 target groups in a forward action, weights 0–999.
         if weights.len() > 5 || weights.iter().any(|(_, w)| !(0..=999).contains(w)) {
@@ -1025,27 +1044,36 @@ impl Traffic for FakeCloud {
             });
         }
         s.set_final(route, ListenerAction::Forward(weights.to_vec()))?;
+        match sticky {
+            Some(secs) => s.sticky.insert(route.key().into(), secs),
+            None => s.sticky.remove(route.key()),
+        };
         s.listener_log.push(weights.to_vec());
-        Ok(Some(ListenerAction::Forward(weights.to_vec())))
+        Ok(Some((ListenerAction::Forward(weights.to_vec()), sticky)))
     }
 
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()> {
         let mut s = self.call("ModifyListener")?;
+        s.sticky.remove(route.key());
         s.set_final(route, ListenerAction::Fixed(status.to_string()))
     }
 
     async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()> {
         let mut s = self.call("ModifyListener")?;
-        let actions = state
+        let (actions, sticky) = state
             .snapshot
             .raw
-            .downcast_ref::<Vec<ListenerAction>>()
+            .downcast_ref::<(Vec<ListenerAction>, Option<u64>)>()
             .expect("a snapshot of the fake")
             .clone();
         if let Some(ListenerAction::Forward(w)) = actions.last() {
             s.listener_log.push(w.clone());
         }
         s.listeners.insert(route.key().into(), actions);
+        match sticky {
+            Some(secs) => s.sticky.insert(route.key().into(), secs),
+            None => s.sticky.remove(route.key()),
+        };
         Ok(())
     }
 
@@ -1330,12 +1358,12 @@ mod tests {
         let fake = FakeCloud::new(LISTENER, "ami-1");
         let route = Route::listener(LISTENER);
         let six: Vec<(String, i64)> = (0..6).map(|i| (format!("tg-{i}"), 0)).collect();
-        let e = fake.forward(&route, &six).await.unwrap_err();
+        let e = fake.forward(&route, &six, None).await.unwrap_err();
         assert!(e.to_string().contains("ValidationError"), "{e}");
         let heavy = vec![("tg-1".to_string(), 1000)];
-        assert!(fake.forward(&route, &heavy).await.is_err());
+        assert!(fake.forward(&route, &heavy, None).await.is_err());
         let five: Vec<(String, i64)> = (0..5).map(|i| (format!("tg-{i}"), 999)).collect();
-        fake.forward(&route, &five).await.unwrap();
+        fake.forward(&route, &five, None).await.unwrap();
         let mut spec = fleet_spec();
         spec.user_data = Some("#".repeat(16 * 1024 + 1));
         let e = fake

@@ -214,6 +214,9 @@ pub struct RouteState {
     pub front: Vec<String>,
     /// The final action.
     pub last: ListenerAction,
+    /// The final forward's group stickiness (`TargetGroupStickinessConfig`), in seconds;
+    /// None when off or not a forward.
+    pub sticky: Option<u64>,
     /// The whole list, opaque to the engine: only the adapter that read it writes it back.
     pub snapshot: Snapshot,
 }
@@ -230,7 +233,9 @@ impl RouteState {
             }
             other => other.clone(),
         };
-        self.front == other.front && sorted(&self.last) == sorted(&other.last)
+        self.front == other.front
+            && sorted(&self.last) == sorted(&other.last)
+            && self.sticky == other.sticky
     }
 }
 
@@ -353,14 +358,17 @@ pub trait Traffic: Send + Sync {
     async fn action(&self, route: &Route) -> CloudResult<Option<ListenerAction>> {
         Ok(self.read(route).await?.map(|s| s.last))
     }
-    /// Makes the final action a weighted forward. Returns the final action as AWS's answer
-    /// to the change gives it (ModifyListener and ModifyRule answer with the new actions),
-    /// None when the answer does not say (then read it).
+    /// Makes the final action a weighted forward, with group stickiness of `sticky`
+    /// seconds or none (a write that leaves it out switches it off, on AWS as in the
+    /// emulator). Returns the final action and its stickiness as AWS's answer to the change
+    /// gives them (ModifyListener and ModifyRule answer with the new actions), None when
+    /// the answer does not say (then read it).
     async fn forward(
         &self,
         route: &Route,
         weights: &[(String, i64)],
-    ) -> CloudResult<Option<ListenerAction>>;
+        sticky: Option<u64>,
+    ) -> CloudResult<Option<(ListenerAction, Option<u64>)>>;
     /// Makes the final action a fixed response.
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()>;
     /// Puts the route's whole action list back as `state` read it.

@@ -194,7 +194,7 @@ impl Engine {
             if current.len() < 5 {
                 let mut attached = current.clone();
                 attached.push((record.target_group_arn.clone(), 0));
-                return self.set_traffic(&spec.route(), &attached).await;
+                return self.set_traffic(spec, &attached).await;
             }
         }
         let nanos = std::time::SystemTime::now()

@@ -202,7 +202,7 @@ impl Engine {
                 let mut idle: Vec<String> = ledger.retained_target_groups();
                 idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
                 let split = decide::split(&active.target_group_arn, 100, None, &idle);
-                self.set_traffic(&spec.route(), &split).await?;
+                self.set_traffic(spec, &split).await?;
             }
             None => {
                 let forwards_to_leftover = matches!(
@@ -368,7 +368,9 @@ impl Engine {
             .await;
         let at = format!(
             "{} at {}",
-            during.split(':').next().unwrap_or(during),
+            // "canary pause at 10 %: …", "setting listener (arn:aws:…) weights: …": the
+            // step, up to the first ": " (ARNs hold colons).
+            during.split(": ").next().unwrap_or(during),
             self.now_rfc3339()
         );
         let mut stopped = record.clone();

@@ -208,7 +208,7 @@ impl Engine {
                 None,
                 &ledger.retained_target_groups(),
             );
-            self.set_traffic(&spec.route(), &split).await?;
+            self.set_traffic(spec, &split).await?;
         }
         self.delete_fleet(
             &spec.route(),

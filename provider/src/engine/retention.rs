@@ -216,7 +216,7 @@ impl Engine {
         // rollback that calls this just set and verified it.
         if !gone.is_empty() {
             self.set_traffic(
-                &spec.route(),
+                spec,
                 &decide::split(&active.target_group_arn, 100, None, &kept_arns),
             )
             .await?;

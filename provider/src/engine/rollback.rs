@@ -140,7 +140,7 @@ impl Engine {
             .collect();
         let before = self.cloud.traffic.action(&spec.route()).await?;
         self.set_traffic(
-            &spec.route(),
+            spec,
             &decide::split(&target.target_group_arn, 100, None, &others),
         )
         .await?;
@@ -158,7 +158,7 @@ impl Engine {
             .await
         {
             if let Some(ListenerAction::Forward(w)) = &before {
-                let _ = self.set_traffic(&spec.route(), w).await;
+                let _ = self.set_traffic(spec, w).await;
             }
             return Err(e.into());
         }

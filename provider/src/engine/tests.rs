@@ -347,6 +347,52 @@ async fn an_abort_that_cannot_put_traffic_back_says_what_it_read() {
     );
 }
 
+/// `load_balancer.stickiness` rides every write of the route (a write without it would
+/// switch it off): through a canary's steps, the abort's put-back, and a repair of drift.
+#[tokio::test(start_paused = true)]
+async fn stickiness_rides_every_write_of_the_route() {
+    let (fake, engine) = world();
+    let hour = Some(Duration::from_secs(3600));
+    let mut first = spec(IMAGE_A);
+    first.stickiness = hour;
+    engine.release(&first, true, LIMIT).await.unwrap();
+    assert_eq!(fake.sticky(LISTENER), Some(3600));
+    let mut c = canary(IMAGE_B);
+    c.stickiness = hour;
+    let f2 = fake.clone();
+    let during = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        let at_20 = (f2.listener_log().last().cloned(), f2.sticky(LISTENER));
+        f2.set_alarm("web-5xx", true);
+        at_20
+    });
+    let err = engine
+        .release(&c, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    let (split, sticky) = during.await.unwrap();
+    assert!(
+        split.is_some_and(|w| w.contains(&(tg("web-r2"), 20))),
+        "the alarm came at 20 %"
+    );
+    assert_eq!(sticky, Some(3600), "the canary's writes kept it");
+    assert!(err.contains("Traffic is back on release 1"), "{err}");
+    assert_eq!(fake.sticky(LISTENER), Some(3600), "the abort put it back");
+    // Switched off by hand: a read sees it, the repair puts it back.
+    fake.set_sticky_outside(LISTENER, None);
+    let seen = engine.observe("web").await.unwrap().unwrap();
+    assert_eq!(seen.sticky, None);
+    engine.restore_traffic(&first, &seen.ledger).await.unwrap();
+    assert_eq!(fake.sticky(LISTENER), Some(3600));
+    // Removed from the configuration: the next write leaves it out.
+    engine
+        .restore_traffic(&spec(IMAGE_A), &seen.ledger)
+        .await
+        .unwrap();
+    assert_eq!(fake.sticky(LISTENER), None);
+}
+
 #[tokio::test(start_paused = true)]
 async fn alarm_during_bake_aborts() {
     let (fake, engine) = world();

@@ -46,25 +46,33 @@ fn put_back_mismatch(
 }
 
 impl Engine {
-    /// Sets the route's weights and checks them in AWS's answer to the change (ModifyListener
+    /// Sets the route's weights, with the release's group stickiness (a write without it
+    /// would switch it off), and checks both in AWS's answer to the change (ModifyListener
     /// and ModifyRule answer with the route's new actions), or else reads them back; a
     /// mismatch is an error.
     pub(super) async fn set_traffic(
         &self,
-        route: &Route,
+        spec: &ReleaseSpec,
         weights: &[(String, i64)],
     ) -> EngineResult<()> {
-        let read = match self.cloud.traffic.forward(route, weights).await? {
+        let route = spec.route();
+        let sticky = spec.sticky_seconds();
+        let read = match self.cloud.traffic.forward(&route, weights, sticky).await? {
             Some(answered) => Some(answered),
-            None => self.cloud.traffic.action(route).await?,
+            None => self
+                .cloud
+                .traffic
+                .read(&route)
+                .await?
+                .map(|r| (r.last, r.sticky)),
         };
         let mut want: Vec<(String, i64)> = weights.to_vec();
         want.sort();
-        let ok = matches!(&read, Some(ListenerAction::Forward(got)) if { let mut g = got.clone(); g.sort(); g == want });
+        let ok = matches!(&read, Some((ListenerAction::Forward(got), s)) if { let mut g = got.clone(); g.sort(); g == want && *s == sticky });
         if !ok {
             return Err(EngineError::Cloud(CloudError::Transport {
                 action: format!("verifying {} weights", route.what()),
-                message: format!("set {want:?}, read back {read:?}"),
+                message: format!("set {want:?} (stickiness {sticky:?} s), read back {read:?}"),
             }));
         }
         Ok(())
@@ -141,14 +149,17 @@ impl Engine {
         };
         let retained: Vec<String> = ledger.retained_target_groups();
         let want = decide::split(&active.target_group_arn, 100, None, &retained);
-        let now = self.cloud.traffic.action(&spec.route()).await?;
-        let same = matches!(&now, Some(ListenerAction::Forward(w)) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b });
+        let now = self.cloud.traffic.read(&spec.route()).await?;
+        let sticky = spec.sticky_seconds();
+        let same = matches!(&now, Some(r) if r.sticky == sticky && matches!(&r.last, ListenerAction::Forward(w) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b }));
         if !same {
             log::info(format!(
-                "release {}: listener drifted ({now:?}); restoring",
-                active.fleet_name
+                "release {}: listener drifted ({:?}, stickiness {:?}); restoring",
+                active.fleet_name,
+                now.as_ref().map(|r| &r.last),
+                now.as_ref().map(|r| r.sticky)
             ));
-            self.set_traffic(&spec.route(), &want).await?;
+            self.set_traffic(spec, &want).await?;
         }
         Ok(())
     }

@@ -126,7 +126,7 @@ impl Engine {
             walk.serving_arn.as_deref(),
             &walk.retained_arns,
         );
-        self.set_traffic(&spec.route(), &split).await?;
+        self.set_traffic(spec, &split).await?;
         self.detach_health_rule(record).await?;
         if weight < 100 {
             // Where the walk is, for whoever looks at the group (the commit tags it

@@ -28,6 +28,17 @@ pub struct Context {
     pub default_tags: BTreeMap<String, String>,
 }
 
+impl Context {
+    /// The same context whose engine stops with `lease`'s release (its lease lost) as well
+    /// as with the process: one release's lost lease stops that release only.
+    pub fn under(&self, lease: &crate::lease::Lease) -> Self {
+        Self {
+            engine: self.engine.under(lease),
+            default_tags: self.default_tags.clone(),
+        }
+    }
+}
+
 /// Set once at configure time.
 pub type SharedContext = Arc<OnceLock<Context>>;
 

@@ -188,6 +188,28 @@ pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
     state.launch_template_id = active.map(|a| a.launch_template_id.clone()).into();
     state.previous_image_id = ledger.previous_image_id().into();
     state.traffic = Value::Value(obs.traffic());
+    // Stickiness as the route has it: switched off (or changed) by hand, the plan shows it
+    // and the apply puts it back.
+    if let Value::Value(lb) = &mut state.load_balancer {
+        let configured = lb.stickiness.as_ref_option().and_then(|s| {
+            s.duration
+                .as_ref_option()
+                .and_then(|d| crate::duration::parse(d).ok())
+                .map(|d| (d.as_secs(), s.duration.clone()))
+        });
+        lb.stickiness = match (obs.sticky, configured) {
+            (None, _) => Value::Null,
+            // The configuration's own spelling of the same duration ("1h", not "3600s").
+            (Some(secs), Some((want, text))) if secs == want => {
+                Value::Value(super::state::StickinessBlock { duration: text })
+            }
+            (Some(secs), _) => Value::Value(super::state::StickinessBlock {
+                duration: Value::Value(crate::duration::format(std::time::Duration::from_secs(
+                    secs,
+                ))),
+            }),
+        };
+    }
     state.history = Value::Value(history_items(ledger));
     state.target_tracking = scaling_as_found(&state.target_tracking, obs.scaling.as_deref());
     if let Some(a) = active {
@@ -428,6 +450,21 @@ impl ReleaseResource {
                 at("version"),
             ),
             Err(e) => diags.root_error("AWS call failed", e.to_string()),
+        }
+    }
+
+    /// AWS's 50 tags per object, counted with the provider's `default_tags` merged under
+    /// the release's `tags` (the configuration alone is checked at validate).
+    fn check_tag_limits(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) {
+        let (Value::Value(tags), Value::Value(inst)) = (&planned.tags, &planned.instance_tags)
+        else {
+            return;
+        };
+        let mut merged: std::collections::BTreeMap<String, String> = ctx.default_tags.clone();
+        merged.extend(tags.keys().map(|k| (k.clone(), String::new())));
+        let inst = inst.keys().map(|k| (k.clone(), String::new())).collect();
+        for (attr, e) in spec::check_tag_counts(&merged, &inst) {
+            diags.error("Invalid argument", e, AttributePath::new(attr));
         }
     }
 
@@ -868,6 +905,7 @@ impl Resource for ReleaseResource {
         });
         planned.set_planned(first.as_deref());
         self.check_in_aws(ctx, diags, &planned, true, true).await;
+        Self::check_tag_limits(ctx, diags, &planned);
         self.check_alarms(ctx, diags, &planned, false).await;
         if planned.desired_capacity == Value::Value(0) && config.desired_capacity.is_null() {
             diags.error(
@@ -920,6 +958,7 @@ impl Resource for ReleaseResource {
             // The create half of the replacement plans its own steps.
             planned.set_planned(None);
             self.check_in_aws(ctx, diags, &planned, true, true).await;
+            Self::check_tag_limits(ctx, diags, &planned);
             return Some((planned, private, replace));
         }
         let steps = self
@@ -984,6 +1023,7 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
+        let ctx = &ctx.under(&lease);
         // A live release of this name that this plan did not replace is refused, not adopted.
         let released = ctx
             .engine
@@ -1026,7 +1066,9 @@ impl Resource for ReleaseResource {
                 return None;
             }
         };
-        let out = self.update_leased(ctx, diags, prior, planned, config).await;
+        let out = self
+            .update_leased(&ctx.under(&lease), diags, prior, planned, config)
+            .await;
         lease.release().await;
         warn_notices(diags, &spec.name);
         out
@@ -1056,7 +1098,8 @@ impl Resource for ReleaseResource {
             .to_spec(&ctx.default_tags)
             .map(|s| s.timeouts.delete)
             .unwrap_or_else(|_| crate::spec::Timeouts::default().delete);
-        let out = match tokio::time::timeout(limit, ctx.engine.destroy(&name, &route)).await {
+        let engine = ctx.engine.under(&lease);
+        let out = match tokio::time::timeout(limit, engine.destroy(&name, &route)).await {
             Ok(Ok(())) => Some(()),
             Ok(Err(e)) => {
                 report(diags, e);

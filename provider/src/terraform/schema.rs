@@ -89,6 +89,11 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let stickiness = block(
+        "Group stickiness on the forward action the release owns (`TargetGroupStickinessConfig`): a client stays on the fleet that first served it for `duration`, whatever the weights. Carried through every weight change, abort, rollback and repair and read back with the weights; switched off by hand it is drift, put back. A change is a settings update of the route, not a release.",
+        vec![("duration", attr(T::String, C::Required, "How long a client stays on its fleet, a duration of whole seconds from `\"1s\"` to `\"168h\"` (7 days). `rollback_window` must be longer: a fleet leaving traffic keeps serving its sticky clients until their cookie ends."))],
+        vec![],
+    );
     let load_balancer = block(
         "The Application Load Balancer listener that routes traffic to the fleets. Exactly one.",
         vec![
@@ -99,7 +104,10 @@ pub fn release_schema() -> Schema {
             ("protocol", attr(T::String, oc.clone(), "Target group protocol, `\"HTTP\"` or `\"HTTPS\"`. Defaults to `\"HTTP\"`.")),
             ("deregistration_delay", attr(T::Number, oc.clone(), "Seconds a deregistered target drains, 0–3600. Defaults to 30.")),
         ],
-        vec![("health_check", NestedBlock::Optional(health_check))],
+        vec![
+            ("health_check", NestedBlock::Optional(health_check)),
+            ("stickiness", NestedBlock::Optional(stickiness)),
+        ],
     );
     let health = block(
         "The health gate a new fleet must pass before any traffic moves.",

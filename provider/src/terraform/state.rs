@@ -93,6 +93,15 @@ pub struct LoadBalancerBlock {
     #[serde(with = "super::one_block")]
     pub health_check: Value<HealthCheckBlock>,
     pub deregistration_delay: Num,
+    #[serde(with = "super::one_block")]
+    pub stickiness: Value<StickinessBlock>,
+}
+
+/// `load_balancer.stickiness`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StickinessBlock {
+    pub duration: Str,
 }
 
 /// `metadata_options`.
@@ -531,6 +540,13 @@ impl ReleaseState {
         }
         let mut tags = default_tags.clone();
         tags.extend(known_map_or_empty(&self.tags).ok_or_else(|| unknown("tags"))?);
+        // With default_tags merged: AWS's 50 tags per object.
+        if let Some((_, e)) = spec::check_tag_counts(&tags, &fleet.instance_tags)
+            .into_iter()
+            .next()
+        {
+            return Err(e);
+        }
         Ok(ReleaseSpec {
             name: known(&self.name).ok_or_else(|| unknown("name"))?,
             fleet,
@@ -551,6 +567,18 @@ impl ReleaseState {
             bake_time: dur(&self.bake_time, Duration::ZERO)?,
             retain_fleets: known(&self.retain_fleets).unwrap_or(1),
             rollback_window: dur(&self.rollback_window, Duration::from_secs(3600))?,
+            stickiness: match &lb.stickiness {
+                Value::Value(st) => match &st.duration {
+                    Value::Value(d) => Some(
+                        crate::duration::parse(d)
+                            .map_err(|e| format!("load_balancer.stickiness.duration: {e}"))?,
+                    ),
+                    Value::Unknown => return Err(unknown("load_balancer.stickiness")),
+                    Value::Null => None,
+                },
+                Value::Unknown => return Err(unknown("load_balancer.stickiness")),
+                Value::Null => None,
+            },
             history_limit: known(&self.history_limit).unwrap_or(10),
             tags,
             timeouts,
@@ -777,6 +805,27 @@ impl ReleaseState {
             if let Value::Value(hc) = &lb.health_check {
                 Self::validate_health_check(hc, fail);
             }
+            if let Some(Value::Value(text)) = lb.stickiness.as_ref_option().map(|st| &st.duration) {
+                let sp = |a: &'static str| path(&["load_balancer", "stickiness", a]);
+                match spec::check_duration("load_balancer.stickiness.duration", text, None) {
+                    Err(e) => fail(sp("duration"), e),
+                    Ok(d) => {
+                        // The window an unset rollback_window takes: 1h; unknown: later.
+                        let window = match &self.rollback_window {
+                            Value::Value(w) => crate::duration::parse(w).ok(),
+                            Value::Null => Some(Duration::from_secs(3600)),
+                            Value::Unknown => None,
+                        };
+                        for (attr, e) in spec::check_stickiness(d, window) {
+                            if attr == "duration" {
+                                fail(sp("duration"), e);
+                            } else {
+                                fail(path(&[attr]), e);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -815,6 +864,11 @@ impl ReleaseState {
                     ("timeout", format!("load_balancer.health_check.timeout ({t}) must be less than interval ({i})"))
                 };
                 fail(hp(at), what);
+            }
+        }
+        if let Value::Value(m) = &hc.matcher {
+            if let Err(e) = spec::check_matcher(m) {
+                fail(hp("matcher"), e);
             }
         }
         if let Value::Value(p) = &hc.path {
@@ -964,6 +1018,28 @@ impl ReleaseState {
                 if k.starts_with("immutable:") {
                     fail(AttributePath::new("tags").key(k.clone()), format!("tag keys starting with \"immutable:\" are reserved for the provider's ownership tags; got {k:?}"));
                 }
+            }
+        }
+        // On the instances AWS lets the group's propagated tag win over the launch
+        // template's: a key in both would silently lose its instance_tags value.
+        if let (Value::Value(tags), Value::Value(inst)) = (&self.tags, &self.instance_tags) {
+            // The same value in both is harmless (modules often do it); two known values
+            // that differ would lose instance_tags' silently.
+            for (k, v) in inst {
+                if let (Value::Value(mine), Some(Value::Value(group))) = (v, tags.get(k)) {
+                    if mine != group {
+                        fail(
+                            AttributePath::new("instance_tags").key(k.clone()),
+                            format!("tag key {k:?} is in both tags ({group:?}) and instance_tags ({mine:?}): on the instances AWS puts the group's value (tags) over the launch template's (instance_tags); give it one value, or set it in one of them"),
+                        );
+                    }
+                }
+            }
+            let keys = |m: &BTreeMap<String, Str>| -> BTreeMap<String, String> {
+                m.keys().map(|k| (k.clone(), String::new())).collect()
+            };
+            for (attr, e) in spec::check_tag_counts(&keys(tags), &keys(inst)) {
+                fail(path(&[attr]), e);
             }
         }
     }
