@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as `make test` runs it (and CI, through .ci/run): the build, the unit
-# and engine tests, the acceptance suite on Terraform 1.0.3 and on the newer Terraform at
+# The whole test suite, as `make test` runs it (and CI, through .ci/run): the lint (rustfmt,
+# clippy) beside the build, the unit and engine tests, the acceptance suite on Terraform 1.0.3 and on the newer Terraform at
 # the same time, the docs and examples checks; then a table of the phases' times and the
 # ten slowest tests. Each acceptance test has its own emulator and fault proxy, so tests
 # run side by side (ACC_JOBS at once per Terraform version). Every phase runs even when an
@@ -9,7 +9,8 @@
 # Environment (the GNUmakefile sets the first four): TF_ACC_TERRAFORM (Terraform 1.0.3),
 # TERRAFORM_NEWER (empty: none), TF_ACC_MOTO, TF_ACC_PLUGIN_MIRROR; ACC_JOBS (default 6);
 # SUITE_ONLY=old|newer runs the acceptance suite on one Terraform version only.
-# Arguments name the phases to run (build, unit, acceptance, checks); none: all of them.
+# Arguments name the phases to run (lint, build, unit, acceptance, checks); none: all of
+# them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,28 @@ build() {
   # One build for the binaries the tests run (the provider, docgen) and the test binaries,
   # with the same features (--workspace), so neither rebuilds the other's dependencies.
   cargo build --workspace --bins && cargo test --workspace --no-run --quiet
+}
+
+# Clippy checks into a target directory of its own (target/lint), so it runs beside the
+# build instead of waiting for its lock: a cold build spends minutes on one crate at a time
+# (aws-sdk-ec2), leaving the second core to clippy.
+lint() {
+  cargo fmt --all -- --check && CARGO_TARGET_DIR=target/lint cargo clippy --all-targets -- -D warnings
+}
+
+lint_beside_build() {
+  local t0 rc_build=0 rc_lint=0 lint_pid
+  t0=$(now)
+  echo "== lint (beside the build; log in $OUT/lint.log)"
+  ( lint > "$OUT/lint.log" 2>&1; echo $? > "$OUT/lint.rc"; since "$t0" > "$OUT/lint.secs" ) &
+  lint_pid=$!
+  run_phase "build" build || true
+  wait "$lint_pid" || true
+  rc_lint=$(cat "$OUT/lint.rc" 2>/dev/null || echo 1)
+  grep -v '^\s*Compiling\|^\s*Checking' "$OUT/lint.log" || true
+  if [ "$rc_lint" = 0 ]; then record "lint (rustfmt, clippy; beside the build)" "$(cat "$OUT/lint.secs")" ok
+  else record "lint (rustfmt, clippy; beside the build)" "$(cat "$OUT/lint.secs" 2>/dev/null || echo 0)" FAILED; FAILED=1; fi
+  return 0
 }
 
 unit() {
@@ -96,7 +119,11 @@ checks() {
 PHASES_ASKED=("$@")
 want() { [ ${#PHASES_ASKED[@]} -eq 0 ] || [[ " ${PHASES_ASKED[*]} " == *" $1 "* ]]; }
 started=$(now)
-want build && run_phase "build" build
+if want lint && want build; then lint_beside_build
+else
+  want lint && run_phase "lint (rustfmt, clippy)" lint
+  want build && run_phase "build" build
+fi
 want unit && run_phase "unit and engine tests" unit
 want acceptance && run_phase "acceptance (both Terraforms at once)" both_terraforms
 want checks && run_phase "docs and examples checks" checks

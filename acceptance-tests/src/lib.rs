@@ -247,6 +247,18 @@ impl Aws {
         Ok(())
     }
 
+    /// Sets alarm `name` in `ALARM` (as CloudWatch would when its metric breaches).
+    pub async fn fire_alarm(&self, name: &str) -> anyhow::Result<()> {
+        self.cw
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("test")
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
         let creds =
@@ -575,6 +587,22 @@ impl Aws {
             .count())
     }
 
+    /// The listener's final default action (authentication may stand in front of it).
+    async fn final_action(&self, listener_arn: &str) -> anyhow::Result<Option<elb::types::Action>> {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await?;
+        Ok(out.listeners().first().and_then(|l| {
+            l.default_actions()
+                .iter()
+                .max_by_key(|a| a.order().unwrap_or(0))
+                .cloned()
+        }))
+    }
+
     /// The listener's default action: target group name → weight for a forward, or
     /// `{"fixed-response": status}`.
     pub async fn listener_weights(
@@ -582,22 +610,9 @@ impl Aws {
         listener_arn: &str,
     ) -> anyhow::Result<BTreeMap<String, i64>> {
         let names = self.target_group_arns().await?;
-        let out = self
-            .elb
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await?;
-        // The final action (authentication may stand in front of it).
-        let action = out
-            .listeners()
-            .first()
-            .and_then(|l| {
-                l.default_actions()
-                    .iter()
-                    .max_by_key(|a| a.order().unwrap_or(0))
-                    .cloned()
-            })
+        let action = self
+            .final_action(listener_arn)
+            .await?
             .ok_or_else(|| anyhow!("listener has no default action"))?;
         let mut m = BTreeMap::new();
         if let Some(f) = action.fixed_response_config() {
@@ -628,19 +643,9 @@ impl Aws {
     /// The listener's default action's group stickiness in seconds (None: off or not a
     /// forward).
     pub async fn listener_stickiness(&self, listener_arn: &str) -> anyhow::Result<Option<i64>> {
-        let out = self
-            .elb
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await?;
-        let last = out.listeners().first().and_then(|l| {
-            l.default_actions()
-                .iter()
-                .max_by_key(|a| a.order().unwrap_or(0))
-                .cloned()
-        });
-        Ok(last
+        Ok(self
+            .final_action(listener_arn)
+            .await?
             .and_then(|a| a.forward_config().cloned())
             .and_then(|f| f.target_group_stickiness_config().cloned())
             .filter(|c| c.enabled() == Some(true))
@@ -885,7 +890,9 @@ impl Default for ReleaseOpts {
             lb_extra: String::new(),
             endpoint: None,
             max_retries: 3,
-            poll_interval: "100ms".into(),
+            // Fast enough for second-long pauses, slow enough that a dozen tests side by
+            // side do not keep their emulators busy answering polls.
+            poll_interval: "500ms".into(),
         }
     }
 }

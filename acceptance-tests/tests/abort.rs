@@ -183,14 +183,7 @@ async fn an_abort_puts_traffic_back_through_a_throttling_storm() -> anyhow::Resu
                     actions: vec!["ModifyListener".into(), "ModifyRule".into()],
                     ..Default::default()
                 });
-                aws.cw
-                    .set_alarm_state()
-                    .alarm_name("web-5xx")
-                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                    .state_reason("test")
-                    .send()
-                    .await
-                    .unwrap();
+                aws.fire_alarm("web-5xx").await.unwrap();
                 tokio::time::sleep(std::time::Duration::from_secs(8)).await;
                 proxy.set_faults(Faults::default());
                 return true;

@@ -96,14 +96,7 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
                 .and_then(|w| w.get("web-r2").copied())
                 == Some(10)
             {
-                aws.cw
-                    .set_alarm_state()
-                    .alarm_name("web-5xx")
-                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                    .state_reason("test")
-                    .send()
-                    .await
-                    .unwrap();
+                aws.fire_alarm("web-5xx").await.unwrap();
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -186,14 +179,7 @@ async fn composite_alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow:
         for _ in 0..2400 {
             let w = aws.listener_weights(&listener).await.ok();
             if w.as_ref().and_then(|w| w.get("web-r2").copied()) == Some(10) {
-                aws.cw
-                    .set_alarm_state()
-                    .alarm_name("web-5xx")
-                    .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                    .state_reason("test")
-                    .send()
-                    .await
-                    .unwrap();
+                aws.fire_alarm("web-5xx").await.unwrap();
                 let fired = std::time::Instant::now();
                 // Until traffic is back on web-r1 alone (None: not within the 30 s pause).
                 while fired.elapsed() < Duration::from_secs(30) {

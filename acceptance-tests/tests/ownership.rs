@@ -71,8 +71,10 @@ async fn a_foreign_group_with_the_release_name_is_refused_and_untouched() -> any
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_concurrent_apply_is_refused_while_the_first_completes() -> anyhow::Result<()> {
     let h = Harness::start().await?;
+    // A pause long enough that the second apply meets the first in it however busy the
+    // machine is (a second Terraform run takes a few seconds to reach its apply).
     h.write(&h.release_hcl(&ReleaseOpts {
-        extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"4s\"\n  }".into(),
+        extra: "  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"20s\"\n  }".into(),
         ..Default::default()
     }))?;
     h.apply(&[]).await?;
