@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 ACC_JOBS="${ACC_JOBS:-6}"
 OUT=target/suite
-rm -rf "$OUT" && mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT" && touch "$OUT/.started"
 PHASES=()
 FAILED=0
 
@@ -139,7 +139,7 @@ done
 printf '%-40s %9.1f\n' "total" "$total"
 
 # The ten slowest tests and the counts, from nextest's JUnit reports.
-python3 - "$OUT" <<'EOF'
+python3 - "$OUT/.started" <<'EOF'
 import glob, os, sys
 import xml.etree.ElementTree as ET
 rows, passed, failed, skipped = [], 0, 0, 0
