@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 ACC_JOBS="${ACC_JOBS:-6}"
 OUT=target/suite
 rm -rf "$OUT" && mkdir -p "$OUT" && touch "$OUT/.started"
+# Tests that do not run on this Terraform (or without hashicorp/aws) say so here; the
+# suite prints the lines at its end (nextest keeps a passing test's output to itself).
+export TF_ACC_SKIPS="$PWD/$OUT/skipped.log"
 PHASES=()
 FAILED=0
 
@@ -128,6 +131,12 @@ want unit && run_phase "unit and engine tests" unit
 want acceptance && run_phase "acceptance (both Terraforms at once)" both_terraforms
 want checks && run_phase "docs and examples checks" checks
 total=$(since "$started")
+
+if [ -s "$OUT/skipped.log" ]; then
+  echo
+  echo "== not run here, as the tests said"
+  sort -u "$OUT/skipped.log"
+fi
 
 echo
 echo "== the suite's time"

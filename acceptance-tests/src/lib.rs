@@ -81,11 +81,26 @@ pub fn terraform_at_least(min: (u32, u32), what: &str) -> anyhow::Result<bool> {
     Ok(false)
 }
 
-/// Says on the test run's own stderr, past libtest's capture of passing tests' output, that
-/// a test did not run here and why: one line in `make test`'s output, never a silent pass.
+/// Says that a test did not run here and why: one line in `make test`'s output, never a
+/// silent pass. On the test run's own stderr, past libtest's capture of passing tests'
+/// output; and, since cargo-nextest keeps a passing test's whole stderr to itself, in the
+/// file `TF_ACC_SKIPS` names (the suite prints it at its end).
 pub fn say_skipped(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{line}");
+    if let Some(path) = std::env::var_os("TF_ACC_SKIPS") {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test} ({}): {line}", terraform_bin().display());
+        }
+    }
 }
 
 /// The directory holding the provider binary. `make test` builds it first
