@@ -55,6 +55,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 mod alarms;
+mod capacity;
+
+pub use capacity::NoCapacity;
 
 /// What the proxy does to the traffic it forwards. The default is no fault but AWS's own
 /// behaviour ([`Faults::default`]); [`Faults::plain`] forwards the emulator's answers as
@@ -98,6 +101,9 @@ pub struct Faults {
     /// Refuse for a while what AWS refuses for a while (see the module's documentation);
     /// None: never.
     pub aws_rules: Option<AwsRules>,
+    /// Groups whose launches fail in one zone for lack of capacity, as AWS reports them
+    /// (see [`NoCapacity`]).
+    pub no_capacity: Vec<NoCapacity>,
 }
 
 /// How long AWS refuses what it refuses for a while.
@@ -181,6 +187,7 @@ impl Faults {
             alb_health: None,
             zone_not_served: Vec::new(),
             aws_rules: None,
+            no_capacity: Vec::new(),
         }
     }
 }
@@ -262,6 +269,8 @@ struct Shared {
     deleting_groups: BTreeMap<String, Instant>,
     /// The composite alarms (the emulator has none).
     composites: alarms::Composites,
+    /// Groups out of capacity in a zone (`no_capacity`) → when each was made.
+    short_groups: BTreeMap<String, Instant>,
 }
 
 /// A form-encoded value, decoded (`+` is a space, `%XX` a byte).
@@ -1148,8 +1157,26 @@ async fn forward(
                 "<DeleteAlarmsResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></DeleteAlarmsResponse>".to_string(),
             ));
         }
+        Outcome::Forwarded if action == "DescribeScalingActivities" => {
+            let group = form_field(&text, "AutoScalingGroupName").unwrap_or_default();
+            let made = shared.lock().unwrap().short_groups.get(&group).copied();
+            if let (Some(fault), Some(made)) =
+                (capacity::of_group(&faults.no_capacity, &group), made)
+            {
+                return Ok(xml_ok(capacity::activities(
+                    fault,
+                    made,
+                    Instant::now(),
+                    &text,
+                )));
+            }
+        }
         Outcome::Forwarded | Outcome::AnswerLost => {}
     }
+    let body = match capacity::create_body(&faults.no_capacity, &text) {
+        Some(b) if action == "CreateAutoScalingGroup" => Bytes::from(b),
+        _ => body,
+    };
     let body = match faults.aws_rules.map(|r| r.page_size) {
         Some(size) => small_pages(&action, body, size),
         None => body,
@@ -1181,6 +1208,31 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let now = Instant::now();
+    if action == "CreateAutoScalingGroup" && rparts.status.is_success() {
+        if let Some(f) = form_field(&text, "AutoScalingGroupName")
+            .and_then(|g| capacity::of_group(&faults.no_capacity, &g))
+        {
+            shared
+                .lock()
+                .unwrap()
+                .short_groups
+                .insert(f.group.clone(), now);
+        }
+    }
+    if action == "DescribeAutoScalingGroups" && rparts.status.is_success() {
+        let short: Vec<(NoCapacity, Instant)> = {
+            let s = shared.lock().unwrap();
+            faults
+                .no_capacity
+                .iter()
+                .filter_map(|f| Some((f.clone(), *s.short_groups.get(&f.group)?)))
+                .collect()
+        };
+        for (fault, made) in short {
+            let text = String::from_utf8_lossy(&rbody).into_owned();
+            rbody = Bytes::from(capacity::pending(&fault, made, now, &text));
+        }
+    }
     if faults.aws_rules.is_some() && rparts.status.is_success() {
         let mut s = shared.lock().unwrap();
         match action.as_str() {

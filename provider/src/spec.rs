@@ -394,6 +394,9 @@ pub struct FleetSpec {
     pub image_id: String,
     /// EC2 instance type.
     pub instance_type: String,
+    /// Types AWS may launch, in this order, when `instance_type` has no capacity in a zone
+    /// (`fallback_instance_types`): the group gets a mixed instances policy.
+    pub fallback_instance_types: Vec<String>,
     /// Subnets the group launches into.
     pub subnet_ids: BTreeSet<String>,
     /// Security groups of the instances.
@@ -531,6 +534,16 @@ impl FleetSpec {
     fn later_arguments(&self) -> Vec<String> {
         let q = |s: &str| serde_json::Value::from(s).to_string();
         let mut out = Vec::new();
+        if !self.fallback_instance_types.is_empty() {
+            out.push(format!(
+                "fallback_instance_types=[{}]",
+                self.fallback_instance_types
+                    .iter()
+                    .map(|t| q(t))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
         if let Some(k) = &self.key_name {
             out.push(format!("key_name={}", q(k)));
         }
@@ -797,6 +810,55 @@ pub fn check_subnet_id(id: &str) -> Result<(), String> {
     check_prefixed_id(id, "subnet-", "subnet_ids", "subnet IDs")
 }
 
+/// Most types `fallback_instance_types` may name: a mixed instances policy takes 40
+/// overrides, of which `instance_type` is the first; ten in all keep a fleet's types a
+/// choice a reviewer can read.
+pub const MAX_FALLBACK_INSTANCE_TYPES: usize = 9;
+
+/// Checks `fallback_instance_types`: at most nine, each an instance type, none repeated and
+/// none `instance_type` itself (a mixed instances policy refuses a type twice).
+pub fn check_fallback_instance_types(primary: Option<&str>, fallbacks: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    if fallbacks.len() > MAX_FALLBACK_INSTANCE_TYPES {
+        out.push(format!(
+            "fallback_instance_types holds {} types; at most {MAX_FALLBACK_INSTANCE_TYPES} are allowed (with instance_type, ten a fleet may launch)",
+            fallbacks.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for t in fallbacks {
+        if let Err(e) = check_instance_type(t) {
+            out.push(format!("fallback_instance_types: {e}"));
+        } else if Some(t.as_str()) == primary {
+            out.push(format!(
+                "fallback_instance_types must not name instance_type ({t:?}): it is always the first type tried"
+            ));
+        } else if !seen.insert(t.as_str()) {
+            out.push(format!(
+                "fallback_instance_types names {t:?} twice; each type may appear once"
+            ));
+        }
+    }
+    out
+}
+
+/// Checks an instance type's form (`family.size`, e.g. `t3.micro`).
+pub fn check_instance_type(t: &str) -> Result<(), String> {
+    let ok = t.split_once('.').is_some_and(|(family, size)| {
+        !family.is_empty()
+            && !size.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an EC2 instance type such as \"t3.micro\"; got {t:?}"
+        ))
+    }
+}
+
 /// Checks a security group ID's form.
 pub fn check_security_group_id(id: &str) -> Result<(), String> {
     check_prefixed_id(id, "sg-", "security_group_ids", "security group IDs")
@@ -1031,6 +1093,7 @@ pub(crate) mod examples {
         FleetSpec {
             image_id: image.into(),
             instance_type: "t3.micro".into(),
+            fallback_instance_types: Vec::new(),
             subnet_ids: ["subnet-1".to_string()].into(),
             security_group_ids: BTreeSet::new(),
             iam_instance_profile: None,
@@ -1155,6 +1218,47 @@ mod tests {
         assert_eq!(check_capacity(1, Some(4), Some(3))[0].0, "desired_capacity");
         assert_eq!(check_capacity(3, None, Some(2))[0].0, "max_size");
         assert_eq!(check_capacity(-1, None, None)[0].0, "min_size");
+    }
+
+    #[test]
+    fn fallback_instance_types_rules() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        for (fallbacks, says) in [
+            (v(&[]), None),
+            (v(&["t3a.micro", "m5.large"]), None),
+            (v(&["t3.micro"]), Some("must not name instance_type")),
+            (v(&["t3a.micro", "t3a.micro"]), Some("twice")),
+            (v(&["large"]), Some("must be an EC2 instance type")),
+            (v(&["t3 .micro"]), Some("must be an EC2 instance type")),
+            (
+                (0..10).map(|i| format!("m{i}.large")).collect(),
+                Some("holds 10 types; at most 9"),
+            ),
+        ] {
+            let errors = check_fallback_instance_types(Some("t3.micro"), &fallbacks);
+            match says {
+                None => assert!(errors.is_empty(), "{fallbacks:?}: {errors:?}"),
+                Some(text) => assert!(
+                    errors.len() == 1 && errors[0].contains(text),
+                    "{fallbacks:?}: {errors:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn fallback_types_shape_the_fleet_and_leave_older_fingerprints_alone() {
+        let a = examples::fleet("ami-1234abcd");
+        let before = a.fingerprint();
+        let mut b = a.clone();
+        b.fallback_instance_types = vec!["t3a.micro".into()];
+        assert_ne!(before, b.fingerprint(), "a fallback type is fleet-shaping");
+        let mut c = b.clone();
+        c.fallback_instance_types = vec!["m5.large".into(), "t3a.micro".into()];
+        let mut d = b.clone();
+        d.fallback_instance_types = vec!["t3a.micro".into(), "m5.large".into()];
+        assert_ne!(c.fingerprint(), d.fingerprint(), "the order is a priority");
+        assert!(a.matches(&before), "none set: the fingerprint of before");
     }
 
     #[test]
@@ -1385,6 +1489,7 @@ mod tests {
         FleetSpec {
             image_id: "ami-04681a1dbd79675a5".into(),
             instance_type: "t3.micro".into(),
+            fallback_instance_types: Vec::new(),
             subnet_ids: ["subnet-b".to_string(), "subnet-a".to_string()].into(),
             security_group_ids: ["sg-1".to_string()].into(),
             iam_instance_profile: Some("web".into()),

@@ -336,7 +336,15 @@ fn release_steps(
                 Step::Launch {
                     fleet: fleet.clone(),
                     count: (explicit_desired || serving.is_none()).then_some(spec.capacity.desired),
-                    instance_type: spec.fleet.instance_type.clone(),
+                    instance_type: if spec.fleet.fallback_instance_types.is_empty() {
+                        spec.fleet.instance_type.clone()
+                    } else {
+                        format!(
+                            "{} (falling back to {})",
+                            spec.fleet.instance_type,
+                            spec.fleet.fallback_instance_types.join(", ")
+                        )
+                    },
                     image_id: spec.fleet.image_id.clone(),
                     base: spec.fleet.base.as_ref().map(|b| (b.id.clone(), b.version)),
                 },
@@ -612,6 +620,11 @@ mod tests {
         assert_eq!(
             words(&plan(&PlanKind::Release, &s2, Some(&l), false))[0],
             "launch web-r4: t3.small from ami-b, as many as the serving fleet's desired capacity"
+        );
+        s2.fleet.fallback_instance_types = vec!["t3a.small".into(), "m5.large".into()];
+        assert_eq!(
+            words(&plan(&PlanKind::Release, &s2, Some(&l), false))[0],
+            "launch web-r4: t3.small (falling back to t3a.small, m5.large) from ami-b, as many as the serving fleet's desired capacity"
         );
     }
 

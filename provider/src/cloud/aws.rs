@@ -469,12 +469,20 @@ fn group_status(g: &asg::types::AutoScalingGroup) -> GroupStatus {
             })
             .collect(),
         target_group_arns: g.target_group_arns().to_vec(),
-        launch_template: g.launch_template().map(|lt| {
-            (
-                lt.launch_template_id().unwrap_or_default().to_string(),
-                lt.version().unwrap_or_default().to_string(),
-            )
-        }),
+        // A group with fallback types names its template in its mixed instances policy.
+        launch_template: g
+            .launch_template()
+            .or_else(|| {
+                g.mixed_instances_policy()?
+                    .launch_template()?
+                    .launch_template_specification()
+            })
+            .map(|lt| {
+                (
+                    lt.launch_template_id().unwrap_or_default().to_string(),
+                    lt.version().unwrap_or_default().to_string(),
+                )
+            }),
         deleting: g.status().is_some_and(|s| s.contains("Delete")),
     }
 }
@@ -767,16 +775,47 @@ impl Fleets for AwsCloud {
     }
 
     async fn create_group(&self, r: &GroupRequest) -> CloudResult<()> {
-        let out = self
+        let template = asg::types::LaunchTemplateSpecification::builder()
+            .launch_template_id(&r.launch_template.0)
+            .version(r.launch_template.1.to_string())
+            .build();
+        let call = self
             .asg
             .create_auto_scaling_group()
-            .auto_scaling_group_name(&r.name)
-            .launch_template(
-                asg::types::LaunchTemplateSpecification::builder()
-                    .launch_template_id(&r.launch_template.0)
-                    .version(r.launch_template.1.to_string())
+            .auto_scaling_group_name(&r.name);
+        // Fallback types: a mixed instances policy over the same template, every instance
+        // on-demand, the types tried in the order given.
+        let call = if r.instance_types.len() > 1 {
+            call.mixed_instances_policy(
+                asg::types::MixedInstancesPolicy::builder()
+                    .launch_template(
+                        asg::types::LaunchTemplate::builder()
+                            .launch_template_specification(template)
+                            .set_overrides(Some(
+                                r.instance_types
+                                    .iter()
+                                    .map(|t| {
+                                        asg::types::LaunchTemplateOverrides::builder()
+                                            .instance_type(t)
+                                            .build()
+                                    })
+                                    .collect(),
+                            ))
+                            .build(),
+                    )
+                    .instances_distribution(
+                        asg::types::InstancesDistribution::builder()
+                            .on_demand_allocation_strategy("prioritized")
+                            .on_demand_base_capacity(0)
+                            .on_demand_percentage_above_base_capacity(100)
+                            .build(),
+                    )
                     .build(),
             )
+        } else {
+            call.launch_template(template)
+        };
+        let out = call
             .min_size(r.capacity.min as i32)
             .max_size(r.capacity.max as i32)
             .desired_capacity(r.capacity.desired as i32)

@@ -95,6 +95,15 @@ struct State {
     bases: BTreeMap<String, (i64, i64)>,
     /// A fleet's template name → the base template version it started from.
     template_bases: BTreeMap<String, (String, i64)>,
+    /// (instance type, subnet) with no capacity: launches there fail with AWS's
+    /// `InsufficientInstanceCapacity` message.
+    no_capacity: BTreeSet<(String, String)>,
+    /// Group → (its subnets, its types in priority order).
+    placement: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    /// Instance ID → (type, subnet) it launched with.
+    launched: BTreeMap<String, (String, String)>,
+    /// Group → launches that failed for lack of capacity, newest first.
+    capacity_failures: BTreeMap<String, Vec<String>>,
 }
 
 /// Reads of its group a new instance is `Pending` for, by default.
@@ -398,6 +407,34 @@ impl FakeCloud {
             .insert(group.into(), vec![message.to_string(); times]);
     }
 
+    /// Takes away (or gives back) the capacity of one instance type in one subnet's zone:
+    /// launches there fail as AWS's do (`InsufficientInstanceCapacity`), and the group
+    /// launches in its other zones and types meanwhile; each read of its activities finds
+    /// AWS's next try.
+    pub fn set_capacity_out(&self, instance_type: &str, subnet: &str, out: bool) {
+        let key = (instance_type.to_string(), subnet.to_string());
+        let mut s = self.state.lock().unwrap();
+        if out {
+            s.no_capacity.insert(key);
+        } else {
+            s.no_capacity.remove(&key);
+        }
+    }
+
+    /// The (instance type, subnet) of each instance a group has.
+    pub fn placements(&self, group: &str) -> Vec<(String, String)> {
+        let s = self.state.lock().unwrap();
+        s.groups
+            .get(group)
+            .map(|g| {
+                g.instances
+                    .iter()
+                    .filter_map(|i| s.launched.get(&i.id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Makes the next `times` calls of `action` fail with AWS's `code` and `message`.
     pub fn fail_with(&self, action: &str, code: &str, message: &str, times: u32) {
         self.state
@@ -476,8 +513,14 @@ fn launch(s: &mut State, group: &str, desired: i64) {
     let mut instances = g.instances.clone();
     let template = g.launch_template.clone();
     while (instances.len() as i64) < desired {
+        let Some(placed) = place(s, group, &instances) else {
+            break;
+        };
         s.next_id += 1;
         let id = format!("i-{:08x}", s.next_id);
+        if let Some(p) = placed {
+            s.launched.insert(id.clone(), p);
+        }
         // As AWS: `Pending` for a while, when the test asks for it.
         let state = if s.pending_reads > 0 {
             s.pending.insert(id.clone(), s.pending_reads);
@@ -494,6 +537,63 @@ fn launch(s: &mut State, group: &str, desired: i64) {
     }
     instances.truncate(desired.max(0) as usize);
     s.groups.get_mut(group).unwrap().instances = instances;
+}
+
+/// Where the group's next instance launches, as AWS chooses: the first of its types that
+/// has capacity in one of its subnets, in the subnet with the fewest of its instances.
+/// Every zone it finds out of capacity on the way is a failed launch, as AWS records one.
+/// None: no type has capacity anywhere (AWS tries again later); Some(None): a group with
+/// no placement known (one the release does not own).
+fn place(
+    s: &mut State,
+    group: &str,
+    instances: &[InstanceStatus],
+) -> Option<Option<(String, String)>> {
+    let Some((subnets, types)) = s.placement.get(group).cloned() else {
+        return Some(None);
+    };
+    let subnets = if subnets.is_empty() {
+        vec!["subnet-default".to_string()]
+    } else {
+        subnets
+    };
+    let count = |s: &State, subnet: &str| {
+        instances
+            .iter()
+            .filter(|i| s.launched.get(&i.id).is_some_and(|(_, n)| n == subnet))
+            .count()
+    };
+    for ty in &types {
+        // The balanced choice first, as AWS: the subnet with the fewest instances.
+        let mut order = subnets.clone();
+        order.sort_by_key(|n| count(s, n));
+        for subnet in &order {
+            if !s.no_capacity.contains(&(ty.clone(), subnet.clone())) {
+                return Some(Some((ty.clone(), subnet.clone())));
+            }
+            let others: Vec<String> = order
+                .iter()
+                .filter(|n| *n != subnet)
+                .map(|n| fake_zone(&subnets, n))
+                .collect();
+            let message = format!(
+                "We currently do not have sufficient {ty} capacity in the Availability Zone you requested ({}). Our system will be working on provisioning additional capacity. You can currently get {ty} capacity by not specifying an Availability Zone in your request or choosing {}. Launching EC2 instance failed. (Launching a new EC2 instance)",
+                fake_zone(&subnets, subnet),
+                others.join(", ")
+            );
+            s.capacity_failures
+                .entry(group.to_string())
+                .or_default()
+                .insert(0, message);
+        }
+    }
+    None
+}
+
+/// The fake's name of a subnet's zone: `us-east-1a` for the group's first subnet, and so on.
+fn fake_zone(subnets: &[String], subnet: &str) -> String {
+    let i = subnets.iter().position(|n| n == subnet).unwrap_or(0);
+    format!("us-east-1{}", (b'a' + (i % 26) as u8) as char)
 }
 
 #[async_trait]
@@ -672,6 +772,10 @@ impl Fleets for FakeCloud {
                 deleting: false,
             },
         );
+        s.placement.insert(
+            r.name.clone(),
+            (r.subnet_ids.clone(), r.instance_types.clone()),
+        );
         launch(&mut s, &r.name, r.capacity.desired);
         s.made(&[&r.name]);
         Ok(())
@@ -847,7 +951,14 @@ impl Fleets for FakeCloud {
         _since: std::time::SystemTime,
     ) -> CloudResult<Vec<String>> {
         let mut s = self.call("DescribeScalingActivities")?;
-        let mut out = s.transient_failures.get(name).cloned().unwrap_or_default();
+        // AWS tries again where capacity failed, and perhaps fails again.
+        if s.capacity_failures.contains_key(name) {
+            if let Some(desired) = s.groups.get(name).map(|g| g.capacity.desired) {
+                launch(&mut s, name, desired);
+            }
+        }
+        let mut out = s.capacity_failures.get(name).cloned().unwrap_or_default();
+        out.extend(s.transient_failures.get(name).cloned().unwrap_or_default());
         if let Some(failed) = s.failed_activities.get_mut(name) {
             // AWS tried again since the last look, and failed again.
             if let Some(last) = failed.last().cloned() {
@@ -1290,6 +1401,7 @@ mod tests {
                 desired: 1,
             },
             subnet_ids: vec![],
+            instance_types: vec!["t3.micro".into()],
             target_group_arn: tg.into(),
             launch_template: (lt.into(), 1),
             grace_period: std::time::Duration::from_secs(30),

@@ -126,6 +126,9 @@ pub struct GroupRequest {
     pub target_group_arn: String,
     /// Subnets.
     pub subnet_ids: Vec<String>,
+    /// The types the group may launch, in priority order: the template's `instance_type`
+    /// first, then `fallback_instance_types`. More than one: a mixed instances policy.
+    pub instance_types: Vec<String>,
     /// Size.
     pub capacity: Capacity,
     /// Health-check grace period.

@@ -95,10 +95,12 @@ impl Engine {
             if let Some(why) = ended {
                 return Ok(Err(why));
             }
+            let capacity = crate::capacity::Failed::sort(&failed).capacity_note();
             log::info(format!(
-                "release {}: waiting for health: {}",
+                "release {}: waiting for health: {}{}",
                 fleet.fleet_name,
-                gate.reason()
+                gate.reason(),
+                capacity.map(|c| format!("; {c}")).unwrap_or_default()
             ));
             // Registration began after the last look that did not see it (or, with none,
             // when the wait began: the target group was routed just before): counting from
@@ -239,7 +241,10 @@ impl Engine {
 
 /// Why a wait for health ends now with the gate still closed, if it does: fail fast when
 /// targets cannot become healthy by waiting (routed yet `unused`), when launches keep
-/// failing (more than AWS's own retries), or when the time is up (`timed_out`: the limit).
+/// failing for a lasting cause (more than AWS's own retries), or when the time is up
+/// (`timed_out`: the limit). Launches that fail for lack of capacity (`capacity`) never end
+/// the wait by themselves: AWS launches in another zone or type, and tries again; the
+/// timeout's message says they were the cause.
 fn give_up(
     fleet: &str,
     gate: &Gate,
@@ -255,20 +260,25 @@ fn give_up(
             fmt_duration(elapsed)
         ));
     }
-    if failed.len() > LAUNCH_FAILURES_TOLERATED {
+    let failed = crate::capacity::Failed::sort(failed);
+    if failed.lasting.len() > LAUNCH_FAILURES_TOLERATED {
         return Some(format!(
             "Auto Scaling group ({fleet}) failed to launch instances: {} ({} failed launches); {} after {}",
-            failed[0],
-            failed.len(),
+            failed.lasting[0],
+            failed.lasting.len(),
             gate.reason(),
             fmt_duration(elapsed)
         ));
     }
     timed_out.map(|limit| {
         format!(
-            "waiting for Auto Scaling group ({fleet}) healthy capacity: {} after {}",
+            "waiting for Auto Scaling group ({fleet}) healthy capacity: {} after {}{}",
             gate.reason(),
-            fmt_duration(limit)
+            fmt_duration(limit),
+            failed
+                .capacity_note()
+                .map(|c| format!("; {c}"))
+                .unwrap_or_default()
         )
     })
 }

@@ -109,6 +109,10 @@ impl Engine {
             launch_template: (lt_id, lt_version),
             target_group_arn: record.target_group_arn.clone(),
             subnet_ids: spec.fleet.subnet_ids.iter().cloned().collect(),
+            instance_types: std::iter::once(&spec.fleet.instance_type)
+                .chain(&spec.fleet.fallback_instance_types)
+                .cloned()
+                .collect(),
             capacity,
             grace_period: spec.health.grace_period,
             tags,

@@ -699,6 +699,152 @@ async fn failed_scaling_activity_aborts_at_once() {
     assert_eq!(fake.group_names(), vec!["web-r1"]);
 }
 
+/// Two subnets in two zones; the new fleet's instances stay `Pending` for `pending_reads`
+/// reads of their group.
+fn two_zones(image: &str) -> ReleaseSpec {
+    let mut s = spec(image);
+    s.fleet.subnet_ids = ["subnet-a".to_string(), "subnet-b".to_string()].into();
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_capacity_in_one_zone_is_aws_to_work_around_not_an_abort() {
+    let (fake, engine) = world();
+    engine
+        .release(&two_zones(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap();
+    // Zone a has no t3.micro: AWS fails there on every try and launches in zone b, whose
+    // instances take a while to come up.
+    fake.set_capacity_out("t3.micro", "subnet-a", true);
+    fake.set_pending_reads(12);
+    let mut s = two_zones(IMAGE_B);
+    s.capacity = Capacity {
+        min: 4,
+        max: 4,
+        desired: 4,
+    };
+    let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    let placed = fake.placements("web-r2");
+    assert_eq!(placed.len(), 4, "{placed:?}");
+    assert!(
+        placed
+            .iter()
+            .all(|(t, n)| t == "t3.micro" && n == "subnet-b"),
+        "{placed:?}"
+    );
+    // More failed launches than a lasting cause is allowed (before: an abort at the third).
+    let failed = crate::cloud::Fleets::failed_activities(&*fake, "web-r2", start())
+        .await
+        .unwrap();
+    assert!(
+        failed.len() > LAUNCH_FAILURES_TOLERATED + 1,
+        "the test world failed too few launches to tell: {failed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_capacity_in_any_zone_waits_for_the_health_timeout_and_says_why() {
+    let (fake, engine) = world();
+    engine
+        .release(&two_zones(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap();
+    for subnet in ["subnet-a", "subnet-b"] {
+        fake.set_capacity_out("t3.micro", subnet, true);
+    }
+    let mut s = two_zones(IMAGE_B);
+    s.health.timeout = Duration::from_secs(120);
+    let started = tokio::time::Instant::now();
+    let err = engine
+        .release(&s, true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() >= Duration::from_secs(120),
+        "waited for capacity until health.timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("healthy capacity: need 2 healthy targets, have 0"),
+        "{err}"
+    );
+    assert!(err.contains("after 2m0s"), "{err}");
+    assert!(
+        err.contains("launches failed for lack of capacity"),
+        "the cause is in the message: {err}"
+    );
+    assert!(
+        err.contains("We currently do not have sufficient t3.micro capacity in the Availability Zone you requested (us-east-1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Traffic stayed on release 1 (web-r1)"),
+        "{err}"
+    );
+    assert_eq!(fake.group_names(), vec!["web-r1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_types_launch_in_order_when_the_first_has_no_capacity() {
+    let (fake, engine) = world();
+    engine
+        .release(&two_zones(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap();
+    for subnet in ["subnet-a", "subnet-b"] {
+        fake.set_capacity_out("t3.micro", subnet, true);
+        fake.set_capacity_out("t3a.micro", subnet, true);
+    }
+    let mut s = two_zones(IMAGE_B);
+    s.fleet.fallback_instance_types = vec!["t3a.micro".into(), "m5.large".into()];
+    let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+    assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    let placed = fake.placements("web-r2");
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    assert!(placed.iter().all(|(t, _)| t == "m5.large"), "{placed:?}");
+    let zones: std::collections::BTreeSet<_> = placed.iter().map(|(_, n)| n.clone()).collect();
+    assert_eq!(zones.len(), 2, "balanced over both zones: {placed:?}");
+    // A fleet of the first type has nothing to fall back on: the same image with another
+    // list of types is another fleet (a release, not a rollback).
+    s.fleet.fallback_instance_types = vec!["m5.large".into()];
+    let launched = fake.calls("CreateAutoScalingGroup");
+    engine.release(&s, true, LIMIT).await.unwrap();
+    assert_eq!(fake.calls("CreateAutoScalingGroup"), launched + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lasting_failure_beside_capacity_failures_still_aborts_fast() {
+    let (fake, engine) = world();
+    engine
+        .release(&two_zones(IMAGE_A), true, LIMIT)
+        .await
+        .unwrap();
+    fake.set_capacity_out("t3.micro", "subnet-a", true);
+    fake.script_health("web-r2", HealthScript::Never);
+    fake.fail_activity(
+        "web-r2",
+        "Invalid IAM Instance Profile name. Launching EC2 instance failed.",
+    );
+    let started = tokio::time::Instant::now();
+    let err = engine
+        .release(&two_zones(IMAGE_B), true, LIMIT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("failed to launch instances: Invalid IAM Instance Profile name"),
+        "{err}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_bad_poll_never_fails_a_release() {
     let (fake, engine) = world();

@@ -203,6 +203,7 @@ pub fn release_schema() -> Schema {
         ("name", attr(T::String, C::Required, "Name of the service: 1–24 characters, `^[a-z][a-z0-9-]*$`; prefix of every AWS object the release owns. Changing it forces a new resource.")),
         ("image_id", attr(T::String, C::Required, "Machine image of the fleet (`ami-` + 8 or 17 hex digits); must exist and be `available`. Change it to release; set it back to a retained fleet's image to roll back.")),
         ("instance_type", attr(T::String, C::Required, "EC2 instance type, e.g. `\"t3.micro\"`.")),
+        ("fallback_instance_types", attr(T::List(Box::new(T::String)), C::Optional, "Types AWS may launch, in this order, when `instance_type` has no capacity in a zone: the group gets a mixed instances policy over the fleet's own template (`instance_type` first, on-demand, `prioritized`). 0–9 types, none repeated. Fleet-shaping: a change is a release.")),
         ("subnet_ids", attr(str_set(), C::Required, "Subnets the fleet launches into; at least one.")),
         ("security_group_ids", attr(str_set(), oc.clone(), "Security groups of the instances. Defaults to none.")),
         ("iam_instance_profile", attr(T::String, C::Optional, "Instance profile, by name or ARN.")),

@@ -241,6 +241,8 @@ pub struct ReleaseState {
     pub name: Str,
     pub image_id: Str,
     pub instance_type: Str,
+    /// A list: the order is a priority.
+    pub fallback_instance_types: StrSet,
     pub subnet_ids: StrSet,
     pub security_group_ids: StrSet,
     pub iam_instance_profile: Str,
@@ -445,6 +447,14 @@ impl ReleaseState {
         Some(FleetSpec {
             image_id: known(&self.image_id)?,
             instance_type: known(&self.instance_type)?,
+            fallback_instance_types: match &self.fallback_instance_types {
+                Value::Null => Vec::new(),
+                v => v
+                    .as_ref_option()?
+                    .iter()
+                    .map(known)
+                    .collect::<Option<_>>()?,
+            },
             subnet_ids: known_set(&self.subnet_ids)?,
             security_group_ids: known_set_or_empty(&self.security_group_ids)?,
             iam_instance_profile: known_opt(&self.iam_instance_profile)?,
@@ -615,8 +625,20 @@ impl ReleaseState {
             }
         }
         if let Value::Value(t) = &self.instance_type {
-            if t.trim().is_empty() || !t.contains('.') {
-                fail(path(&["instance_type"]), format!("instance_type must be an EC2 instance type such as \"t3.micro\"; got {t:?}"));
+            if let Err(e) = spec::check_instance_type(t) {
+                fail(path(&["instance_type"]), format!("instance_type {e}"));
+            }
+        }
+        // Checked once every element is known (a type read from a data source is unknown
+        // at the first plan).
+        if let Value::Value(list) = &self.fallback_instance_types {
+            if let Some(types) = list.iter().map(known).collect::<Option<Vec<_>>>() {
+                for e in spec::check_fallback_instance_types(
+                    self.instance_type.as_ref_option().map(String::as_str),
+                    &types,
+                ) {
+                    fail(path(&["fallback_instance_types"]), e);
+                }
             }
         }
         // An unknown element is checked once known; the count is known with the set.
