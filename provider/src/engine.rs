@@ -76,6 +76,15 @@ pub enum EngineError {
     },
 }
 
+impl From<crate::lease::LeaseError> for EngineError {
+    fn from(e: crate::lease::LeaseError) -> Self {
+        match e {
+            crate::lease::LeaseError::Held(why) => Self::Refused(why),
+            crate::lease::LeaseError::Cloud(e) => Self::Cloud(e),
+        }
+    }
+}
+
 /// Result of an engine operation.
 pub type EngineResult<T> = Result<T, EngineError>;
 
@@ -318,7 +327,7 @@ impl Engine {
 
     /// Holds release `name`'s lease (one apply at a time), or says who does.
     pub async fn lease(&self, name: &str) -> EngineResult<crate::lease::Lease> {
-        crate::lease::acquire(&self.cloud, name, &self.stop).await
+        Ok(crate::lease::acquire(&self.cloud, name, &self.stop).await?)
     }
 
     /// This engine, stopping when `lease`'s release is asked to (its lease lost) as well as

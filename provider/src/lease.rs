@@ -11,7 +11,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cloud::Cloud;
-use crate::engine::{EngineError, EngineResult};
+
+/// Why a lease could not be taken: its own errors, not the engine's (the engine turns them
+/// into its own: the lease sits below it and knows nothing of it).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another apply holds it, or took it at the same moment: the message says who.
+    #[error("{0}")]
+    Held(String),
+    /// An AWS call failed after its retries.
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
+}
 use crate::log;
 use crate::naming::{TAG_PHASE, TAG_RELEASE_NAME};
 use crate::stop::Stop;
@@ -209,7 +220,7 @@ fn rfc3339_of(unix: u64) -> String {
 
 /// Takes the lease of release `name`, or refuses with who holds it. The lease's stop is a
 /// child of `stop` (the engine's).
-pub async fn acquire(cloud: &Cloud, name: &str, stop: &Stop) -> EngineResult<Lease> {
+pub async fn acquire(cloud: &Cloud, name: &str, stop: &Stop) -> Result<Lease, LeaseError> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let since = rfc3339_of(unix_now());
     let nonce = format!(
@@ -273,7 +284,7 @@ pub async fn acquire(cloud: &Cloud, name: &str, stop: &Stop) -> EngineResult<Lea
                     .and_then(|e| e.parse().ok())
                     .map(rfc3339_of)
                     .unwrap_or_else(|| "?".into());
-                return Err(EngineError::Refused(format!(
+                return Err(LeaseError::Held(format!(
                     "release {name} is being changed by another apply: its lease (launch template {name}-lease) is held by process {} on host {} since {}. Run this apply again when that one has finished. A lease is renewed while its apply runs and expires at {expires} otherwise; if that runner is gone for good, it can also be removed by deleting launch template {name}-lease",
                     get(TAG_PID),
                     get(TAG_HOST),
@@ -282,7 +293,7 @@ pub async fn acquire(cloud: &Cloud, name: &str, stop: &Stop) -> EngineResult<Lea
             }
         }
     }
-    Err(EngineError::Refused(format!(
+    Err(LeaseError::Held(format!(
         "release {name}: its lease could not be taken (another apply took it at the same moment); run this apply again"
     )))
 }

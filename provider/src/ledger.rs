@@ -171,8 +171,8 @@ impl Ledger {
     }
 
     /// The route the release owns.
-    pub fn route(&self) -> crate::cloud::Route {
-        crate::cloud::Route {
+    pub fn route(&self) -> crate::route::Route {
+        crate::route::Route {
             listener_arn: self.listener_arn.clone(),
             rule_arn: self.rule_arn.clone(),
         }

@@ -27,6 +27,7 @@ pub mod lease;
 pub mod ledger;
 pub mod log;
 pub mod naming;
+pub mod route;
 pub mod spec;
 pub mod steps;
 pub mod stop;
