@@ -56,6 +56,7 @@ use tokio::net::TcpListener;
 
 mod alarms;
 mod capacity;
+mod pages;
 
 pub use capacity::NoCapacity;
 
@@ -693,6 +694,44 @@ async fn metric_alarm_states(
 /// Asks the emulator which target groups any listener's default action or rule forwards
 /// to, and stamps the newly routed ones (a target group that loses its route loses its
 /// stamp: routed again, its targets are checked again from `initial`).
+/// The target groups a load balancer holds as AWS counts them: those its listeners' default
+/// actions and rules forward to (the emulator counts only those named when a listener or
+/// rule was created).
+async fn routed_by_load_balancer(
+    upstream: &str,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    lb: &str,
+) -> Vec<String> {
+    let mut routed = std::collections::BTreeSet::new();
+    let Some(listeners) = elb_call(
+        upstream,
+        client,
+        &[("Action", "DescribeListeners"), ("LoadBalancerArn", lb)],
+    )
+    .await
+    else {
+        return Vec::new();
+    };
+    routed.extend(xml_values(&listeners, "TargetGroupArn"));
+    for listener in xml_values(&listeners, "ListenerArn") {
+        if let Some(rules) = elb_call(
+            upstream,
+            client,
+            // One page of AWS's largest (the emulator pages at 50 by default).
+            &[
+                ("Action", "DescribeRules"),
+                ("ListenerArn", &listener),
+                ("PageSize", "400"),
+            ],
+        )
+        .await
+        {
+            routed.extend(xml_values(&rules, "TargetGroupArn"));
+        }
+    }
+    routed.into_iter().collect()
+}
+
 async fn refresh_routes(
     upstream: &str,
     client: &Client<HttpConnector, Full<Bytes>>,
@@ -717,7 +756,12 @@ async fn refresh_routes(
             let Some(rules) = elb_call(
                 upstream,
                 client,
-                &[("Action", "DescribeRules"), ("ListenerArn", &listener)],
+                // One page of AWS's largest (the emulator pages at 50 by default).
+                &[
+                    ("Action", "DescribeRules"),
+                    ("ListenerArn", &listener),
+                    ("PageSize", "400"),
+                ],
             )
             .await
             else {
@@ -1181,6 +1225,38 @@ async fn forward(
         Some(size) => small_pages(&action, body, size),
         None => body,
     };
+    // Pages the emulator does not make, made by the proxy (see `proxy/pages.rs`); the
+    // target groups of a load balancer as AWS counts them.
+    let paged = faults
+        .aws_rules
+        .and_then(|r| Some((pages::paging_of(&action)?, r.page_size)));
+    let (body, page_start) = match paged {
+        Some((p, _)) => {
+            let (b, start) = pages::request(p, &String::from_utf8_lossy(&body));
+            (Bytes::from(b), start)
+        }
+        None => (body, 0),
+    };
+    let body = match form_field(&text, "LoadBalancerArn") {
+        Some(lb) if action == "DescribeTargetGroups" && faults.aws_rules.is_some() => {
+            let routed = routed_by_load_balancer(upstream, client, &lb).await;
+            if routed.is_empty() {
+                return Ok(xml_ok(
+                    "<DescribeTargetGroupsResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeTargetGroupsResult><TargetGroups/></DescribeTargetGroupsResult><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></DescribeTargetGroupsResponse>".to_string(),
+                ));
+            }
+            let kept: Vec<String> = String::from_utf8_lossy(&body)
+                .split('&')
+                .filter(|kv| !kv.starts_with("LoadBalancerArn="))
+                .map(String::from)
+                .chain(routed.iter().enumerate().map(|(i, arn)| {
+                    format!("TargetGroupArns.member.{}={}", i + 1, form_escape(arn))
+                }))
+                .collect();
+            Bytes::from(kept.join("&"))
+        }
+        _ => body,
+    };
     let out = upstream_request(&parts, upstream, body);
     let resp = match client.request(out).await {
         Ok(r) => r,
@@ -1208,6 +1284,10 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let now = Instant::now();
+    if let (Some((p, size)), true) = (paged, rparts.status.is_success()) {
+        let text = String::from_utf8_lossy(&rbody).into_owned();
+        rbody = Bytes::from(pages::answer(p, &text, page_start, size));
+    }
     if action == "CreateAutoScalingGroup" && rparts.status.is_success() {
         if let Some(f) = form_field(&text, "AutoScalingGroupName")
             .and_then(|g| capacity::of_group(&faults.no_capacity, &g))

@@ -167,3 +167,119 @@ async fn checks_that_need_aws_run_at_plan() -> anyhow::Result<()> {
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
     Ok(())
 }
+
+/// A load balancer holds at most 100 target groups: a release that would add the 101st is
+/// refused at plan with the count; nothing changes, and one fewer makes room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_load_balancer_is_refused_at_plan_with_the_count() -> anyhow::Result<()> {
+    use aws_sdk_elasticloadbalancingv2 as elb;
+    let h = Harness::start().await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        lb_extra: "    deregistration_delay = 1".into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+    // 99 target groups of another service, behind rules of another listener: 100 with
+    // web-r1's.
+    let other = h.aws.add_listener(&h.fx.load_balancer_arn, 8080).await?;
+    let mut rules = Vec::new();
+    for i in 1..=99 {
+        let tg = h
+            .aws
+            .elb
+            .create_target_group()
+            .name(format!("other-{i}"))
+            .protocol(elb::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&h.fx.vpc_id)
+            .send()
+            .await?;
+        let arn = tg.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string();
+        let rule = h
+            .aws
+            .elb
+            .create_rule()
+            .listener_arn(&other)
+            .priority(i)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("path-pattern")
+                    .path_pattern_config(
+                        elb::types::PathPatternConditionConfig::builder()
+                            .values(format!("/svc{i}/*"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(&arn)
+                    .build(),
+            )
+            .send()
+            .await?;
+        rules.push(rule.rules()[0].rule_arn().unwrap().to_string());
+    }
+    let image_b = format!("-var=image_id={}", h.fx.image_b);
+    let run = h.terraform(&["plan", &image_b]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let text = acceptance_tests::fold(&run.all());
+    assert!(text.contains("holds 100 target groups"), "{}", run.all());
+    assert!(
+        text.contains("limit for an Application Load Balancer is 100"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        text.contains("holds 3 at most (2 + retain_fleets)"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.says("listener_arn"),
+        "the attribute is named: {}",
+        run.all()
+    );
+    assert_eq!(h.resource_values().await?["release"], 1);
+    // One target group fewer: room for the release's.
+    h.aws.elb.delete_rule().rule_arn(&rules[0]).send().await?;
+    let run = h.terraform(&["plan", &image_b]).await?;
+    assert_eq!(run.code, 0, "{}", run.all());
+    Ok(())
+}
+
+/// A change of `tags` alone (a settings update, no release) that would take the objects
+/// past AWS's 50 tags with the provider's `default_tags` is refused at plan, as a release
+/// would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tags_only_update_past_the_limit_is_refused_at_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let with = |n: usize| {
+        h.release_hcl(&ReleaseOpts {
+            extra: format!("  tags = {{ for i in range({n}) : \"k${{i}}\" => \"v\" }}"),
+            ..Default::default()
+        })
+        .replace(
+            "  endpoint_url  =",
+            "  default_tags  = { for i in range(10) : \"d${i}\" => \"v\" }\n  endpoint_url  =",
+        )
+    };
+    h.write(&with(30))?;
+    h.apply(&[]).await?;
+    h.write(&with(40))?;
+    let run = h.terraform(&["plan"]).await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        acceptance_tests::fold(&run.all()).contains("at most 45 tags (default_tags included)"),
+        "{}",
+        run.all()
+    );
+    h.write(&with(35))?;
+    let run = h.terraform(&["plan"]).await?;
+    assert_eq!(run.code, 0, "45 in all is allowed: {}", run.all());
+    Ok(())
+}

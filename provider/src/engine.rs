@@ -325,6 +325,18 @@ impl Engine {
             .await?)
     }
 
+    /// How many target groups the listener's load balancer holds (None: no such listener).
+    pub async fn target_groups_on_load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> EngineResult<Option<usize>> {
+        Ok(self
+            .cloud
+            .traffic
+            .target_groups_on_load_balancer(listener_arn)
+            .await?)
+    }
+
     /// Holds release `name`'s lease (one apply at a time), or says who does.
     pub async fn lease(&self, name: &str) -> EngineResult<crate::lease::Lease> {
         Ok(crate::lease::acquire(&self.cloud, name, &self.stop).await?)

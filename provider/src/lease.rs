@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cloud::Cloud;
+use crate::log;
+use crate::naming::{TAG_PHASE, TAG_RELEASE_NAME};
+use crate::stop::Stop;
 
 /// Why a lease could not be taken: its own errors, not the engine's (the engine turns them
 /// into its own: the lease sits below it and knows nothing of it).
@@ -23,9 +26,6 @@ pub enum LeaseError {
     #[error(transparent)]
     Cloud(#[from] crate::cloud::CloudError),
 }
-use crate::log;
-use crate::naming::{TAG_PHASE, TAG_RELEASE_NAME};
-use crate::stop::Stop;
 
 /// Tag: host name of the holder.
 pub const TAG_HOST: &str = "immutable:lease-host";

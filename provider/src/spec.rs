@@ -859,6 +859,21 @@ pub fn check_instance_type(t: &str) -> Result<(), String> {
     }
 }
 
+/// Target groups an Application Load Balancer may hold (AWS's quota).
+pub const MAX_TARGET_GROUPS_PER_LOAD_BALANCER: usize = 100;
+
+/// Checks that a release that launches a fleet has room for its target group on the
+/// listener's load balancer, which holds `held` now (this release's own among them).
+pub fn check_target_group_room(held: usize, retain_fleets: i64) -> Result<(), String> {
+    if held < MAX_TARGET_GROUPS_PER_LOAD_BALANCER {
+        return Ok(());
+    }
+    Err(format!(
+        "the load balancer of load_balancer.listener_arn holds {held} target groups, AWS's limit for an Application Load Balancer is {MAX_TARGET_GROUPS_PER_LOAD_BALANCER}, and this release adds one more (its new fleet's) while it walks; a release holds {} at most (2 + retain_fleets). Nothing was changed: delete target groups the load balancer's listeners no longer forward to, or lower retain_fleets of a release on it",
+        2 + retain_fleets.max(0)
+    ))
+}
+
 /// Checks a security group ID's form.
 pub fn check_security_group_id(id: &str) -> Result<(), String> {
     check_prefixed_id(id, "sg-", "security_group_ids", "security group IDs")
@@ -1218,6 +1233,16 @@ mod tests {
         assert_eq!(check_capacity(1, Some(4), Some(3))[0].0, "desired_capacity");
         assert_eq!(check_capacity(3, None, Some(2))[0].0, "max_size");
         assert_eq!(check_capacity(-1, None, None)[0].0, "min_size");
+    }
+
+    #[test]
+    fn a_release_needs_room_for_one_more_target_group() {
+        assert!(check_target_group_room(0, 1).is_ok());
+        assert!(check_target_group_room(99, 1).is_ok());
+        let e = check_target_group_room(100, 3).unwrap_err();
+        assert!(e.contains("holds 100 target groups"), "{e}");
+        assert!(e.contains("holds 5 at most (2 + retain_fleets)"), "{e}");
+        assert!(check_target_group_room(130, 0).is_err());
     }
 
     #[test]

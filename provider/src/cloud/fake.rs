@@ -104,6 +104,8 @@ struct State {
     launched: BTreeMap<String, (String, String)>,
     /// Group → launches that failed for lack of capacity, newest first.
     capacity_failures: BTreeMap<String, Vec<String>>,
+    /// Target groups of other services on the load balancer.
+    foreign_target_groups: usize,
 }
 
 /// Reads of its group a new instance is `Pending` for, by default.
@@ -452,6 +454,11 @@ impl FakeCloud {
     /// The scale-to-zero schedule of a group, if any.
     pub fn schedule(&self, group: &str) -> Option<std::time::SystemTime> {
         self.state.lock().unwrap().schedules.get(group).copied()
+    }
+
+    /// Puts `n` target groups of other services on the load balancer.
+    pub fn add_foreign_target_groups(&self, n: usize) {
+        self.state.lock().unwrap().foreign_target_groups += n;
     }
 
     /// Adds a group that the release does not own.
@@ -1225,6 +1232,30 @@ impl Traffic for FakeCloud {
     async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool> {
         let s = self.call("DescribeRules")?;
         Ok(s.user_rules.get(rule_arn).map(String::as_str) == Some(listener_arn))
+    }
+
+    async fn target_groups_on_load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> CloudResult<Option<usize>> {
+        let s = self.call("DescribeTargetGroups")?;
+        if !s.listeners.contains_key(listener_arn) {
+            return Ok(None);
+        }
+        // One load balancer: every route's forwards, every rule's target group, and those
+        // of other services (`add_foreign_target_groups`).
+        let mut arns: BTreeSet<&String> = s
+            .listeners
+            .values()
+            .flatten()
+            .filter_map(|a| match a {
+                ListenerAction::Forward(w) => Some(w.iter().map(|(arn, _)| arn)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        arns.extend(s.rules.values());
+        Ok(Some(arns.len() + s.foreign_target_groups))
     }
 }
 

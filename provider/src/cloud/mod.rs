@@ -362,6 +362,13 @@ pub trait Traffic: Send + Sync {
     async fn health_rules(&self, listener_arn: &str) -> CloudResult<Vec<(String, String)>>;
     /// Whether `rule_arn` is a rule of `listener_arn` other than its default rule.
     async fn rule_of_listener(&self, listener_arn: &str, rule_arn: &str) -> CloudResult<bool>;
+    /// How many target groups the listener's load balancer holds (those a listener or rule
+    /// of it forwards to: AWS allows 100 per Application Load Balancer); None when the
+    /// listener does not exist.
+    async fn target_groups_on_load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> CloudResult<Option<usize>>;
 }
 
 /// Machine images and key pairs: what an instance is launched from.

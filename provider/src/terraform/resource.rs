@@ -453,6 +453,38 @@ impl ReleaseResource {
         }
     }
 
+    /// AWS's 100 target groups per Application Load Balancer: a release that launches a
+    /// fleet adds its target group to the listener's load balancer while it walks.
+    async fn check_target_group_room(
+        &self,
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+    ) {
+        let Some(Value::Value(arn)) = planned
+            .load_balancer
+            .as_ref_option()
+            .map(|lb| &lb.listener_arn)
+        else {
+            return;
+        };
+        let retain = planned.retain_fleets.as_ref_option().copied().unwrap_or(1);
+        match ctx.engine.target_groups_on_load_balancer(arn).await {
+            Ok(Some(held)) => {
+                if let Err(e) = spec::check_target_group_room(held, retain) {
+                    diags.error(
+                        "Load balancer full",
+                        e,
+                        AttributePath::new("load_balancer").attribute("listener_arn"),
+                    );
+                }
+            }
+            // A listener that does not exist is said by check_in_aws.
+            Ok(None) => {}
+            Err(e) => diags.root_error("AWS call failed", e.to_string()),
+        }
+    }
+
     /// AWS's 50 tags per object, counted with the provider's `default_tags` merged under
     /// the release's `tags` (the configuration alone is checked at validate).
     fn check_tag_limits(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) {
@@ -905,6 +937,7 @@ impl Resource for ReleaseResource {
         });
         planned.set_planned(first.as_deref());
         self.check_in_aws(ctx, diags, &planned, true, true).await;
+        self.check_target_group_room(ctx, diags, &planned).await;
         Self::check_tag_limits(ctx, diags, &planned);
         self.check_alarms(ctx, diags, &planned, false).await;
         if planned.desired_capacity == Value::Value(0) && config.desired_capacity.is_null() {
@@ -958,6 +991,7 @@ impl Resource for ReleaseResource {
             // The create half of the replacement plans its own steps.
             planned.set_planned(None);
             self.check_in_aws(ctx, diags, &planned, true, true).await;
+            self.check_target_group_room(ctx, diags, &planned).await;
             Self::check_tag_limits(ctx, diags, &planned);
             return Some((planned, private, replace));
         }
@@ -975,6 +1009,12 @@ impl Resource for ReleaseResource {
         };
         if fleet_changed {
             self.warn_if_rollback_target_gone(ctx, diags, &planned, &private);
+            // A release launches a fleet (a rollback does not: it always has room).
+            if let PlannedSteps::Known(s) = &steps {
+                if s.iter().any(|s| matches!(s, Step::Launch { .. })) {
+                    self.check_target_group_room(ctx, diags, &planned).await;
+                }
+            }
             planned.unknown_read_only();
             self.check_in_aws(
                 ctx,
@@ -986,6 +1026,9 @@ impl Resource for ReleaseResource {
             .await;
             return Some((planned, private, replace));
         }
+        // A settings update retags every object the release owns: the same limits, with
+        // the provider's default_tags as they are now.
+        Self::check_tag_limits(ctx, diags, &planned);
         plan_read_only_of_settings(diags, &prior, &mut planned, &private);
         Some((planned, private, replace))
     }

@@ -462,6 +462,57 @@ impl Traffic for AwsCloud {
         }
     }
 
+    async fn target_groups_on_load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> CloudResult<Option<usize>> {
+        let lb = match self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+        {
+            Ok(o) => match o.listeners().first().and_then(|l| l.load_balancer_arn()) {
+                Some(lb) => lb.to_string(),
+                None => return Ok(None),
+            },
+            Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
+            Err(e) => return Err(err(format!("reading listener ({listener_arn})"))(e)),
+        };
+        let lb = &lb;
+        let groups = every_page(|marker| async move {
+            match self
+                .elb
+                .describe_target_groups()
+                .load_balancer_arn(lb)
+                .set_marker(marker)
+                .send()
+                .await
+            {
+                Ok(o) => Ok((
+                    o.target_groups()
+                        .iter()
+                        .filter_map(|t| t.target_group_arn().map(String::from))
+                        .collect::<Vec<_>>(),
+                    o.next_marker().map(String::from),
+                )),
+                // The emulator's answer for a load balancer with none (AWS: an empty list).
+                Err(e) if e.code() == Some("TargetGroupNotFound") => Ok((Vec::new(), None)),
+                Err(e) => Err(err(format!(
+                    "reading target groups of load balancer ({lb})"
+                ))(e)),
+            }
+        })
+        .await?;
+        Ok(Some(
+            groups
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        ))
+    }
+
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
         let out = self.elb.delete_rule().rule_arn(rule_arn).send().await;
         deleted(
