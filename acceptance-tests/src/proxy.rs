@@ -56,6 +56,7 @@ use tokio::net::TcpListener;
 
 mod alarms;
 mod capacity;
+mod metrics;
 mod pages;
 
 pub use capacity::NoCapacity;
@@ -272,6 +273,8 @@ struct Shared {
     composites: alarms::Composites,
     /// Groups out of capacity in a zone (`no_capacity`) → when each was made.
     short_groups: BTreeMap<String, Instant>,
+    /// CloudWatch metrics (the emulator has no percentiles): every point put.
+    metrics: metrics::Metrics,
 }
 
 /// A form-encoded value, decoded (`+` is a space, `%XX` a byte).
@@ -1181,6 +1184,12 @@ async fn forward(
             if action == "DeleteLaunchTemplateVersions" && faults.aws_rules.is_some() =>
         {
             return Ok(delete_template_versions(shared, &text));
+        }
+        Outcome::Forwarded if action == "PutMetricData" => {
+            return Ok(xml_ok(shared.lock().unwrap().metrics.put(&text)));
+        }
+        Outcome::Forwarded if action == "GetMetricData" => {
+            return Ok(xml_ok(shared.lock().unwrap().metrics.get(&text)));
         }
         Outcome::Forwarded if action == "PutCompositeAlarm" => {
             return Ok(xml_ok(shared.lock().unwrap().composites.put(&text)));

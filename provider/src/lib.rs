@@ -18,6 +18,7 @@
 //! - [`lease`] — one apply at a time per release: a lease held in AWS, with an expiry.
 //! - [`stop`] — graceful stop: `StopProvider`, SIGINT and SIGTERM reach operations in flight.
 
+pub mod analysis;
 pub mod capacity;
 pub mod cloud;
 pub mod decide;

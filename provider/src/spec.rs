@@ -720,6 +720,8 @@ pub struct ReleaseSpec {
     /// Group stickiness of the route's forward action (`load_balancer.stickiness`); None:
     /// off. Not fleet-shaping: carried by every write of the route.
     pub stickiness: Option<Duration>,
+    /// The new fleet judged on its own metrics during pauses and the bake (`analysis`).
+    pub analysis: Option<crate::analysis::AnalysisSpec>,
 }
 
 impl ReleaseSpec {
@@ -1158,6 +1160,7 @@ pub(crate) mod examples {
             timeouts: Timeouts::default(),
             scaling: Vec::new(),
             stickiness: None,
+            analysis: None,
         }
     }
 }

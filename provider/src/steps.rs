@@ -46,9 +46,15 @@ pub enum Step {
         pause: Duration,
         weight: i64,
         alarms: Vec<String>,
+        /// The analysis's words (`analysis::describe`), if any.
+        analysis: Option<String>,
     },
     /// Hold 100 % and watch, before the release commits.
-    Bake { bake: Duration, alarms: Vec<String> },
+    Bake {
+        bake: Duration,
+        alarms: Vec<String>,
+        analysis: Option<String>,
+    },
     /// Keep a replaced fleet out of traffic for rollback, at capacity for the window
     /// (`policies_off`: its scaling policies taken off, so that it holds that capacity).
     Retain {
@@ -96,6 +102,7 @@ impl std::fmt::Display for Step {
                 format!("alarms {} and the new fleet's health", a.join(", "))
             }
         };
+        let judged = |a: &Option<String>| a.as_ref().map(|a| format!(", {a}")).unwrap_or_default();
         match self {
             Step::Launch {
                 fleet,
@@ -158,9 +165,20 @@ impl std::fmt::Display for Step {
                 pause,
                 weight,
                 alarms: a,
-            } => write!(f, "watch {} at {weight} %: {}", fmt(*pause), alarms(a)),
-            Step::Bake { bake, alarms: a } => {
-                write!(f, "bake {} at 100 %: {}", fmt(*bake), alarms(a))
+                analysis,
+            } => write!(
+                f,
+                "watch {} at {weight} %: {}{}",
+                fmt(*pause),
+                alarms(a),
+                judged(analysis)
+            ),
+            Step::Bake {
+                bake,
+                alarms: a,
+                analysis,
+            } => {
+                write!(f, "bake {} at 100 %: {}{}", fmt(*bake), alarms(a), judged(analysis))
             }
             Step::Retain {
                 fleet,
@@ -233,6 +251,19 @@ impl Step {
             _ => Duration::ZERO,
         }
     }
+}
+
+/// What a watch of `length` says of the analysis: the checks and how often, or that it is
+/// too short to be judged.
+fn analysis_words(spec: &ReleaseSpec, serving: Option<&str>, length: Duration) -> Option<String> {
+    let a = spec.analysis.as_ref()?;
+    let every = fmt(a.interval);
+    let words = crate::analysis::describe(a, serving, &every);
+    Some(if length < a.interval {
+        format!("{words} (never judged: shorter than analysis.interval)")
+    } else {
+        words
+    })
 }
 
 /// The least time a list of steps takes: health checks, pauses, bake, drains.
@@ -392,10 +423,12 @@ fn release_steps(
                 pause: p,
                 weight,
                 alarms: alarms.to_vec(),
+                analysis: analysis_words(spec, serving.as_deref(), p),
             },
             Traffic::Bake(b) => Step::Bake {
                 bake: b,
                 alarms: alarms.to_vec(),
+                analysis: analysis_words(spec, serving.as_deref(), b),
             },
         });
     }

@@ -106,6 +106,11 @@ struct State {
     capacity_failures: BTreeMap<String, Vec<String>>,
     /// Target groups of other services on the load balancer.
     foreign_target_groups: usize,
+    /// Metric points: (namespace, metric name, dimensions) → values (every window sees
+    /// them all: the fake has no time of its own).
+    metrics: BTreeMap<(String, String, BTreeMap<String, String>), Vec<f64>>,
+    /// Windows asked for by `GetMetricData`, in order.
+    metric_windows: Vec<(std::time::SystemTime, std::time::SystemTime)>,
 }
 
 /// Reads of its group a new instance is `Pending` for, by default.
@@ -454,6 +459,34 @@ impl FakeCloud {
     /// The scale-to-zero schedule of a group, if any.
     pub fn schedule(&self, group: &str) -> Option<std::time::SystemTime> {
         self.state.lock().unwrap().schedules.get(group).copied()
+    }
+
+    /// Puts metric points (`PutMetricData`): every later window sees them.
+    pub fn put_metric(&self, namespace: &str, metric: &str, dims: &[(&str, &str)], values: &[f64]) {
+        let key = (
+            namespace.to_string(),
+            metric.to_string(),
+            dims.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        self.state
+            .lock()
+            .unwrap()
+            .metrics
+            .entry(key)
+            .or_default()
+            .extend_from_slice(values);
+    }
+
+    /// Forgets every metric point.
+    pub fn clear_metrics(&self) {
+        self.state.lock().unwrap().metrics.clear();
+    }
+
+    /// The windows `GetMetricData` was asked for, in order.
+    pub fn metric_windows(&self) -> Vec<(std::time::SystemTime, std::time::SystemTime)> {
+        self.state.lock().unwrap().metric_windows.clone()
     }
 
     /// Puts `n` target groups of other services on the load balancer.
@@ -1274,6 +1307,31 @@ impl Images for FakeCloud {
 
 #[async_trait]
 impl Alarms for FakeCloud {
+    async fn metric_data(
+        &self,
+        queries: &[crate::analysis::MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> CloudResult<crate::analysis::Answers> {
+        let mut s = self.call("GetMetricData")?;
+        s.metric_windows.push((start, end));
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let key = (
+                    q.namespace.clone(),
+                    q.metric_name.clone(),
+                    q.dimensions.clone(),
+                );
+                let points = s.metrics.get(&key).cloned().unwrap_or_default();
+                (
+                    q.id.clone(),
+                    crate::analysis::statistic_of(&q.statistic, &points),
+                )
+            })
+            .collect())
+    }
+
     async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>> {
         let s = self.call("DescribeAlarms")?;
         Ok(names

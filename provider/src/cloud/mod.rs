@@ -387,6 +387,14 @@ pub trait Alarms: Send + Sync {
     async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>>;
     /// Of these alarm names, the ones no metric or composite alarm of the region has.
     async fn missing(&self, names: &[String]) -> CloudResult<Vec<String>>;
+    /// Each query's statistic over the window `[start, end)` (one period spanning it;
+    /// None: no data), every query in one `GetMetricData` call (AWS takes 500).
+    async fn metric_data(
+        &self,
+        queries: &[crate::analysis::MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> CloudResult<crate::analysis::Answers>;
 }
 
 /// Where a release's ledger (fleets and history) is kept in AWS.

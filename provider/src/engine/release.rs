@@ -482,6 +482,9 @@ fn walk_of(
         serving_arn: serving
             .filter(|_| ask.broken.is_none())
             .map(|s| s.target_group_arn.clone()),
+        serving_name: serving
+            .filter(|_| ask.broken.is_none())
+            .map(|s| s.fleet_name.clone()),
         retained_arns: ledger.retained_target_groups(),
         started,
         limit: ask.limit,

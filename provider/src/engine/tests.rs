@@ -2079,3 +2079,243 @@ async fn a_base_version_gone_by_apply_aborts_with_traffic_unmoved() {
     assert_eq!(fake.listener(LISTENER), before);
     assert_eq!(fake.group_names(), vec!["web-r1"]);
 }
+
+// Canary analysis (`analysis`): the new fleet judged on its own metrics against the
+// serving fleet's, in virtual time against the fake's metric points.
+
+mod analysis {
+    use super::*;
+    use crate::analysis::{AnalysisSpec, ErrorRate, Latency, MetricCheck, ALB_NAMESPACE};
+
+    fn dims(fleet: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("TargetGroup", format!("targetgroup/{fleet}/0001")),
+            ("LoadBalancer", "app/web/1".to_string()),
+        ]
+    }
+
+    /// Puts a fleet's requests and 5xx answers.
+    fn traffic(fake: &FakeCloud, fleet: &str, requests: f64, errors: f64) {
+        let d = dims(fleet);
+        let d: Vec<(&str, &str)> = d.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        fake.put_metric(ALB_NAMESPACE, "RequestCount", &d, &[requests]);
+        fake.put_metric(ALB_NAMESPACE, "HTTPCode_Target_5XX_Count", &d, &[errors]);
+    }
+
+    fn latency(fake: &FakeCloud, fleet: &str, points: &[f64]) {
+        let d = dims(fleet);
+        let d: Vec<(&str, &str)> = d.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        fake.put_metric(ALB_NAMESPACE, "TargetResponseTime", &d, points);
+    }
+
+    /// A canary at 10 % for 5 minutes, judged every minute: error rate at most +2 points
+    /// over the serving fleet (at least 100 requests), p99 at most +100ms.
+    fn judged(image: &str) -> ReleaseSpec {
+        let mut s = spec(image);
+        s.strategy = Strategy::Canary;
+        s.canary_steps = vec![CanaryStep {
+            weight: 10,
+            pause: Duration::from_secs(300),
+        }];
+        s.analysis = Some(AnalysisSpec {
+            interval: Duration::from_secs(60),
+            failure_limit: 0,
+            error_rate: Some(ErrorRate {
+                max: None,
+                max_increase: Some(2.0),
+                min_requests: 100,
+            }),
+            latency: Some(Latency {
+                statistic: "p99".into(),
+                max: None,
+                max_increase: Some(Duration::from_millis(100)),
+            }),
+            metrics: Vec::new(),
+        });
+        s
+    }
+
+    async fn serving_r1() -> (Arc<FakeCloud>, Engine) {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        crate::log::take_notices("web");
+        (fake, engine)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_canary_far_worse_than_the_serving_fleet_aborts_within_its_pause() {
+        let (fake, engine) = serving_r1().await;
+        traffic(&fake, "web-r2", 1200.0, 240.0);
+        traffic(&fake, "web-r1", 10800.0, 54.0);
+        latency(&fake, "web-r2", &[0.2; 10]);
+        latency(&fake, "web-r1", &[0.2; 10]);
+        let started = tokio::time::Instant::now();
+        let err = engine
+            .release(&judged(IMAGE_B), true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "aborted at the first judgement, within the pause: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.contains("analysis error_rate: web-r2 20.0 % of 1,200 requests answered 5xx against web-r1 0.5 % of 10,800 (max increase 2 points) during canary pause at 10 %"),
+            "{err}"
+        );
+        assert!(
+            err.contains("Traffic is back on release 1 (web-r1)"),
+            "{err}"
+        );
+        assert_eq!(fake.calls("GetMetricData"), 1, "one call a judgement");
+        // The window: whole minutes from the step's start, the current one included.
+        let (from, to) = fake.metric_windows()[0];
+        let secs =
+            |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs(from) % 60, 0);
+        assert_eq!(secs(to) % 60, 0);
+        assert!(secs(to) - secs(from) >= 60);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_canary_as_good_as_the_serving_fleet_is_released_after_its_pause() {
+        let (fake, engine) = serving_r1().await;
+        traffic(&fake, "web-r2", 1200.0, 7.0);
+        traffic(&fake, "web-r1", 10800.0, 54.0);
+        latency(&fake, "web-r2", &[0.21; 10]);
+        latency(&fake, "web-r1", &[0.2; 10]);
+        let started = tokio::time::Instant::now();
+        let ledger = engine.release(&judged(IMAGE_B), true, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+        assert!(
+            started.elapsed() >= Duration::from_secs(300),
+            "the pause watched to its end"
+        );
+        let calls = fake.calls("GetMetricData");
+        assert!((4..=5).contains(&calls), "a judgement a minute: {calls}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_and_a_custom_metric_each_abort() {
+        let (fake, engine) = serving_r1().await;
+        traffic(&fake, "web-r2", 1200.0, 0.0);
+        traffic(&fake, "web-r1", 10800.0, 0.0);
+        let mut slow = vec![0.2; 95];
+        slow.extend([1.5; 5]);
+        latency(&fake, "web-r2", &slow);
+        latency(&fake, "web-r1", &[0.2; 100]);
+        let err = engine
+            .release(&judged(IMAGE_B), true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "analysis latency: web-r2 p99 1.5s against web-r1 200ms (max increase 100ms)"
+            ),
+            "{err}"
+        );
+
+        // A custom metric of the new fleet, by its group's name.
+        fake.clear_metrics();
+        traffic(&fake, "web-r3", 1200.0, 0.0);
+        traffic(&fake, "web-r1", 10800.0, 0.0);
+        latency(&fake, "web-r3", &[0.2]);
+        latency(&fake, "web-r1", &[0.2]);
+        fake.put_metric(
+            "Shop",
+            "CheckoutFailed",
+            &[("AutoScalingGroupName", "web-r3")],
+            &[4.0, 5.0],
+        );
+        let mut s = judged(IMAGE_B);
+        s.analysis.as_mut().unwrap().metrics.push(MetricCheck {
+            name: "checkout-failures".into(),
+            namespace: "Shop".into(),
+            metric_name: "CheckoutFailed".into(),
+            dimensions: [("AutoScalingGroupName".to_string(), "{fleet}".to_string())].into(),
+            statistic: "Sum".into(),
+            max: Some(5.0),
+            min: None,
+        });
+        let err = engine
+            .release(&s, true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("analysis metric checkout-failures: web-r3 CheckoutFailed Sum 9 (max 5)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_few_requests_is_inconclusive_and_goes_on_with_a_warning() {
+        let (fake, engine) = serving_r1().await;
+        traffic(&fake, "web-r2", 40.0, 40.0);
+        traffic(&fake, "web-r1", 10800.0, 0.0);
+        latency(&fake, "web-r2", &[0.2]);
+        latency(&fake, "web-r1", &[0.2]);
+        let ledger = engine.release(&judged(IMAGE_B), true, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+        let notices = crate::log::take_notices("web");
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains(
+                    "canary pause at 10 % of web-r2 ended with only inconclusive judgements"
+                ) && n.contains("web-r2 had 40 requests, fewer than min_requests (100)")),
+            "{notices:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failure_limit_tolerates_that_many_failed_judgements() {
+        let (fake, engine) = serving_r1().await;
+        traffic(&fake, "web-r2", 1200.0, 240.0);
+        traffic(&fake, "web-r1", 10800.0, 0.0);
+        latency(&fake, "web-r2", &[0.2]);
+        latency(&fake, "web-r1", &[0.2]);
+        let mut s = judged(IMAGE_B);
+        s.analysis.as_mut().unwrap().failure_limit = 2;
+        let started = tokio::time::Instant::now();
+        let err = engine
+            .release(&s, true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            (Duration::from_secs(180)..Duration::from_secs(240)).contains(&started.elapsed()),
+            "two failures tolerated, the third aborts: {:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("analysis error_rate"), "{err}");
+        assert_eq!(fake.calls("GetMetricData"), 3);
+        let notices = crate::log::take_notices("web");
+        assert!(
+            notices.iter().any(|n| n.contains("failed judgement 2 of the 2 analysis.failure_limit tolerates")),
+            "{notices:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rollback_is_not_judged_and_no_analysis_reads_no_metrics() {
+        let (fake, engine) = serving_r1().await;
+        // Without analysis: not one metric read.
+        let mut plain = judged(IMAGE_B);
+        plain.analysis = None;
+        engine.release(&plain, true, LIMIT).await.unwrap();
+        assert_eq!(fake.calls("GetMetricData"), 0);
+        // Back to web-r1, whose figures would fail any judgement: a rollback goes to a
+        // fleet that served, and is not judged.
+        traffic(&fake, "web-r1", 100.0, 100.0);
+        let mut back = judged(IMAGE_A);
+        back.canary_steps.clear();
+        back.strategy = Strategy::BlueGreen;
+        back.bake_time = Duration::from_secs(300);
+        let ledger = engine.release(&back, true, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        assert_eq!(fake.calls("GetMetricData"), 0, "a rollback is not judged");
+    }
+}

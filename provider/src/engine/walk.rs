@@ -20,6 +20,8 @@ pub(super) struct Walk {
     pub steps: Vec<Step>,
     /// The serving fleet's target group (None: nothing serves, or it is broken).
     pub serving_arn: Option<String>,
+    /// The serving fleet's name (with `serving_arn`).
+    pub serving_name: Option<String>,
     /// Retained fleets' target groups (weight 0).
     pub retained_arns: Vec<String>,
     /// When the apply started, and its time limit.
@@ -54,6 +56,11 @@ impl Engine {
             ));
         }
         let mut current_weight = 0;
+        let mut tally = super::watch::Tally::default();
+        let serving = walk
+            .serving_name
+            .as_deref()
+            .zip(walk.serving_arn.as_deref());
         // The health gate and every watch end on an observation of an open gate; only a
         // weight that follows another weight needs a fresh look before traffic moves.
         let mut gate_fresh = true;
@@ -71,7 +78,16 @@ impl Engine {
                     gate_fresh = true;
                     let what = format!("canary pause at {current_weight} %");
                     let watched = self
-                        .watch_within(spec, record, d, &what, walk.started, walk.limit)
+                        .watch_within(
+                            spec,
+                            record,
+                            serving,
+                            &mut tally,
+                            d,
+                            &what,
+                            walk.started,
+                            walk.limit,
+                        )
                         .await;
                     if matches!(watched, Ok(Ok(()))) && !d.is_zero() {
                         self.record_progress(spec, ledger, record, &key, i + 1)
@@ -80,8 +96,17 @@ impl Engine {
                     watched
                 }
                 Step::Bake(d) => {
-                    self.watch_within(spec, record, d, "bake", walk.started, walk.limit)
-                        .await
+                    self.watch_within(
+                        spec,
+                        record,
+                        serving,
+                        &mut tally,
+                        d,
+                        "bake",
+                        walk.started,
+                        walk.limit,
+                    )
+                    .await
                 }
             };
             match outcome {

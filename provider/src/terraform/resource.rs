@@ -453,6 +453,48 @@ impl ReleaseResource {
         }
     }
 
+    /// A pause or bake shorter than `analysis.interval` is never judged, and a release
+    /// with no watch that long is never judged at all: the plan says so.
+    fn warn_if_never_judged(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) {
+        let Ok(spec) = planned.to_spec(&ctx.default_tags) else {
+            return;
+        };
+        let Some(a) = &spec.analysis else { return };
+        let mut watches: Vec<(String, std::time::Duration)> = spec
+            .canary_steps
+            .iter()
+            .filter(|s| !s.pause.is_zero())
+            .map(|s| (format!("the pause at {} %", s.weight), s.pause))
+            .collect();
+        if !spec.bake_time.is_zero() {
+            watches.push(("the bake".into(), spec.bake_time));
+        }
+        let every = crate::duration::format(a.interval);
+        let short: Vec<&str> = watches
+            .iter()
+            .filter(|(_, d)| *d < a.interval)
+            .map(|(w, _)| w.as_str())
+            .collect();
+        if watches.iter().all(|(_, d)| *d < a.interval) {
+            diags.root_warning(
+                "Never judged by analysis",
+                format!(
+                    "no canary pause or bake lasts analysis.interval ({every}), so analysis never judges this release: give it a bake_time or pauses of at least {every}, or shorten the interval"
+                ),
+            );
+        } else if !short.is_empty() {
+            diags.root_warning(
+                "Not judged by analysis",
+                format!(
+                    "{} shorter than analysis.interval ({every}): analysis never judges {}, only alarms and health watch {}",
+                    short.join(", "),
+                    if short.len() == 1 { "it" } else { "them" },
+                    if short.len() == 1 { "it" } else { "them" },
+                ),
+            );
+        }
+    }
+
     /// AWS's 100 target groups per Application Load Balancer: a release that launches a
     /// fleet adds its target group to the listener's load balancer while it walks.
     async fn check_target_group_room(
@@ -939,6 +981,7 @@ impl Resource for ReleaseResource {
         self.check_in_aws(ctx, diags, &planned, true, true).await;
         self.check_target_group_room(ctx, diags, &planned).await;
         Self::check_tag_limits(ctx, diags, &planned);
+        Self::warn_if_never_judged(ctx, diags, &planned);
         self.check_alarms(ctx, diags, &planned, false).await;
         if planned.desired_capacity == Value::Value(0) && config.desired_capacity.is_null() {
             diags.error(
@@ -998,6 +1041,12 @@ impl Resource for ReleaseResource {
         let steps = self
             .planned_steps(ctx, &prior, &planned, &config, &private)
             .await;
+        if planned.analysis != prior.analysis
+            || planned.canary_step != prior.canary_step
+            || planned.bake_time != prior.bake_time
+        {
+            Self::warn_if_never_judged(ctx, diags, &planned);
+        }
         match &steps {
             PlannedSteps::Unchanged => {}
             PlannedSteps::Known(s) => planned.set_planned(Some(s)),

@@ -126,6 +126,49 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let error_rate = block(
+        "The new fleet's 5xx share: `HTTPCode_Target_5XX_Count` ÷ `RequestCount` of its own target group (`AWS/ApplicationELB`), against the serving fleet's over the same window.",
+        vec![
+            ("max", attr(T::Number, C::Optional, "Highest rate allowed, percent (0–100).")),
+            ("max_increase", attr(T::Number, C::Optional, "Highest rise over the serving fleet's rate allowed, percentage points (≥ 0).")),
+            ("min_requests", attr(T::Number, C::Optional, "Fewer requests than this in the window: the judgement is inconclusive. Defaults to 100.")),
+        ],
+        vec![],
+    );
+    let latency = block(
+        "The new fleet's `TargetResponseTime`, against the serving fleet's over the same window.",
+        vec![
+            ("statistic", attr(T::String, C::Optional, "`\"Average\"`, `\"p50\"`, `\"p90\"`, `\"p95\"` or `\"p99\"`. Defaults to `\"p99\"`.")),
+            ("max", attr(T::String, C::Optional, "Highest allowed, a duration (`\"800ms\"`).")),
+            ("max_increase", attr(T::String, C::Optional, "Highest rise over the serving fleet's allowed, a duration.")),
+        ],
+        vec![],
+    );
+    let metric = block(
+        "A threshold on any CloudWatch metric of the new fleet (0–10 blocks).",
+        vec![
+            ("name", attr(T::String, C::Required, "How messages name the check.")),
+            ("namespace", attr(T::String, C::Required, "CloudWatch namespace, e.g. `\"Shop\"`.")),
+            ("metric_name", attr(T::String, C::Required, "Metric name.")),
+            ("dimensions", attr(str_map(), C::Optional, "Dimensions; `{fleet}`, `{target_group}` and `{load_balancer}` in a value are replaced by the new fleet's Auto Scaling group name and the ALB dimension values of its target group and load balancer.")),
+            ("statistic", attr(T::String, C::Required, "`\"Sum\"`, `\"Average\"`, `\"Minimum\"`, `\"Maximum\"`, `\"SampleCount\"` or a percentile (`\"p99\"`).")),
+            ("max", attr(T::Number, C::Optional, "Highest allowed.")),
+            ("min", attr(T::Number, C::Optional, "Lowest allowed.")),
+        ],
+        vec![],
+    );
+    let analysis = block(
+        "Judges the new fleet on its own metrics during every canary pause and the bake, every `interval`, over the window from the start of the current step (whole minutes, the current one included), against the serving fleet where `max_increase` asks for it. More than `failure_limit` failed judgements abort the release as an alarm does; a step that ends with only inconclusive judgements goes on with a warning. Not fleet-shaping.",
+        vec![
+            ("interval", attr(T::String, C::Optional, "Time between two judgements, a duration ≥ 1s. Defaults to `\"1m\"`.")),
+            ("failure_limit", attr(T::Number, C::Optional, "Failed judgements tolerated in a release; one more aborts it. Defaults to 0.")),
+        ],
+        vec![
+            ("error_rate", NestedBlock::Optional(error_rate)),
+            ("latency", NestedBlock::Optional(latency)),
+            ("metric", NestedBlock::List(metric)),
+        ],
+    );
     let launch_template = block(
         "A launch template of yours that every fleet's own template starts from (network interfaces, placement, tags, profile, key, user data, volumes, security groups, ...); the release's own arguments win over it, and the image, instance type and metadata options are always the release's. Fleet-shaping: a new version of it is a release.",
         vec![
@@ -250,6 +293,7 @@ pub fn release_schema() -> Schema {
                 ("block_device", NestedBlock::List(block_device)),
                 ("canary_step", NestedBlock::List(canary_step)),
                 ("target_tracking", NestedBlock::List(target_tracking)),
+                ("analysis", NestedBlock::Optional(analysis)),
                 ("timeouts", NestedBlock::Optional(timeouts)),
             ],
         ),

@@ -97,6 +97,121 @@ pub struct LoadBalancerBlock {
     pub stickiness: Value<StickinessBlock>,
 }
 
+/// `analysis`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalysisBlock {
+    pub interval: Str,
+    pub failure_limit: Num,
+    #[serde(with = "super::one_block")]
+    pub error_rate: Value<ErrorRateBlock>,
+    #[serde(with = "super::one_block")]
+    pub latency: Value<LatencyBlock>,
+    pub metric: Value<Vec<MetricBlock>>,
+}
+
+/// `analysis.error_rate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorRateBlock {
+    pub max: Value<f64>,
+    pub max_increase: Value<f64>,
+    pub min_requests: Num,
+}
+
+/// `analysis.latency`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatencyBlock {
+    pub statistic: Str,
+    pub max: Str,
+    pub max_increase: Str,
+}
+
+/// One `analysis.metric`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricBlock {
+    pub name: Str,
+    pub namespace: Str,
+    pub metric_name: Str,
+    pub dimensions: StrMap,
+    pub statistic: Str,
+    pub max: Value<f64>,
+    pub min: Value<f64>,
+}
+
+fn unknown(what: &str) -> String {
+    format!("{what} is not known yet")
+}
+
+impl AnalysisBlock {
+    /// The domain value; Err(what is unknown, or a duration that does not parse).
+    pub fn spec(&self) -> Result<crate::analysis::AnalysisSpec, String> {
+        use crate::analysis::*;
+        let d = |v: &Str, at: &str| -> Result<Option<Duration>, String> {
+            match v {
+                Value::Value(s) => crate::duration::parse(s)
+                    .map(Some)
+                    .map_err(|e| format!("{at}: {e}")),
+                Value::Null => Ok(None),
+                Value::Unknown => Err(unknown(at)),
+            }
+        };
+        let f = |v: &Value<f64>, at: &str| -> Result<Option<f64>, String> {
+            match v {
+                Value::Value(x) => Ok(Some(*x)),
+                Value::Null => Ok(None),
+                Value::Unknown => Err(unknown(at)),
+            }
+        };
+        let error_rate = match &self.error_rate {
+            Value::Value(e) => Some(ErrorRate {
+                max: f(&e.max, "analysis.error_rate.max")?,
+                max_increase: f(&e.max_increase, "analysis.error_rate.max_increase")?,
+                min_requests: known_or(&e.min_requests, 100)
+                    .ok_or_else(|| unknown("analysis.error_rate.min_requests"))?
+                    .max(0) as u64,
+            }),
+            Value::Null => None,
+            Value::Unknown => return Err(unknown("analysis.error_rate")),
+        };
+        let latency = match &self.latency {
+            Value::Value(l) => Some(Latency {
+                statistic: known_or(&l.statistic, "p99".to_string())
+                    .ok_or_else(|| unknown("analysis.latency.statistic"))?,
+                max: d(&l.max, "analysis.latency.max")?,
+                max_increase: d(&l.max_increase, "analysis.latency.max_increase")?,
+            }),
+            Value::Null => None,
+            Value::Unknown => return Err(unknown("analysis.latency")),
+        };
+        let mut metrics = Vec::new();
+        for m in self.metric.as_ref_option().into_iter().flatten() {
+            let s = |v: &Str, at: &str| known(v).ok_or_else(|| unknown(at));
+            metrics.push(MetricCheck {
+                name: s(&m.name, "analysis.metric.name")?,
+                namespace: s(&m.namespace, "analysis.metric.namespace")?,
+                metric_name: s(&m.metric_name, "analysis.metric.metric_name")?,
+                dimensions: known_map_or_empty(&m.dimensions)
+                    .ok_or_else(|| unknown("analysis.metric.dimensions"))?,
+                statistic: s(&m.statistic, "analysis.metric.statistic")?,
+                max: f(&m.max, "analysis.metric.max")?,
+                min: f(&m.min, "analysis.metric.min")?,
+            });
+        }
+        Ok(AnalysisSpec {
+            interval: d(&self.interval, "analysis.interval")?.unwrap_or(Duration::from_secs(60)),
+            failure_limit: known_or(&self.failure_limit, 0)
+                .ok_or_else(|| unknown("analysis.failure_limit"))?
+                .max(0) as u32,
+            error_rate,
+            latency,
+            metrics,
+        })
+    }
+}
+
 /// `load_balancer.stickiness`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -265,6 +380,8 @@ pub struct ReleaseState {
     pub canary_step: Value<Vec<CanaryStepBlock>>,
     pub target_tracking: Value<Vec<TargetTrackingBlock>>,
     pub alarm_names: StrSet,
+    #[serde(with = "super::one_block")]
+    pub analysis: Value<AnalysisBlock>,
     pub bake_time: Str,
     pub retain_fleets: Num,
     pub rollback_window: Str,
@@ -297,6 +414,27 @@ fn path(steps: &[&'static str]) -> AttributePath {
         p = p.attribute(*s);
     }
     p
+}
+
+/// `a.b[2].c` as Terraform's attribute path.
+fn dotted_path(at: &str) -> AttributePath {
+    let mut out: Option<AttributePath> = None;
+    for part in at.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<i64>().ok()),
+            None => (part, None),
+        };
+        let name = name.to_string();
+        let mut p = match out {
+            None => AttributePath::new(name),
+            Some(p) => p.attribute(name),
+        };
+        if let Some(i) = index {
+            p = p.index(i);
+        }
+        out = Some(p);
+    }
+    out.unwrap_or_else(|| AttributePath::new("analysis"))
 }
 
 fn known<T: Clone>(v: &Value<T>) -> Option<T> {
@@ -504,7 +642,6 @@ impl ReleaseState {
     /// The domain spec of a fully known planned value (defaults applied), with the
     /// provider's default tags merged under the release's own.
     pub fn to_spec(&self, default_tags: &BTreeMap<String, String>) -> Result<ReleaseSpec, String> {
-        let unknown = |what: &str| format!("{what} is not known yet");
         let fleet = self
             .fleet_spec()
             .ok_or_else(|| unknown("a fleet-shaping argument"))?;
@@ -577,6 +714,11 @@ impl ReleaseState {
             bake_time: dur(&self.bake_time, Duration::ZERO)?,
             retain_fleets: known(&self.retain_fleets).unwrap_or(1),
             rollback_window: dur(&self.rollback_window, Duration::from_secs(3600))?,
+            analysis: match &self.analysis {
+                Value::Value(a) => Some(a.spec()?),
+                Value::Null => None,
+                Value::Unknown => return Err(unknown("analysis")),
+            },
             stickiness: match &lb.stickiness {
                 Value::Value(st) => match &st.duration {
                     Value::Value(d) => Some(
@@ -610,6 +752,27 @@ impl ReleaseState {
         self.validate_strategy(&mut fail);
         self.validate_durations(&mut fail);
         self.validate_record(&mut fail);
+        self.validate_analysis(&mut fail);
+    }
+
+    /// `analysis`: each check as CloudWatch takes it, and something to judge (checked once
+    /// every part of it is known).
+    fn validate_analysis(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        let Value::Value(a) = &self.analysis else {
+            return;
+        };
+        match a.spec() {
+            Ok(spec) => {
+                for (at, e) in crate::analysis::check(&spec) {
+                    fail(dotted_path(&at), e);
+                }
+            }
+            Err(e) if e.ends_with("is not known yet") => {}
+            Err(e) => {
+                let at = e.split(':').next().unwrap_or("analysis").to_string();
+                fail(dotted_path(&at), e);
+            }
+        }
     }
 
     /// The fleet's arguments: name, image, type, network, capacity, user data.

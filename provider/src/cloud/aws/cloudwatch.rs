@@ -1,4 +1,5 @@
-//! CloudWatch: the states of the release's alarms, metric and composite.
+//! CloudWatch: the states of the release's alarms, metric and composite, and the metrics
+//! canary analysis judges (`GetMetricData`).
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch as cw;
@@ -9,6 +10,96 @@ use super::*;
 
 #[async_trait]
 impl Alarms for AwsCloud {
+    async fn metric_data(
+        &self,
+        queries: &[crate::analysis::MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> CloudResult<crate::analysis::Answers> {
+        let mut answers: crate::analysis::Answers =
+            queries.iter().map(|q| (q.id.clone(), None)).collect();
+        if queries.is_empty() {
+            return Ok(answers);
+        }
+        // One period spanning the window, in whole minutes: one value a query, the
+        // statistic of the whole window as CloudWatch computes it.
+        let secs = end
+            .duration_since(start)
+            .unwrap_or_default()
+            .as_secs()
+            .max(60);
+        let period = secs.div_ceil(60) * 60;
+        let data_queries: Vec<cw::types::MetricDataQuery> = queries
+            .iter()
+            .map(|q| {
+                let metric = cw::types::Metric::builder()
+                    .namespace(&q.namespace)
+                    .metric_name(&q.metric_name)
+                    .set_dimensions(Some(
+                        q.dimensions
+                            .iter()
+                            .map(|(k, v)| cw::types::Dimension::builder().name(k).value(v).build())
+                            .collect(),
+                    ))
+                    .build();
+                cw::types::MetricDataQuery::builder()
+                    .id(&q.id)
+                    .metric_stat(
+                        cw::types::MetricStat::builder()
+                            .metric(metric)
+                            .period(period as i32)
+                            .stat(&q.statistic)
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let data_queries = &data_queries;
+        let results = every_page(|token| async move {
+            let page = self
+                .cw
+                .get_metric_data()
+                .set_metric_data_queries(Some(data_queries.clone()))
+                .start_time(aws_smithy_types::DateTime::from(start))
+                .end_time(aws_smithy_types::DateTime::from(end))
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(err("reading CloudWatch metrics (GetMetricData)"))?;
+            Ok((
+                page.metric_data_results().to_vec(),
+                page.next_token().map(String::from),
+            ))
+        })
+        .await?;
+        let stat_of: std::collections::BTreeMap<&str, &str> = queries
+            .iter()
+            .map(|q| (q.id.as_str(), q.statistic.as_str()))
+            .collect();
+        for r in results {
+            let Some(id) = r.id() else { continue };
+            let values = r.values();
+            if values.is_empty() {
+                continue;
+            }
+            // A window cut in two periods: counts add up, the rest takes the worse.
+            let v = match stat_of.get(id).copied().unwrap_or("Sum") {
+                "Sum" | "SampleCount" => values.iter().sum(),
+                "Minimum" => values.iter().copied().fold(f64::INFINITY, f64::min),
+                "Average" => values.iter().sum::<f64>() / values.len() as f64,
+                _ => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            };
+            let slot = answers.entry(id.to_string()).or_default();
+            *slot = Some(match (*slot, stat_of.get(id).copied()) {
+                (Some(before), Some("Sum" | "SampleCount")) => before + v,
+                (Some(before), _) => before.max(v),
+                (None, _) => v,
+            });
+        }
+        Ok(answers)
+    }
+
     async fn in_alarm(&self, names: &[String]) -> CloudResult<Vec<String>> {
         let states = self
             .alarms

@@ -279,6 +279,13 @@ impl AwsCloud {
     }
 }
 
+/// The ARN of a listener's load balancer, from the listener's ARN (AWS's documented form).
+fn load_balancer_of(listener_arn: &str) -> Option<String> {
+    let (head, rest) = listener_arn.split_once(":listener/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    (parts.len() == 4).then(|| format!("{head}:loadbalancer/{}", parts[..3].join("/")))
+}
+
 #[async_trait]
 impl Traffic for AwsCloud {
     async fn read(&self, route: &Route) -> CloudResult<Option<RouteState>> {
@@ -466,19 +473,24 @@ impl Traffic for AwsCloud {
         &self,
         listener_arn: &str,
     ) -> CloudResult<Option<usize>> {
-        let lb = match self
-            .elb
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-        {
-            Ok(o) => match o.listeners().first().and_then(|l| l.load_balancer_arn()) {
-                Some(lb) => lb.to_string(),
-                None => return Ok(None),
+        // A listener's ARN names its load balancer (`…:listener/app/<name>/<id>/<listener
+        // id>` → `…:loadbalancer/app/<name>/<id>`): no call to find it.
+        let lb = match load_balancer_of(listener_arn) {
+            Some(lb) => lb,
+            None => match self
+                .elb
+                .describe_listeners()
+                .listener_arns(listener_arn)
+                .send()
+                .await
+            {
+                Ok(o) => match o.listeners().first().and_then(|l| l.load_balancer_arn()) {
+                    Some(lb) => lb.to_string(),
+                    None => return Ok(None),
+                },
+                Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
+                Err(e) => return Err(err(format!("reading listener ({listener_arn})"))(e)),
             },
-            Err(e) if e.code() == Some("ListenerNotFound") => return Ok(None),
-            Err(e) => return Err(err(format!("reading listener ({listener_arn})"))(e)),
         };
         let lb = &lb;
         let groups = every_page(|marker| async move {
@@ -499,6 +511,7 @@ impl Traffic for AwsCloud {
                 )),
                 // The emulator's answer for a load balancer with none (AWS: an empty list).
                 Err(e) if e.code() == Some("TargetGroupNotFound") => Ok((Vec::new(), None)),
+                Err(e) if e.code() == Some("LoadBalancerNotFound") => Ok((Vec::new(), None)),
                 Err(e) => Err(err(format!(
                     "reading target groups of load balancer ({lb})"
                 ))(e)),
@@ -520,5 +533,22 @@ impl Traffic for AwsCloud {
             |c, _| c == "RuleNotFound",
             format!("deleting listener rule ({rule_arn})"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_listener_arn_names_its_load_balancer() {
+        assert_eq!(
+            super::load_balancer_of("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2").as_deref(),
+            Some("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/shop/50dc6c495c0c9188")
+        );
+        assert_eq!(
+            super::load_balancer_of(
+                "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/b/c/d"
+            ),
+            None
+        );
     }
 }
