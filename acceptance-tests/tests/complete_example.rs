@@ -1,7 +1,7 @@
 //! `examples/complete`, the page a new user copies, applied as that user would: hashicorp/aws
 //! and this provider in one configuration, `terraform init` from filesystem mirrors, both
-//! pointed at the local AWS by an override file (which also shortens the pauses, nothing
-//! else). Apply, a canary release, the one-line rollback, an empty plan, a destroy that
+//! pointed at the local AWS by an override file (which also shortens the pauses and the
+//! analysis interval to match, nothing else). Apply, a canary release, the one-line rollback, an empty plan, a destroy that
 //! leaves nothing.
 
 use acceptance_tests::{
@@ -10,7 +10,7 @@ use acceptance_tests::{
 
 /// What the override file says: both providers at the harness's proxy (AWS's target
 /// health and its refusals for a while, see `proxy::AwsRules`); pauses and bake of a
-/// second.
+/// second, judged every second (an override's block replaces the example's whole).
 fn override_tf(aws_url: &str, url: &str) -> String {
     format!(
         r#"# The local AWS instead of a real account, and short pauses: nothing else differs.
@@ -30,6 +30,18 @@ resource "immutable_release" "web" {{
     pause  = "1s"
   }}
   bake_time = "1s"
+  analysis {{
+    interval = "1s"
+    error_rate {{
+      max          = 5
+      max_increase = 1
+      min_requests = 200
+    }}
+    latency {{
+      statistic    = "p99"
+      max_increase = "250ms"
+    }}
+  }}
 }}
 "#,
         aws = aws_provider_block(aws_url)

@@ -229,6 +229,21 @@ resource "immutable_release" "web" {
   alarm_names = [aws_cloudwatch_metric_alarm.web_5xx.alarm_name, aws_cloudwatch_metric_alarm.web_latency.alarm_name]
   bake_time   = "5m"
 
+  # The alarms see the whole service; analysis judges the canary by itself, against the
+  # fleet that serves beside it (see the guide "Canary analysis").
+  analysis {
+    interval = "1m"
+    error_rate {
+      max          = 5
+      max_increase = 1
+      min_requests = 200
+    }
+    latency {
+      statistic    = "p99"
+      max_increase = "250ms"
+    }
+  }
+
   retain_fleets   = 1
   rollback_window = "2h"
 }

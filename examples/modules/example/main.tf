@@ -49,6 +49,8 @@ module "web" {
   canary       = [{ weight = 20, pause = "1s" }]
   bake_time    = "0s"
 
+  analysis_interval = "1s"
+
   requests_per_instance = 500
 }
 

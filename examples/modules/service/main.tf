@@ -83,6 +83,22 @@ resource "immutable_release" "this" {
   alarm_names = var.alarm_names
   bake_time   = var.bake_time
 
+  # The new fleet judged on its own metrics against the serving fleet's.
+  dynamic "analysis" {
+    for_each = var.analysis_interval == null ? [] : [var.analysis_interval]
+    content {
+      interval = analysis.value
+      error_rate {
+        max_increase = var.max_error_rate_increase
+        min_requests = var.min_requests
+      }
+      latency {
+        statistic    = "p99"
+        max_increase = var.max_p99_increase
+      }
+    }
+  }
+
   retain_fleets   = 1
   rollback_window = var.rollback_window
   tags            = merge({ service = var.name }, var.tags)

@@ -102,6 +102,30 @@ variable "bake_time" {
   default     = "5m"
 }
 
+variable "analysis_interval" {
+  type        = string
+  description = "Canary analysis: how often the new fleet is judged on its own error rate and p99 against the serving fleet's during each pause and the bake. null: no analysis."
+  default     = "1m"
+}
+
+variable "max_error_rate_increase" {
+  type        = number
+  description = "Canary analysis: the most the new fleet's 5xx rate may exceed the serving fleet's, in percentage points."
+  default     = 1
+}
+
+variable "max_p99_increase" {
+  type        = string
+  description = "Canary analysis: the most the new fleet's p99 response time may exceed the serving fleet's."
+  default     = "250ms"
+}
+
+variable "min_requests" {
+  type        = number
+  description = "Canary analysis: fewer requests than this in a judgement's window is inconclusive (never a failure)."
+  default     = 100
+}
+
 variable "rollback_window" {
   type        = string
   description = "How long the previous fleet stays warm for an instant rollback."
