@@ -162,11 +162,12 @@ impl OpRuns {
     }
 }
 
-const OPS: [&str; 4] = [
+const OPS: [&str; 5] = [
     "first release",
     "blue/green release",
     "canary, zero pauses",
     "rollback (warm fleet)",
+    "canary with analysis (4 s pause, judged every 2 s)",
 ];
 
 async fn single_release_ops(runs: usize, rss: &RssSampler) -> anyhow::Result<Vec<OpRuns>> {
@@ -187,11 +188,18 @@ async fn single_release_ops(runs: usize, rss: &RssSampler) -> anyhow::Result<Vec
             extra: "  min_size = 2\n  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"0s\"\n  }\n  canary_step {\n    weight = 50\n    pause  = \"0s\"\n  }".into(),
             ..base.clone()
         };
+        // Analysis: one pause, judged every 2 s (no metrics written: every judgement
+        // inconclusive, one GetMetricData each, the call analysis adds).
+        let analysed = ReleaseOpts {
+            extra: "  min_size = 2\n  strategy = \"canary\"\n  canary_step {\n    weight = 10\n    pause  = \"4s\"\n  }\n  analysis {\n    interval = \"2s\"\n    error_rate {\n      max_increase = 2\n    }\n    latency {\n      max_increase = \"100ms\"\n    }\n  }".into(),
+            ..base.clone()
+        };
         let steps = [
             (&base, h.fx.image_a.clone()),
             (&base, h.fx.image_b.clone()),
             (&canary, h.fx.image_c.clone()),
             (&canary, h.fx.image_b.clone()),
+            (&analysed, h.fx.image_a.clone()),
         ];
         for (i, (opts, image)) in steps.iter().enumerate() {
             h.write(&h.release_hcl(opts))?;

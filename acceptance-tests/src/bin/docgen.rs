@@ -358,6 +358,16 @@ fn check_links(page: &str, text: &str) -> anyhow::Result<()> {
             continue;
         }
         let path = target.split('#').next().unwrap_or_default();
+        // A picture of the repository's (GitHub shows it; the registry does not host it).
+        if path.ends_with(".svg") && path.trim_start_matches("../").starts_with("images/") {
+            let file = repo_root()
+                .join("docs")
+                .join(path.trim_start_matches("../"));
+            if !file.is_file() {
+                bail!("{page}: picture ({target}) does not exist: run `make analysis-svg`");
+            }
+            continue;
+        }
         let published = ["resources/", "data-sources/", "guides/"]
             .iter()
             .any(|d| path.trim_start_matches("../").starts_with(d));
