@@ -282,3 +282,85 @@ async fn bad_analysis_is_refused_at_plan_and_a_short_pause_is_warned_of() -> any
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_metric_aborts_once_failure_limit_is_spent() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.write(
+        &h.release_hcl(&ReleaseOpts {
+            extra: r#"  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "40s"
+  }
+  analysis {
+    interval      = "2s"
+    failure_limit = 1
+    metric {
+      name        = "checkout-failures"
+      namespace   = "Shop"
+      metric_name = "CheckoutFailed"
+      dimensions  = { AutoScalingGroupName = "{fleet}" }
+      statistic   = "Sum"
+      max         = 5
+    }
+  }"#
+            .into(),
+            lb_extra: "    deregistration_delay = 1".into(),
+            ..Default::default()
+        }),
+    )?;
+    h.apply(&[]).await?;
+    // web-r2's checkouts fail from the start: 10 a write.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (cw, stop) = (Aws::new(&h.proxy.url).await.cw, stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = cw
+                    .put_metric_data()
+                    .namespace("Shop")
+                    .metric_data(
+                        cw::types::MetricDatum::builder()
+                            .metric_name("CheckoutFailed")
+                            .dimensions(
+                                cw::types::Dimension::builder()
+                                    .name("AutoScalingGroupName")
+                                    .value("web-r2")
+                                    .build(),
+                            )
+                            .timestamp(cw::primitives::DateTime::from(std::time::SystemTime::now()))
+                            .value(10.0)
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    h.proxy.reset_counts();
+    let run = release_b(&h).await?;
+    stop.store(true, Ordering::SeqCst);
+    writer.await?;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let text = acceptance_tests::fold(&run.all());
+    assert!(
+        text.contains("analysis metric checkout-failures: web-r2 CheckoutFailed Sum")
+            && text.contains("(max 5) during canary pause at 10 %"),
+        "{}",
+        run.all()
+    );
+    // The first failed judgement is tolerated (a warning would say so), the second aborts.
+    assert_eq!(
+        h.proxy.calls().get("GetMetricData").copied(),
+        Some(2),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 100)].into()
+    );
+    Ok(())
+}
