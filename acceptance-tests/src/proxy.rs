@@ -244,6 +244,8 @@ pub struct Seen {
     pub action: String,
     /// The request body (form-encoded for the query protocols).
     pub body: String,
+    /// The access key that signed it (SigV4's `Credential=`), if signed.
+    pub access_key: Option<String>,
     /// What the proxy did.
     pub outcome: Outcome,
 }
@@ -1108,10 +1110,18 @@ async fn forward(
             }
         };
         *s.outcomes.entry(outcome).or_default() += 1;
+        let access_key = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .map(String::from);
         s.log.push(Seen {
             at: Instant::now(),
             action: action.clone(),
             body: text.clone(),
+            access_key,
             outcome,
         });
         (faults, outcome, refused, unseen, hold)

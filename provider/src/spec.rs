@@ -876,6 +876,28 @@ pub fn check_target_group_room(held: usize, retain_fleets: i64) -> Result<(), St
     ))
 }
 
+/// Checks an IAM role ARN's form: `arn:<partition>:iam::<12 digits>:role/<path and name>`.
+pub fn check_role_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "assume_role.role_arn must be an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>; got {arn:?}"
+        ))
+    }
+}
+
 /// Checks a security group ID's form.
 pub fn check_security_group_id(id: &str) -> Result<(), String> {
     check_prefixed_id(id, "sg-", "security_group_ids", "security group IDs")

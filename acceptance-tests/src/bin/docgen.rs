@@ -13,7 +13,7 @@
 //! - `{{ tffile "PATH" }}` — a Terraform file from the repository, fenced;
 //! - `{{ codefile "LANG" "PATH" }}` — any file, fenced with LANG;
 //! - `{{ .IAMPolicy }}` — an IAM policy document listing exactly the AWS actions the
-//!   provider's code calls (read from `provider/src/cloud/aws.rs`), plus the ones AWS
+//!   provider's code calls (read from `provider/src/cloud/aws.rs` and `cloud/aws/`), plus the ones AWS
 //!   requires on top of them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,9 +255,18 @@ fn pascal(snake: &str) -> String {
         .collect()
 }
 
-/// Every AWS action the provider's code calls, by reading its one AWS module.
+/// Every AWS action the provider's code calls, by reading its AWS adapter: `cloud/aws.rs`
+/// and its rooms under `cloud/aws/`.
 fn actions_called(root: &Path) -> anyhow::Result<BTreeSet<String>> {
-    let code = std::fs::read_to_string(root.join("provider/src/cloud/aws.rs"))?;
+    let mut code = std::fs::read_to_string(root.join("provider/src/cloud/aws.rs"))?;
+    let mut rooms: Vec<PathBuf> = std::fs::read_dir(root.join("provider/src/cloud/aws"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    rooms.sort();
+    for room in rooms {
+        code.push_str(&std::fs::read_to_string(room)?);
+    }
     let squeezed: String = code.split_whitespace().collect::<Vec<_>>().join("");
     let mut out = BTreeSet::new();
     for (field, service) in [
@@ -277,6 +286,18 @@ fn actions_called(root: &Path) -> anyhow::Result<BTreeSet<String>> {
             if !name.is_empty() && rest[name.len()..].starts_with("()") {
                 out.insert(format!("{service}:{}", pascal(&name)));
             }
+        }
+    }
+    // A guard against reading the wrong files: a policy short of the adapter's calls
+    // would deny a user's first release.
+    for needed in [
+        "autoscaling:CreateAutoScalingGroup",
+        "ec2:CreateLaunchTemplate",
+        "elasticloadbalancing:ModifyListener",
+        "cloudwatch:DescribeAlarms",
+    ] {
+        if !out.contains(needed) {
+            bail!("the IAM policy found no {needed} in the AWS adapter's code: where did it go?");
         }
     }
     Ok(out)

@@ -58,11 +58,34 @@ pub struct AwsSettings {
     pub endpoints: BTreeMap<String, String>,
     /// Attempts for throttled or transient errors.
     pub max_retries: u32,
+    /// `standard` or `adaptive`; None: `AWS_RETRY_MODE`, else standard.
+    pub retry_mode: Option<String>,
+    /// A role assumed on top of the chain's credentials.
+    pub assume_role: Option<AssumeRole>,
+    /// Shared config files (none: `AWS_CONFIG_FILE` or the default).
+    pub shared_config_files: Vec<String>,
+    /// Shared credentials files (none: `AWS_SHARED_CREDENTIALS_FILE` or the default).
+    pub shared_credentials_files: Vec<String>,
+}
+
+/// `assume_role` of the provider block.
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRole {
+    /// The role.
+    pub role_arn: String,
+    /// Session name; None: `immutable-<unix time>`.
+    pub session_name: Option<String>,
+    /// External ID.
+    pub external_id: Option<String>,
+    /// Session length; None: an hour.
+    pub duration: Option<Duration>,
 }
 
 /// Clients for the four services.
 #[derive(Clone)]
 pub struct AwsCloud {
+    /// STS: the account of the credentials (the account guard).
+    sts: aws_sdk_sts::Client,
     ec2: ec2::Client,
     asg: asg::Client,
     elb: elb::Client,
@@ -175,8 +198,23 @@ impl AwsCloud {
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        loader = loader.retry_config(
+        if let Some(files) = profile_files(settings) {
+            loader = loader.profile_files(files);
+        }
+        // The provider block's retry mode, else AWS_RETRY_MODE (the explicit retry
+        // configuration below would otherwise hide it), else standard.
+        let mode = settings
+            .retry_mode
+            .clone()
+            .or_else(|| std::env::var("AWS_RETRY_MODE").ok())
+            .unwrap_or_else(|| "standard".into());
+        let retry = if mode == "adaptive" {
+            RetryConfig::adaptive()
+        } else {
             RetryConfig::standard()
+        };
+        loader = loader.retry_config(
+            retry
                 .with_max_attempts(settings.max_retries.max(1))
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(20)),
@@ -192,9 +230,34 @@ impl AwsCloud {
                 .operation_timeout(CALL_TIMEOUT)
                 .build(),
         );
-        let sdk = loader.load().await;
+        let mut sdk = loader.load().await;
         if sdk.region().is_none() {
             return Err("no AWS region is configured: set region in the provider block, or AWS_REGION, or a region in the shared config profile".into());
+        }
+        // The role, assumed with whichever credentials the chain found; its credentials
+        // sign every call from here on, renewed before they expire.
+        if let Some(role) = &settings.assume_role {
+            let mut p = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+                .session_name(role.session_name.clone().unwrap_or_else(|| {
+                    format!(
+                        "immutable-{}",
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or_default()
+                    )
+                }))
+                .session_length(role.duration.unwrap_or(Duration::from_secs(3600)));
+            if let Some(x) = &role.external_id {
+                p = p.external_id(x);
+            }
+            let provider = p.configure(&sdk).build().await;
+            sdk = sdk
+                .into_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build();
         }
         let endpoint = |service: &str| settings.endpoints.get(service).cloned();
         let mut ec2b = ec2::config::Builder::from(&sdk);
@@ -214,6 +277,7 @@ impl AwsCloud {
             cwb = cwb.endpoint_url(u);
         }
         Ok(Self {
+            sts: aws_sdk_sts::Client::new(&sdk),
             ec2: ec2::Client::from_conf(ec2b.build()),
             asg: asg::Client::from_conf(asgb.build()),
             elb: elb::Client::from_conf(elbb.build()),
@@ -224,6 +288,47 @@ impl AwsCloud {
             fronts: Arc::new(Mutex::new(BTreeMap::new())),
             ledger_versions: Arc::new(Mutex::new(BTreeMap::new())),
         })
+    }
+}
+
+/// The shared config and credentials files the provider block names, if it names any; a
+/// kind it leaves out keeps its default (or its environment variable). The loader takes
+/// these deprecated aliases of aws-runtime's env-config files.
+#[allow(deprecated)]
+fn profile_files(
+    settings: &AwsSettings,
+) -> Option<aws_config::profile::profile_file::ProfileFiles> {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    if settings.shared_config_files.is_empty() && settings.shared_credentials_files.is_empty() {
+        return None;
+    }
+    let mut files = ProfileFiles::builder();
+    if settings.shared_config_files.is_empty() {
+        files = files.include_default_config_file(true);
+    }
+    if settings.shared_credentials_files.is_empty() {
+        files = files.include_default_credentials_file(true);
+    }
+    for f in &settings.shared_config_files {
+        files = files.with_file(ProfileFileKind::Config, f);
+    }
+    for f in &settings.shared_credentials_files {
+        files = files.with_file(ProfileFileKind::Credentials, f);
+    }
+    Some(files.build())
+}
+
+impl AwsCloud {
+    /// The AWS account the calls are made in (`sts:GetCallerIdentity`).
+    pub async fn account_id(&self) -> Result<String, String> {
+        self.sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())?
+            .account()
+            .map(String::from)
+            .ok_or_else(|| "GetCallerIdentity answered no account".into())
     }
 }
 

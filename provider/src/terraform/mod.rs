@@ -60,6 +60,16 @@ pub struct EndpointsBlock {
     cloudwatch: Value<String>,
 }
 
+/// `assume_role` block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AssumeRoleBlock {
+    role_arn: Value<String>,
+    session_name: Value<String>,
+    external_id: Value<String>,
+    duration: Value<String>,
+}
+
 /// The provider block.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -72,6 +82,90 @@ pub struct ProviderConfig {
     poll_interval: Value<String>,
     max_retries: Value<i64>,
     default_tags: Value<BTreeMap<String, String>>,
+    retry_mode: Value<String>,
+    #[serde(with = "one_block")]
+    assume_role: Value<AssumeRoleBlock>,
+    allowed_account_ids: Value<Vec<String>>,
+    forbidden_account_ids: Value<Vec<String>>,
+    shared_config_files: Value<Vec<String>>,
+    shared_credentials_files: Value<Vec<String>>,
+}
+
+/// Errors of the provider block's arguments: (attribute path, what is allowed).
+fn provider_errors(config: &ProviderConfig) -> Vec<(AttributePath, String)> {
+    let mut out = Vec::new();
+    if let Value::Value(m) = &config.retry_mode {
+        if !matches!(m.as_str(), "standard" | "adaptive") {
+            out.push((
+                AttributePath::new("retry_mode"),
+                format!("retry_mode must be \"standard\" or \"adaptive\"; got {m:?}"),
+            ));
+        }
+    }
+    if let Value::Value(r) = &config.assume_role {
+        let at = |a: &'static str| AttributePath::new("assume_role").attribute(a);
+        if let Value::Value(arn) = &r.role_arn {
+            if let Err(e) = crate::spec::check_role_arn(arn) {
+                out.push((at("role_arn"), e));
+            }
+        }
+        if let Value::Value(n) = &r.session_name {
+            let ok = (2..=64).contains(&n.len())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+            if !ok {
+                out.push((at("session_name"), format!("assume_role.session_name must be 2–64 letters, digits or any of _+=,.@-; got {n:?}")));
+            }
+        }
+        if let Value::Value(x) = &r.external_id {
+            if !(2..=1224).contains(&x.len()) {
+                out.push((
+                    at("external_id"),
+                    "assume_role.external_id must be 2–1224 characters".to_string(),
+                ));
+            }
+        }
+        if let Value::Value(d) = &r.duration {
+            match crate::duration::parse(d) {
+                Ok(d) if (900..=43_200).contains(&d.as_secs()) => {}
+                Ok(_) => out.push((
+                    at("duration"),
+                    format!("assume_role.duration must be from 15m to 12h; got {d:?}"),
+                )),
+                Err(e) => out.push((at("duration"), format!("assume_role.duration: {e}"))),
+            }
+        }
+    }
+    let both = matches!(&config.allowed_account_ids, Value::Value(a) if !a.is_empty())
+        && matches!(&config.forbidden_account_ids, Value::Value(f) if !f.is_empty());
+    if both {
+        out.push((
+            AttributePath::new("forbidden_account_ids"),
+            "allowed_account_ids and forbidden_account_ids cannot both be given: choose one".into(),
+        ));
+    }
+    for (attr, ids) in [
+        ("allowed_account_ids", &config.allowed_account_ids),
+        ("forbidden_account_ids", &config.forbidden_account_ids),
+    ] {
+        for id in ids.as_ref_option().into_iter().flatten() {
+            if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+                out.push((
+                    AttributePath::new(attr),
+                    format!("{attr} must hold AWS account IDs, 12 digits; got {id:?}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `~/…` as the home directory's.
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
 }
 
 /// The `immutable` provider.
@@ -107,6 +201,9 @@ impl Provider for ImmutableProvider {
                     AttributePath::new("poll_interval"),
                 );
             }
+        }
+        for (at, e) in provider_errors(&config) {
+            diags.error("Invalid provider argument", e, at);
         }
         if let Value::Value(n) = config.max_retries {
             if let Err(e) = crate::spec::check_range("max_retries", n, 1, 100) {
@@ -150,7 +247,37 @@ impl Provider for ImmutableProvider {
                 .copied()
                 .unwrap_or(10)
                 .clamp(1, 100) as u32,
+            retry_mode: config.retry_mode.as_ref_option().cloned(),
+            assume_role: config.assume_role.as_ref_option().and_then(|r| {
+                Some(crate::cloud::aws::AssumeRole {
+                    role_arn: r.role_arn.as_ref_option()?.clone(),
+                    session_name: r.session_name.as_ref_option().cloned(),
+                    external_id: r.external_id.as_ref_option().cloned(),
+                    duration: r
+                        .duration
+                        .as_ref_option()
+                        .and_then(|d| crate::duration::parse(d).ok()),
+                })
+            }),
+            shared_config_files: config
+                .shared_config_files
+                .as_ref_option()
+                .into_iter()
+                .flatten()
+                .map(|p| expand_home(p))
+                .collect(),
+            shared_credentials_files: config
+                .shared_credentials_files
+                .as_ref_option()
+                .into_iter()
+                .flatten()
+                .map(|p| expand_home(p))
+                .collect(),
         };
+        if !provider_errors(&config).is_empty() {
+            // Said by validate; nothing is called with settings that are wrong.
+            return None;
+        }
         let poll = match &config.poll_interval {
             Value::Value(p) => crate::duration::parse(p).unwrap_or(Duration::from_secs(5)),
             _ => Duration::from_secs(5),
@@ -162,6 +289,46 @@ impl Provider for ImmutableProvider {
                 return None;
             }
         };
+        // The account guard, once per process, before anything else is called.
+        let allowed = config
+            .allowed_account_ids
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
+        let forbidden = config
+            .forbidden_account_ids
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
+        if !allowed.is_empty() || !forbidden.is_empty() {
+            match aws.account_id().await {
+                Ok(account) => {
+                    if !allowed.is_empty() && !allowed.contains(&account) {
+                        diags.error(
+                            "AWS account not allowed",
+                            format!("the credentials are those of AWS account {account}, which is not in allowed_account_ids ({}): nothing was called in it", allowed.join(", ")),
+                            AttributePath::new("allowed_account_ids"),
+                        );
+                        return None;
+                    }
+                    if forbidden.contains(&account) {
+                        diags.error(
+                            "AWS account forbidden",
+                            format!("the credentials are those of AWS account {account}, which forbidden_account_ids names: nothing was called in it"),
+                            AttributePath::new("forbidden_account_ids"),
+                        );
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    diags.root_error(
+                        "Cannot configure the immutable provider",
+                        format!("reading the account of the credentials (sts:GetCallerIdentity) for allowed_account_ids / forbidden_account_ids: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
         let ctx = Context {
             engine: Engine::new(Cloud::from_one(Arc::new(aws)), poll)
                 .with_stop(crate::stop::global().clone()),

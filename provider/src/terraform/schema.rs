@@ -346,10 +346,20 @@ pub fn provider_schema() -> Schema {
         ],
         vec![],
     );
+    let assume_role = block(
+        "A role assumed on top of whichever credentials the standard chain found (environment, profile, SSO, web identity, `credential_process`, instance role), as hashicorp/aws's block of that name: every call is signed with the role's credentials.",
+        vec![
+            ("role_arn", attr(T::String, C::Required, "ARN of the role, `arn:aws:iam::<account>:role/<name>`.")),
+            ("session_name", attr(T::String, oc.clone(), "Session name (2–64 of `[\\w+=,.@-]`). Defaults to `immutable-<unix time>`.")),
+            ("external_id", attr(T::String, oc.clone(), "External ID the role's trust policy asks for (2–1224 characters).")),
+            ("duration", attr(T::String, oc.clone(), "Session length, a duration from `\"15m\"` to `\"12h\"`. Defaults to `\"1h\"`; renewed before it ends.")),
+        ],
+        vec![],
+    );
     Schema {
         version: 0,
         block: block(
-            "Immutable releases on AWS. Credentials come from the standard AWS chain (environment, shared profile, SSO, instance role); `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` work too.",
+            "Immutable releases on AWS. Credentials come from the standard AWS chain (environment, shared profile, SSO, web identity, `credential_process`, instance role), with `assume_role` on top; `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` work too.",
             vec![
                 ("region", attr(T::String, oc.clone(), "AWS region; else `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile's region.")),
                 ("profile", attr(T::String, oc.clone(), "Shared config and credentials profile.")),
@@ -357,8 +367,16 @@ pub fn provider_schema() -> Schema {
                 ("poll_interval", attr(T::String, oc.clone(), "Ceiling of the adaptive poll interval of every wait, a duration. Defaults to `\"5s\"`.")),
                 ("max_retries", attr(T::Number, oc.clone(), "Attempts for throttled or transient AWS errors, 1–100. Defaults to 10.")),
                 ("default_tags", attr(str_map(), oc.clone(), "Tags merged under each release's `tags`.")),
+                ("retry_mode", attr(T::String, oc.clone(), "`\"standard\"` or `\"adaptive\"` (client-side rate limiting when AWS throttles), as `AWS_RETRY_MODE`, which applies when this is unset. Defaults to `\"standard\"`.")),
+                ("allowed_account_ids", attr(str_set(), oc.clone(), "Refuse to run against any other AWS account: the account of the credentials (after `assume_role`) is read once with `sts:GetCallerIdentity`, and a plan against another fails naming it. Not with `forbidden_account_ids`.")),
+                ("forbidden_account_ids", attr(str_set(), oc.clone(), "Refuse to run against these AWS accounts (read as for `allowed_account_ids`). Not with `allowed_account_ids`.")),
+                ("shared_config_files", attr(T::List(Box::new(T::String)), oc.clone(), "Shared config files, as `AWS_CONFIG_FILE` (which applies when this is unset); `~` is the home directory.")),
+                ("shared_credentials_files", attr(T::List(Box::new(T::String)), oc.clone(), "Shared credentials files, as `AWS_SHARED_CREDENTIALS_FILE` (which applies when this is unset); `~` is the home directory.")),
             ],
-            vec![("endpoints", NestedBlock::Optional(endpoints))],
+            vec![
+                ("endpoints", NestedBlock::Optional(endpoints)),
+                ("assume_role", NestedBlock::Optional(assume_role)),
+            ],
         ),
     }
 }
