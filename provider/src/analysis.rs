@@ -341,29 +341,34 @@ pub fn judge(
 }
 
 /// What a plan says of the checks, e.g. "analysis (error rate ≤ 2 %, ≤ +0.5 points over
-/// the serving fleet; p99 ≤ 800ms, ≤ +100ms; checkout-failures Sum ≤ 5) every 1m0s".
+/// web-r1; p99 ≤ 800ms, ≤ +100ms over web-r1; checkout-failures Sum ≤ 5) every 1m0s".
+/// With no fleet to compare with (`serving` None: a first release, or the bake, where the
+/// new fleet serves everything), increases are not judged and not said.
 pub fn describe(spec: &AnalysisSpec, serving: Option<&str>, every: &str) -> String {
-    let over = serving.unwrap_or("the serving fleet");
     let mut parts = Vec::new();
     if let Some(e) = &spec.error_rate {
         let mut p = Vec::new();
         if let Some(m) = e.max {
             p.push(format!("≤ {}", pct(m)));
         }
-        if let Some(i) = e.max_increase {
+        if let (Some(i), Some(over)) = (e.max_increase, serving) {
             p.push(format!("≤ +{} points over {over}", num(i)));
         }
-        parts.push(format!("error rate {}", p.join(", ")));
+        if !p.is_empty() {
+            parts.push(format!("error rate {}", p.join(", ")));
+        }
     }
     if let Some(l) = &spec.latency {
         let mut p = Vec::new();
         if let Some(m) = l.max {
             p.push(format!("≤ {}", secs(m.as_secs_f64())));
         }
-        if let Some(i) = l.max_increase {
+        if let (Some(i), Some(over)) = (l.max_increase, serving) {
             p.push(format!("≤ +{} over {over}", secs(i.as_secs_f64())));
         }
-        parts.push(format!("{} {}", l.statistic, p.join(", ")));
+        if !p.is_empty() {
+            parts.push(format!("{} {}", l.statistic, p.join(", ")));
+        }
     }
     for m in &spec.metrics {
         let mut p = Vec::new();
@@ -838,6 +843,11 @@ mod tests {
         assert_eq!(
             describe(&spec(), Some("web-r1"), "1m0s"),
             "analysis (error rate ≤ 2.0 %, ≤ +0.5 points over web-r1; p99 ≤ 800ms, ≤ +100ms over web-r1; checkout-failures Sum ≤ 5) every 1m0s"
+        );
+        // Nothing to compare with (the bake, a first release): the increases go unsaid.
+        assert_eq!(
+            describe(&spec(), None, "1m0s"),
+            "analysis (error rate ≤ 2.0 %; p99 ≤ 800ms; checkout-failures Sum ≤ 5) every 1m0s"
         );
     }
 }

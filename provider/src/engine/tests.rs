@@ -2300,6 +2300,48 @@ mod analysis {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_bake_judges_the_new_fleets_own_thresholds_only() {
+        let (fake, engine) = serving_r1().await;
+        // At 100 % the replaced fleet has no traffic: no increase to judge, no warning.
+        traffic(&fake, "web-r2", 1200.0, 30.0);
+        latency(&fake, "web-r2", &[0.2]);
+        let mut s = judged(IMAGE_B);
+        s.strategy = Strategy::BlueGreen;
+        s.canary_steps.clear();
+        s.bake_time = Duration::from_secs(180);
+        let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+        assert_eq!(
+            fake.calls("GetMetricData"),
+            3,
+            "judged every minute of the bake"
+        );
+        let notices = crate::log::take_notices("web");
+        assert!(notices.is_empty(), "{notices:?}");
+        // Its own max still counts: 5 % of its answers 5xx, max 2 %.
+        traffic(&fake, "web-r3", 1200.0, 60.0);
+        latency(&fake, "web-r3", &[0.2]);
+        s.fleet.image_id = IMAGE_A.into();
+        s.fleet.instance_type = "t3.small".into();
+        s.analysis
+            .as_mut()
+            .unwrap()
+            .error_rate
+            .as_mut()
+            .unwrap()
+            .max = Some(2.0);
+        let err = engine
+            .release(&s, true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("analysis error_rate: web-r3 5.0 % of 1,200 requests answered 5xx (max 2.0 %) during bake"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_rollback_is_not_judged_and_no_analysis_reads_no_metrics() {
         let (fake, engine) = serving_r1().await;
         // Without analysis: not one metric read.

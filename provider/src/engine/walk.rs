@@ -96,10 +96,12 @@ impl Engine {
                     watched
                 }
                 Step::Bake(d) => {
+                    // At 100 % the serving fleet has no traffic: analysis judges the
+                    // new fleet's own thresholds only.
                     self.watch_within(
                         spec,
                         record,
-                        serving,
+                        None,
                         &mut tally,
                         d,
                         "bake",
