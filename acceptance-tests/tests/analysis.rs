@@ -191,6 +191,19 @@ async fn a_canary_as_good_as_the_serving_fleet_is_released_and_the_plan_names_th
         (3..=4).contains(&judgements),
         "one GetMetricData a judgement, every 2 s of an 8 s pause: {judgements}"
     );
+    // The one-line rollback goes back to a fleet that served: not judged, no metric read.
+    h.proxy.reset_counts();
+    h.apply(&[("image_id", &h.fx.image_a)]).await?;
+    let values = h.resource_values().await?;
+    assert_eq!(
+        (values["release"].clone(), values["fleet_name"].clone()),
+        (3.into(), "web-r1".into())
+    );
+    assert_eq!(
+        h.proxy.calls().get("GetMetricData"),
+        None,
+        "a rollback is not judged"
+    );
     Ok(())
 }
 

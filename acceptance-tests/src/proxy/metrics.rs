@@ -125,7 +125,9 @@ impl Metrics {
     }
 }
 
-/// A statistic over points, as CloudWatch computes it (percentiles by nearest rank).
+/// A statistic over points, as CloudWatch computes it (percentiles by nearest rank). Kept
+/// apart from the provider's own `analysis::statistic_of` on purpose: the test world is an
+/// oracle of AWS's behaviour, and must not share a bug with the code it tests.
 fn statistic_of(statistic: &str, points: &[f64]) -> Option<f64> {
     if points.is_empty() {
         return None;
