@@ -274,6 +274,49 @@ impl Aws {
         Ok(())
     }
 
+    /// Puts one write of a fleet's ALB metrics (`AWS/ApplicationELB`, dimensions
+    /// `TargetGroup` and `LoadBalancer`), stamped now: its requests, 5xx answers and, when
+    /// given, response times (seconds). Through the fault proxy, which keeps CloudWatch's
+    /// metrics.
+    pub async fn put_alb_metrics(
+        &self,
+        target_group: &str,
+        load_balancer: &str,
+        requests: f64,
+        errors: f64,
+        latency: &[f64],
+    ) -> anyhow::Result<()> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        let dims = [
+            ("TargetGroup", target_group),
+            ("LoadBalancer", load_balancer),
+        ]
+        .map(|(k, v)| Dimension::builder().name(k).value(v).build());
+        let datum = |name: &str| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .set_dimensions(Some(dims.to_vec()))
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(
+                    std::time::SystemTime::now(),
+                ))
+        };
+        let mut call = self
+            .cw
+            .put_metric_data()
+            .namespace("AWS/ApplicationELB")
+            .metric_data(datum("RequestCount").value(requests).build())
+            .metric_data(datum("HTTPCode_Target_5XX_Count").value(errors).build());
+        if !latency.is_empty() {
+            call = call.metric_data(
+                datum("TargetResponseTime")
+                    .set_values(Some(latency.to_vec()))
+                    .build(),
+            );
+        }
+        call.send().await?;
+        Ok(())
+    }
+
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
         let creds =

@@ -58,36 +58,15 @@ async fn write(h: &Harness, new: Load, serving: Load) -> Writer {
                         _ => continue,
                     };
                     let tg = arn.rsplit_once(':').map(|(_, r)| r.to_string()).unwrap();
-                    let _ = put(&through_proxy.cw, &tg, &lb, l).await;
+                    let _ = through_proxy
+                        .put_alb_metrics(&tg, &lb, l.requests, l.errors, &l.latency)
+                        .await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
     Writer { stop }
-}
-
-async fn put(cw: &cw::Client, tg: &str, lb: &str, l: &Load) -> anyhow::Result<()> {
-    let dims = [("TargetGroup", tg), ("LoadBalancer", lb)]
-        .map(|(k, v)| cw::types::Dimension::builder().name(k).value(v).build());
-    let datum = |name: &str| {
-        cw::types::MetricDatum::builder()
-            .metric_name(name)
-            .set_dimensions(Some(dims.to_vec()))
-            .timestamp(cw::primitives::DateTime::from(std::time::SystemTime::now()))
-    };
-    cw.put_metric_data()
-        .namespace("AWS/ApplicationELB")
-        .metric_data(datum("RequestCount").value(l.requests).build())
-        .metric_data(datum("HTTPCode_Target_5XX_Count").value(l.errors).build())
-        .metric_data(
-            datum("TargetResponseTime")
-                .set_values(Some(l.latency.clone()))
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(())
 }
 
 /// `terraform apply` of image B, as it ends (the harness's `apply` fails on an exit code).

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acceptance_tests::{Aws, Harness, ReleaseOpts};
-use aws_sdk_cloudwatch as cw;
 
 /// What the run saw, in seconds since the release began.
 #[derive(Debug, Default)]
@@ -20,32 +19,6 @@ struct Seen {
     weights: Vec<(f64, i64, i64)>,
     /// (t, fleet, error rate % written).
     rates: Vec<(f64, &'static str, f64)>,
-}
-
-async fn put(
-    cw: &cw::Client,
-    tg: &str,
-    lb: &str,
-    requests: f64,
-    errors: f64,
-) -> anyhow::Result<()> {
-    let dims = [("TargetGroup", tg), ("LoadBalancer", lb)]
-        .map(|(k, v)| cw::types::Dimension::builder().name(k).value(v).build());
-    let datum = |name: &str, v: f64| {
-        cw::types::MetricDatum::builder()
-            .metric_name(name)
-            .set_dimensions(Some(dims.to_vec()))
-            .timestamp(cw::primitives::DateTime::from(std::time::SystemTime::now()))
-            .value(v)
-            .build()
-    };
-    cw.put_metric_data()
-        .namespace("AWS/ApplicationELB")
-        .metric_data(datum("RequestCount", requests))
-        .metric_data(datum("HTTPCode_Target_5XX_Count", errors))
-        .send()
-        .await?;
-    Ok(())
 }
 
 #[tokio::main]
@@ -129,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
                         }
                         _ => continue,
                     };
-                    if put(&through_proxy.cw, &tg, &lb, requests, errors)
+                    if through_proxy
+                        .put_alb_metrics(&tg, &lb, requests, errors, &[])
                         .await
                         .is_ok()
                     {
