@@ -13,6 +13,7 @@
 //! ```
 
 pub mod proxy;
+pub mod tls_front;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

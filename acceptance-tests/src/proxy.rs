@@ -248,6 +248,9 @@ pub struct Seen {
     pub access_key: Option<String>,
     /// What the proxy did.
     pub outcome: Outcome,
+    /// The `host:port` of an absolute request target (`POST http://host:port/`): the call
+    /// came to the proxy as a forward proxy's, addressed to that host.
+    pub forwarded_for: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -1123,6 +1126,7 @@ async fn forward(
             body: text.clone(),
             access_key,
             outcome,
+            forwarded_for: parts.uri.authority().map(|a| a.to_string()),
         });
         (faults, outcome, refused, unseen, hold)
     };

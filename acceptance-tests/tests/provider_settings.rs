@@ -155,6 +155,18 @@ async fn bad_provider_settings_are_refused_at_plan_with_the_attribute() -> anyho
             "cannot both be given",
         ),
         ("  allowed_account_ids = [\"12345\"]", "12 digits"),
+        (
+            "  http_proxy = \"proxy.example.com:3128\"",
+            "http_proxy must be an http:// or https:// URL of a proxy",
+        ),
+        (
+            "  https_proxy = \"socks5://proxy:1080\"",
+            "https_proxy must be an http:// or https:// URL of a proxy",
+        ),
+        (
+            "  custom_ca_bundle = \"/nonexistent/corp.pem\"",
+            "custom_ca_bundle \"/nonexistent/corp.pem\" cannot be read",
+        ),
     ] {
         h.write(&with_provider(&h, lines))?;
         let run = h.terraform(&["plan"]).await?;

@@ -26,6 +26,7 @@ mod cloudwatch;
 mod errors;
 mod fleets;
 mod ledger_store;
+pub mod network;
 mod pages;
 mod routes;
 mod target_groups;
@@ -66,6 +67,8 @@ pub struct AwsSettings {
     pub shared_config_files: Vec<String>,
     /// Shared credentials files (none: `AWS_SHARED_CREDENTIALS_FILE` or the default).
     pub shared_credentials_files: Vec<String>,
+    /// Proxies and the CA bundle.
+    pub network: network::NetworkSettings,
 }
 
 /// `assume_role` of the provider block.
@@ -110,16 +113,6 @@ type HealthBatches = BTreeMap<String, Arc<Batch<Vec<TargetHealth>>>>;
 /// How long a shared observation waits for company.
 const SHARE_WINDOW: Duration = Duration::from_millis(5);
 
-/// The one HTTPS client: hyper 1, rustls with ring, the system's trusted roots (the SDKs'
-/// default clients are left out of the build).
-pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
-
 /// How long one attempt of an AWS call may take before it is abandoned (and retried like
 /// any transient error): AWS answers in well under a second; a hung connection must not
 /// hold a release.
@@ -128,66 +121,16 @@ pub const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// an apply past it, whatever `max_retries` says.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// An HTTP client whose calls in flight when a stop is requested (Ctrl-C, SIGTERM,
-/// `StopProvider`) end at once, as a user error the SDK does not retry; a call started
-/// after the stop runs as usual (putting traffic back after a stop is such a call).
-#[derive(Debug, Clone)]
-struct StoppableClient {
-    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
-    stop: crate::stop::Stop,
-}
-
-impl aws_smithy_runtime_api::client::http::HttpClient for StoppableClient {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(StoppableConnector {
-            inner: self.inner.http_connector(settings, components),
-            stop: self.stop.clone(),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct StoppableConnector {
-    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
-    stop: crate::stop::Stop,
-}
-
-impl aws_smithy_runtime_api::client::http::HttpConnector for StoppableConnector {
-    fn call(
-        &self,
-        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
-    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
-        use aws_smithy_runtime_api::client::http::HttpConnectorFuture;
-        let call = self.inner.call(request);
-        if self.stop.requested().is_some() {
-            return call;
-        }
-        let stop = self.stop.clone();
-        HttpConnectorFuture::new(async move {
-            tokio::select! {
-                answer = call => answer,
-                why = stop.wait() => Err(aws_smithy_runtime_api::client::result::ConnectorError::user(
-                    format!("the call was interrupted: {why}").into(),
-                )),
-            }
-        })
-    }
-}
-
 impl AwsCloud {
     /// Loads the AWS configuration (standard credential chain) and builds the clients.
     /// Fails when no region can be found.
     pub async fn connect(settings: &AwsSettings) -> Result<Self, String> {
-        let client = StoppableClient {
-            inner: https_client(),
-            stop: crate::stop::global().clone(),
+        let network = network::Network {
+            proxies: network::Proxies::resolve(&settings.network, &|k| std::env::var(k).ok()),
+            trust: ca_bundle(settings).await?,
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(
-            aws_smithy_runtime_api::client::http::SharedHttpClient::new(client),
+            network::https_client(&network, Some(crate::stop::global().clone())),
         );
         if let Some(region) = &settings.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -318,6 +261,53 @@ fn profile_files(
     Some(files.build())
 }
 
+/// The certificates trusted instead of the system's authorities: `custom_ca_bundle`, else
+/// `AWS_CA_BUNDLE`, else the selected profile's `ca_bundle` (as AWS's SDKs and CLI read
+/// them); None: the system's.
+async fn ca_bundle(settings: &AwsSettings) -> Result<Option<Vec<u8>>, String> {
+    if let Some(path) = &settings.network.custom_ca_bundle {
+        return network::read_ca_bundle("custom_ca_bundle", path).map(Some);
+    }
+    if let Some(path) = std::env::var("AWS_CA_BUNDLE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return network::read_ca_bundle("AWS_CA_BUNDLE", &path).map(Some);
+    }
+    let files = profile_files(settings).unwrap_or_default();
+    let selected = settings
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()));
+    let Ok(profiles) = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        &files,
+        selected.map(std::borrow::Cow::Owned),
+    )
+    .await
+    else {
+        // The credential chain says what is wrong with the files, when it reads them.
+        return Ok(None);
+    };
+    match profiles.get("ca_bundle").filter(|p| !p.is_empty()) {
+        Some(path) => network::read_ca_bundle(
+            &format!("ca_bundle of profile {:?}", profiles.selected_profile()),
+            &expand_home(path),
+        )
+        .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `~/…` as the home directory's.
+pub fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
+}
+
 impl AwsCloud {
     /// The AWS account the calls are made in (`sts:GetCallerIdentity`).
     pub async fn account_id(&self) -> Result<String, String> {
@@ -329,71 +319,5 @@ impl AwsCloud {
             .account()
             .map(String::from)
             .ok_or_else(|| "GetCallerIdentity answered no account".into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use tokio::io::AsyncWriteExt;
-    use tokio_rustls::rustls;
-
-    /// The provider's HTTPS client speaks TLS with ring, and refuses a certificate no trusted
-    /// authority signed: a local TLS server with a self-signed certificate is reached, the
-    /// handshake gets as far as the certificate, and the call fails there.
-    #[tokio::test]
-    async fn the_https_client_does_tls_and_refuses_an_untrusted_certificate() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let mut handshakes = Vec::new();
-            // The SDK retries a failed call: answer every attempt.
-            while let Ok(Ok((tcp, _))) =
-                tokio::time::timeout(std::time::Duration::from_secs(2), listener.accept()).await
-            {
-                handshakes.push(match acceptor.accept(tcp).await {
-                    Ok(mut tls) => {
-                        let _ = tls.shutdown().await;
-                        "accepted".to_string()
-                    }
-                    Err(e) => e.to_string(),
-                });
-            }
-            handshakes
-        });
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(super::https_client())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(format!("https://localhost:{port}"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build();
-        let err = aws_sdk_ec2::Client::from_conf(conf)
-            .describe_images()
-            .send()
-            .await
-            .unwrap_err();
-        let said = format!("{err:?}");
-        assert!(
-            said.contains("UnknownIssuer") || said.contains("certificate"),
-            "the call fails on the certificate: {said}"
-        );
-        let handshakes = server.await.unwrap();
-        assert!(!handshakes.is_empty(), "the client reached the server");
-        assert!(
-            handshakes.iter().all(|h| h != "accepted"),
-            "no handshake completed: {handshakes:?}"
-        );
     }
 }

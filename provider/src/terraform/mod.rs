@@ -89,6 +89,10 @@ pub struct ProviderConfig {
     forbidden_account_ids: Value<Vec<String>>,
     shared_config_files: Value<Vec<String>>,
     shared_credentials_files: Value<Vec<String>>,
+    custom_ca_bundle: Value<String>,
+    http_proxy: Value<String>,
+    https_proxy: Value<String>,
+    no_proxy: Value<String>,
 }
 
 /// Errors of the provider block's arguments: (attribute path, what is allowed).
@@ -136,6 +140,23 @@ fn provider_errors(config: &ProviderConfig) -> Vec<(AttributePath, String)> {
             }
         }
     }
+    for (attr, url) in [
+        ("http_proxy", &config.http_proxy),
+        ("https_proxy", &config.https_proxy),
+    ] {
+        if let Value::Value(url) = url {
+            if let Err(e) = crate::cloud::aws::network::check_proxy_url(attr, url) {
+                out.push((AttributePath::new(attr), e));
+            }
+        }
+    }
+    if let Value::Value(path) = &config.custom_ca_bundle {
+        if let Err(e) =
+            crate::cloud::aws::network::read_ca_bundle("custom_ca_bundle", &expand_home(path))
+        {
+            out.push((AttributePath::new("custom_ca_bundle"), e));
+        }
+    }
     let both = matches!(&config.allowed_account_ids, Value::Value(a) if !a.is_empty())
         && matches!(&config.forbidden_account_ids, Value::Value(f) if !f.is_empty());
     if both {
@@ -160,13 +181,7 @@ fn provider_errors(config: &ProviderConfig) -> Vec<(AttributePath, String)> {
     out
 }
 
-/// `~/…` as the home directory's.
-fn expand_home(path: &str) -> String {
-    match (path.strip_prefix("~/"), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
-        _ => path.to_string(),
-    }
-}
+use crate::cloud::aws::expand_home;
 
 /// The `immutable` provider.
 #[derive(Default)]
@@ -273,6 +288,15 @@ impl Provider for ImmutableProvider {
                 .flatten()
                 .map(|p| expand_home(p))
                 .collect(),
+            network: crate::cloud::aws::network::NetworkSettings {
+                http_proxy: config.http_proxy.as_ref_option().cloned(),
+                https_proxy: config.https_proxy.as_ref_option().cloned(),
+                no_proxy: config.no_proxy.as_ref_option().cloned(),
+                custom_ca_bundle: config
+                    .custom_ca_bundle
+                    .as_ref_option()
+                    .map(|p| expand_home(p)),
+            },
         };
         if !provider_errors(&config).is_empty() {
             // Said by validate; nothing is called with settings that are wrong.

@@ -372,6 +372,10 @@ pub fn provider_schema() -> Schema {
                 ("forbidden_account_ids", attr(str_set(), oc.clone(), "Refuse to run against these AWS accounts (read as for `allowed_account_ids`). Not with `allowed_account_ids`.")),
                 ("shared_config_files", attr(T::List(Box::new(T::String)), oc.clone(), "Shared config files, as `AWS_CONFIG_FILE` (which applies when this is unset); `~` is the home directory.")),
                 ("shared_credentials_files", attr(T::List(Box::new(T::String)), oc.clone(), "Shared credentials files, as `AWS_SHARED_CREDENTIALS_FILE` (which applies when this is unset); `~` is the home directory.")),
+                ("custom_ca_bundle", attr(T::String, oc.clone(), "A PEM file of the certificate authorities to trust instead of the system's (a proxy that re-signs TLS), as `AWS_CA_BUNDLE`, which applies when this is unset, then the profile's `ca_bundle`; `~` is the home directory. Refused at plan when the file cannot be read or holds no certificate.")),
+                ("http_proxy", attr(T::String, oc.clone(), "URL of the proxy for HTTP requests to AWS, and for HTTPS requests too unless `https_proxy` is given, as hashicorp/aws's; else `HTTP_PROXY` / `http_proxy`. `\"\"`: none. Requests to this machine (`localhost`, loopback addresses) and to link-local addresses (instance metadata) never go through a proxy.")),
+                ("https_proxy", attr(T::String, oc.clone(), "URL of the proxy for HTTPS requests to AWS (tunnelled with `CONNECT`); else `http_proxy`, else `HTTPS_PROXY` / `https_proxy`. `\"\"`: none.")),
+                ("no_proxy", attr(T::String, oc.clone(), "Comma-separated hosts reached without a proxy, as `NO_PROXY` (which applies when this is unset): `*`, host names, domains (`.example.com` for the names below it only), addresses, CIDR blocks, each optionally with `:port`.")),
             ],
             vec![
                 ("endpoints", NestedBlock::Optional(endpoints)),

@@ -48,10 +48,22 @@ where
             },
             None => CloudError::Transport {
                 action,
-                message: DisplayErrorContext(&e).to_string(),
+                message: with_hint(DisplayErrorContext(&e).to_string()),
             },
         }
     }
+}
+
+/// A transport failure's message, with what to do when the cause is a setting.
+fn with_hint(message: String) -> String {
+    let hint = if message.contains("invalid peer certificate") {
+        "the endpoint's certificate is not signed by an authority this machine trusts: behind a proxy that re-signs TLS, name its authority's certificate in custom_ca_bundle (or AWS_CA_BUNDLE)"
+    } else if message.contains("dns error") && message.contains("directly") {
+        "the name does not resolve from here: behind a proxy, set http_proxy / https_proxy (or HTTPS_PROXY) and check no_proxy (NO_PROXY)"
+    } else {
+        return message;
+    };
+    format!("{hint}. {message}")
 }
 
 /// Whether an object found by name (its tags) is the one this call was creating: same
@@ -68,4 +80,29 @@ pub(super) fn made_by_this_call(
     ]
     .iter()
     .all(|k| wanted.get(*k).is_some() && found.get(*k) == wanted.get(*k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_hint;
+
+    #[test]
+    fn a_transport_failure_caused_by_a_setting_says_which() {
+        let tls = with_hint("dispatch failure: io error: reaching 127.0.0.1:1 directly: client error (Connect): TLS handshake failed: invalid peer certificate: UnknownIssuer".into());
+        assert!(
+            tls.contains("name its authority's certificate in custom_ca_bundle"),
+            "{tls}"
+        );
+        assert!(tls.ends_with("UnknownIssuer"), "the cause is kept: {tls}");
+        let dns = with_hint("dispatch failure: io error: reaching x.invalid:1 directly: client error (Connect): dns error: failed to lookup address information".into());
+        assert!(dns.contains("set http_proxy / https_proxy"), "{dns}");
+        let through = "dispatch failure: io error: reaching x:1 through the proxy http://p:1: client error (Connect): dns error: no";
+        assert_eq!(
+            with_hint(through.into()),
+            through,
+            "a proxy's own trouble is its own"
+        );
+        let other = "dispatch failure: timeout";
+        assert_eq!(with_hint(other.into()), other);
+    }
 }
