@@ -318,6 +318,26 @@ impl Aws {
         Ok(())
     }
 
+    /// Waits (a look every 25 ms, for at most `limit`) until `fleet` has `weight` % of the
+    /// listener's traffic; whether it came.
+    pub async fn until_weight(
+        &self,
+        listener: &str,
+        fleet: &str,
+        weight: i64,
+        limit: Duration,
+    ) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let w = self.listener_weights(listener).await.ok();
+            if w.as_ref().and_then(|w| w.get(fleet).copied()) == Some(weight) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
+
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
         let creds =
@@ -1331,6 +1351,77 @@ output "traffic" {{ value = immutable_release.web.traffic }}
             .ok_or_else(|| anyhow!("no resource in state"))
     }
 
+    /// An SNS topic `name` delivering to an SQS queue of the same name, as teams route
+    /// releases' notifications (to chat, a pipeline): (topic ARN, queue URL).
+    pub async fn topic_with_queue(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let url = &self.emulator.url;
+        let topic = proxy::query(
+            url,
+            "sns",
+            "2010-03-31",
+            &[("Action", "CreateTopic"), ("Name", name)],
+        )
+        .await
+        .and_then(|x| xml_text(&x, "TopicArn").into_iter().next())
+        .ok_or_else(|| anyhow!("CreateTopic answered no TopicArn"))?;
+        let queue = proxy::query(
+            url,
+            "sqs",
+            "2012-11-05",
+            &[("Action", "CreateQueue"), ("QueueName", name)],
+        )
+        .await
+        .and_then(|x| xml_text(&x, "QueueUrl").into_iter().next())
+        .ok_or_else(|| anyhow!("CreateQueue answered no QueueUrl"))?;
+        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        let sub = proxy::query(
+            url,
+            "sns",
+            "2010-03-31",
+            &[
+                ("Action", "Subscribe"),
+                ("TopicArn", &topic),
+                ("Protocol", "sqs"),
+                ("Endpoint", &queue_arn),
+            ],
+        )
+        .await
+        .unwrap_or_default();
+        if !sub.contains("SubscriptionArn") {
+            bail!("Subscribe failed: {sub}");
+        }
+        Ok((topic, queue))
+    }
+
+    /// The SNS envelopes (`Subject`, `Message`, …) the queue holds, taken off it.
+    pub async fn queue_messages(&self, queue_url: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        loop {
+            let answer = proxy::query(
+                &self.emulator.url,
+                "sqs",
+                "2012-11-05",
+                &[
+                    ("Action", "ReceiveMessage"),
+                    ("QueueUrl", queue_url),
+                    ("MaxNumberOfMessages", "10"),
+                    ("VisibilityTimeout", "600"),
+                ],
+            )
+            .await
+            .ok_or_else(|| anyhow!("ReceiveMessage failed"))?;
+            let bodies = xml_text(&answer, "Body");
+            if bodies.is_empty() {
+                return Ok(out);
+            }
+            for b in bodies {
+                out.push(
+                    serde_json::from_str(&b).with_context(|| format!("an SNS envelope: {b}"))?,
+                );
+            }
+        }
+    }
+
     /// Every object named like the release's in the emulator: groups, target groups and
     /// launch templates whose names start with `<name>-`.
     pub async fn owned_objects(&self, name: &str) -> anyhow::Result<Vec<String>> {
@@ -1630,4 +1721,24 @@ impl RouteWatcher {
         self.stop.store(true, Ordering::SeqCst);
         Ok(self.task.await?)
     }
+}
+
+/// The texts of every `<tag>…</tag>` of an XML answer, entities decoded.
+pub fn xml_text(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next())
+        .map(|t| {
+            t.replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .replace("&apos;", "'")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#xD;", "\r")
+                .replace("&#xA;", "\n")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }

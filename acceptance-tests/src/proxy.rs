@@ -305,7 +305,7 @@ fn form_decode(v: &str) -> String {
 }
 
 /// A form field of a query-protocol body, decoded.
-fn form_field(body: &str, key: &str) -> Option<String> {
+pub fn form_field(body: &str, key: &str) -> Option<String> {
     body.split('&')
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
         .map(form_decode)

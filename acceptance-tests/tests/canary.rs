@@ -88,20 +88,13 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
     let aws = h.aws.clone();
     let listener = h.fx.listener_arn.clone();
     let firing = tokio::spawn(async move {
-        for _ in 0..400 {
-            if aws
-                .listener_weights(&listener)
-                .await
-                .ok()
-                .and_then(|w| w.get("web-r2").copied())
-                == Some(10)
-            {
-                aws.fire_alarm("web-5xx").await.unwrap();
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let reached = aws
+            .until_weight(&listener, "web-r2", 10, Duration::from_secs(20))
+            .await;
+        if reached {
+            aws.fire_alarm("web-5xx").await.unwrap();
         }
-        false
+        reached
     });
     let run = h
         .terraform(&[

@@ -5,7 +5,7 @@
 //! refused until `custom_ca_bundle`, `AWS_CA_BUNDLE` or the profile's `ca_bundle` names it.
 
 use acceptance_tests::tls_front::TlsFront;
-use acceptance_tests::{Harness, ReleaseOpts, Run};
+use acceptance_tests::{Harness, ReleaseOpts};
 
 /// A name that resolves nowhere (RFC 2606): only a proxy can take a call there.
 const UNREACHABLE: &str = "http://aws.immutable.invalid:4566";
@@ -17,21 +17,6 @@ fn config(h: &Harness, endpoint: &str, lines: &str) -> String {
         ..ReleaseOpts::default()
     })
     .replace("  endpoint_url  =", &format!("{lines}\n  endpoint_url  ="))
-}
-
-/// Terraform with `env` added to the harness's environment.
-async fn with_env(h: &Harness, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Run> {
-    let mut c = h.command_in(&h.dir.0);
-    c.args(args).args(["-no-color", "-input=false"]);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.stdin(std::process::Stdio::null()).output().await?;
-    Ok(Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
 }
 
 /// The hosts the calls the proxy saw since `from` were addressed to, as a forward proxy's.
@@ -55,7 +40,7 @@ async fn the_provider_reaches_aws_through_the_proxy_it_is_given_and_only_then() 
 
     // 1. Without a proxy the local AWS's name resolves nowhere: the plan fails, naming it.
     h.write(&config(&h, UNREACHABLE, ""))?;
-    let run = with_env(&h, &["plan"], &[]).await?;
+    let run = h.terraform_env(&["plan"], &[]).await?;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.all()
@@ -80,15 +65,15 @@ async fn the_provider_reaches_aws_through_the_proxy_it_is_given_and_only_then() 
     // 3. `HTTP_PROXY` in the environment, as a pipeline sets it; upper case wins.
     h.write(&config(&h, UNREACHABLE, ""))?;
     let from = h.proxy.log().len();
-    let run = with_env(
-        &h,
-        &["plan", "-detailed-exitcode"],
-        &[
-            ("HTTP_PROXY", &h.proxy.url),
-            ("http_proxy", "http://127.0.0.1:9"),
-        ],
-    )
-    .await?;
+    let run = h
+        .terraform_env(
+            &["plan", "-detailed-exitcode"],
+            &[
+                ("HTTP_PROXY", h.proxy.url.as_str()),
+                ("http_proxy", "http://127.0.0.1:9"),
+            ],
+        )
+        .await?;
     assert_eq!(
         run.code,
         0,
@@ -115,7 +100,7 @@ async fn the_provider_reaches_aws_through_the_proxy_it_is_given_and_only_then() 
     ] {
         h.write(&config(&h, UNREACHABLE, lines))?;
         let from = h.proxy.log().len();
-        let run = with_env(&h, &["plan"], &env).await?;
+        let run = h.terraform_env(&["plan"], &env).await?;
         assert_eq!(run.code, 1, "{lines}: {}", run.all());
         assert!(
             run.all()
@@ -129,17 +114,17 @@ async fn the_provider_reaches_aws_through_the_proxy_it_is_given_and_only_then() 
     // 5. A call to this machine never goes through a proxy, whatever the environment says
     // (as hashicorp/aws): the plan against the loopback address works with a proxy that
     // does not exist.
-    h.write(&config(&h, &h.proxy.url, ""))?;
+    h.write(&config(&h, h.proxy.url.as_str(), ""))?;
     let from = h.proxy.log().len();
-    let run = with_env(
-        &h,
-        &["plan", "-detailed-exitcode"],
-        &[
-            ("HTTP_PROXY", "http://127.0.0.1:9"),
-            ("HTTPS_PROXY", "http://127.0.0.1:9"),
-        ],
-    )
-    .await?;
+    let run = h
+        .terraform_env(
+            &["plan", "-detailed-exitcode"],
+            &[
+                ("HTTP_PROXY", "http://127.0.0.1:9"),
+                ("HTTPS_PROXY", "http://127.0.0.1:9"),
+            ],
+        )
+        .await?;
     assert_eq!(run.code, 0, "{}", run.all());
     let seen = forwarded_for(&h, from);
     assert!(
@@ -152,14 +137,14 @@ async fn the_provider_reaches_aws_through_the_proxy_it_is_given_and_only_then() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_authority_is_trusted_only_when_a_ca_bundle_names_it() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let front = TlsFront::start(&h.proxy.url).await?;
+    let front = TlsFront::start(h.proxy.url.as_str()).await?;
     let ca = h.dir.0.join("corp-ca.pem");
     front.write_ca(&ca)?;
     let ca = ca.display().to_string();
 
     // 1. The system does not trust the front's authority: refused, and said.
     h.write(&config(&h, &front.url, ""))?;
-    let run = with_env(&h, &["plan"], &[]).await?;
+    let run = h.terraform_env(&["plan"], &[]).await?;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.all().contains("UnknownIssuer")
@@ -184,27 +169,27 @@ async fn a_private_authority_is_trusted_only_when_a_ca_bundle_names_it() -> anyh
 
     // 3. `AWS_CA_BUNDLE`, and a profile's `ca_bundle`, do the same.
     h.write(&config(&h, &front.url, ""))?;
-    let run = with_env(
-        &h,
-        &["plan", "-detailed-exitcode"],
-        &[("AWS_CA_BUNDLE", &ca)],
-    )
-    .await?;
+    let run = h
+        .terraform_env(
+            &["plan", "-detailed-exitcode"],
+            &[("AWS_CA_BUNDLE", ca.as_str())],
+        )
+        .await?;
     assert_eq!(run.code, 0, "AWS_CA_BUNDLE: {}", run.all());
     let profile = h.dir.0.join("aws-config");
     std::fs::write(
         &profile,
         format!("[profile corp]\nregion = us-east-1\nca_bundle = {ca}\n"),
     )?;
-    let run = with_env(
-        &h,
-        &["plan", "-detailed-exitcode"],
-        &[
-            ("AWS_CONFIG_FILE", &profile.display().to_string()),
-            ("AWS_PROFILE", "corp"),
-        ],
-    )
-    .await?;
+    let run = h
+        .terraform_env(
+            &["plan", "-detailed-exitcode"],
+            &[
+                ("AWS_CONFIG_FILE", profile.display().to_string().as_str()),
+                ("AWS_PROFILE", "corp"),
+            ],
+        )
+        .await?;
     assert_eq!(run.code, 0, "the profile's ca_bundle: {}", run.all());
 
     // 4. The bundle replaces the system's authorities, and a bundle that is not one is
@@ -212,12 +197,12 @@ async fn a_private_authority_is_trusted_only_when_a_ca_bundle_names_it() -> anyh
     let not_pem = h.dir.0.join("not.pem");
     std::fs::write(&not_pem, "a note, not a certificate\n")?;
     let from = h.proxy.log().len();
-    let run = with_env(
-        &h,
-        &["plan"],
-        &[("AWS_CA_BUNDLE", &not_pem.display().to_string())],
-    )
-    .await?;
+    let run = h
+        .terraform_env(
+            &["plan"],
+            &[("AWS_CA_BUNDLE", &not_pem.display().to_string())],
+        )
+        .await?;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.says("holds no certificate"), "{}", run.all());
     assert_eq!(h.proxy.log().len(), from, "nothing was called");

@@ -263,3 +263,140 @@ async fn shared_files_and_web_identity_supply_the_credentials() -> anyhow::Resul
     assert_eq!(h.resource_values().await?["release"], 1);
     Ok(())
 }
+
+/// The body of a provider block as a hashicorp/aws user writes it (credentials from a
+/// profile of shared files, a deployer role with session policies and tags, the account
+/// guard, retry settings, per-service endpoints), against `endpoint`.
+fn hashicorp_aws_body(dir: &std::path::Path, endpoint: &str) -> String {
+    format!(
+        r#"  region                   = "us-east-1"
+  profile                  = "deployer"
+  shared_config_files      = ["{config}"]
+  shared_credentials_files = ["{credentials}"]
+  allowed_account_ids      = ["123456789012"]
+  max_retries              = 5
+  retry_mode               = "adaptive"
+
+  assume_role {{
+    role_arn     = "arn:aws:iam::123456789012:role/deployer"
+    session_name = "pipeline"
+    external_id  = "ext-1234"
+    duration     = "1h"
+    policy = jsonencode({{
+      Version   = "2012-10-17"
+      Statement = [{{ Effect = "Allow", Action = "*", Resource = "*" }}]
+    }})
+    policy_arns = ["arn:aws:iam::aws:policy/PowerUserAccess"]
+    tags        = {{ pipeline = "deploy" }}
+  }}
+
+  endpoints {{
+    autoscaling = "{endpoint}"
+    cloudwatch  = "{endpoint}"
+    ec2         = "{endpoint}"
+    elbv2       = "{endpoint}"
+    sts         = "{endpoint}"
+  }}
+"#,
+        config = dir.join("aws-config").display(),
+        credentials = dir.join("aws-credentials").display(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hashicorp_aws_provider_block_works_unchanged() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = &h.dir.0;
+    std::fs::write(
+        dir.join("aws-config"),
+        "[profile deployer]\nregion = us-east-1\n",
+    )?;
+    std::fs::write(
+        dir.join("aws-credentials"),
+        "[deployer]\naws_access_key_id = AKIAFROMSHAREDFILE\naws_secret_access_key = secret\n",
+    )?;
+    let body = hashicorp_aws_body(dir, &h.proxy.url);
+
+    // 1. The same text is a valid hashicorp/aws provider block (its own schema says so),
+    // when this machine has hashicorp/aws.
+    match acceptance_tests::aws_mirror() {
+        Some(mirror) => {
+            let work = acceptance_tests::TempDir::new("immutable-aws-block")?;
+            let user = acceptance_tests::MirrorWorkdir::new(&work.0, &mirror, false)?;
+            std::fs::write(
+                user.dir.join("main.tf"),
+                format!("terraform {{\n  required_providers {{\n    aws = {{ source = \"hashicorp/aws\" }}\n  }}\n}}\n\nprovider \"aws\" {{\n{body}}}\n"),
+            )?;
+            user.terraform(&["init", "-input=false"]).await?;
+            let valid = user.terraform(&["validate"]).await?;
+            assert!(valid.contains("The configuration is valid"), "{valid}");
+        }
+        None => acceptance_tests::say_skipped(
+            "hashicorp/aws half skipped: no filesystem mirror of it on this machine (TF_ACC_PLUGIN_MIRROR)",
+        ),
+    }
+
+    // 2. Ours, with it copied as it is (default_tags is a map here): a release is made.
+    let hcl = h.release_hcl(&ReleaseOpts::default());
+    let start = hcl
+        .find("provider \"immutable\" {")
+        .expect("a provider block");
+    let end = start + hcl[start..].find("\n}\n").expect("its end") + 3;
+    let hcl = format!(
+        "{}provider \"immutable\" {{\n{body}  default_tags = {{ owner = \"platform\" }}\n}}\n{}",
+        &hcl[..start],
+        &hcl[end..]
+    );
+    h.write(&hcl)?;
+    let run = without_env_keys(
+        &h,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+        &[],
+    )
+    .await?;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(h.resource_values().await?["release"], 1);
+    let seen = keys(&h);
+    let assumed: Vec<&(String, Option<String>)> =
+        seen.iter().filter(|(a, _)| a == "AssumeRole").collect();
+    assert!(
+        !assumed.is_empty()
+            && assumed
+                .iter()
+                .all(|(_, k)| k.as_deref() == Some("AKIAFROMSHAREDFILE")),
+        "the profile's keys assumed the role: {assumed:?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|(a, _)| a != "AssumeRole")
+            .all(|(_, k)| k.as_deref().is_some_and(|k| k.starts_with("ASIA"))),
+        "everything else signed by the role's session: {seen:?}"
+    );
+    let log = h.proxy.log();
+    let body = &log.iter().find(|s| s.action == "AssumeRole").unwrap().body;
+    for field in [
+        "RoleSessionName=pipeline",
+        "ExternalId=ext-1234",
+        "DurationSeconds=3600",
+        "Policy=%7B%22Statement%22",
+        "PolicyArns.member.1.arn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FPowerUserAccess",
+        "Tags.member.1.Key=pipeline",
+        "Tags.member.1.Value=deploy",
+    ] {
+        assert!(body.contains(field), "{field}: {body}");
+    }
+    assert!(
+        seen.iter().any(|(a, _)| a == "GetCallerIdentity"),
+        "the account guard read the account"
+    );
+    let group = h.aws.group("web-r1").await?;
+    assert!(
+        group
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("owner") && t.value() == Some("platform")),
+        "default_tags on the fleet: {:?}",
+        group.tags()
+    );
+    Ok(())
+}

@@ -162,6 +162,43 @@ impl Observed {
     }
 }
 
+/// What a notification is about (see [`Engine::notify`]).
+pub(crate) struct Note {
+    pub event: crate::notify::Event,
+    pub release: u64,
+    pub fleet_name: String,
+    pub image_id: String,
+    pub previous_fleet_name: Option<String>,
+    pub traffic: BTreeMap<String, i64>,
+    pub reason: Option<String>,
+}
+
+impl Note {
+    /// `event` of fleet `f`, with the split `traffic`.
+    pub(crate) fn of(
+        event: crate::notify::Event,
+        f: &FleetRecord,
+        previous: Option<&str>,
+        traffic: BTreeMap<String, i64>,
+    ) -> Self {
+        Self {
+            event,
+            release: f.release,
+            fleet_name: f.fleet_name.clone(),
+            image_id: f.image_id.clone(),
+            previous_fleet_name: previous.map(String::from),
+            traffic,
+            reason: None,
+        }
+    }
+
+    /// With `reason`.
+    pub(crate) fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
 /// Runs operations against a cloud.
 #[derive(Clone)]
 pub struct Engine {
@@ -172,7 +209,19 @@ pub struct Engine {
     epoch: Instant,
     /// The wall clock written into the record.
     clock: Clock,
+    /// Notifications on their way, per release, in order (see [`Engine::notify`]).
+    outbox: Arc<std::sync::Mutex<BTreeMap<String, Outbox>>>,
 }
+
+/// One release's notifications on their way: sent one after the other, beside the release,
+/// by a task of their own; what could not be sent, said when the outbox is flushed.
+struct Outbox {
+    tx: tokio::sync::mpsc::UnboundedSender<(String, String, String)>,
+    worker: tokio::task::JoinHandle<Vec<String>>,
+}
+
+/// How long an apply waits at its end for its notifications still on their way.
+const NOTIFICATION_FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
 /// The wall clock the engine writes into AWS (history times, the end of a rollback window,
 /// the look-back for scaling activities), passed in: the system's, or in tests one that
@@ -195,6 +244,15 @@ impl Clock {
     /// Now.
     pub fn now(&self) -> SystemTime {
         (self.0)()
+    }
+
+    /// Now in RFC 3339, to the millisecond (notifications: several a second).
+    pub fn rfc3339_millis(&self) -> String {
+        let t = time::OffsetDateTime::from(self.now());
+        t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+            .unwrap_or(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
     }
 
     /// Now in RFC 3339, to the second (the history's format).
@@ -241,7 +299,95 @@ impl Engine {
             stop: Stop::new(),
             epoch: Instant::now(),
             clock: Clock::system(),
+            outbox: Arc::default(),
         }
+    }
+
+    /// Sends `event` of `spec`'s release to its `notification` topic, if it has one and
+    /// wants that event: queued, sent in order by the release's outbox without holding the
+    /// release up; a send that fails is a warning when the outbox is flushed.
+    pub(crate) fn notify(&self, spec: &ReleaseSpec, note: Note) {
+        let Some(n) = &spec.notification else {
+            return;
+        };
+        if !n.wants(note.event) {
+            return;
+        }
+        let message = crate::notify::Message {
+            release_name: spec.name.clone(),
+            release: note.release,
+            event: note.event.as_str(),
+            fleet_name: note.fleet_name,
+            image_id: note.image_id,
+            previous_fleet_name: note.previous_fleet_name,
+            // Who has traffic: retained fleets at 0 are not news.
+            traffic: note.traffic.into_iter().filter(|(_, w)| *w > 0).collect(),
+            reason: note.reason,
+            time: self.clock.rfc3339_millis(),
+        };
+        let mut outboxes = self.outbox.lock().unwrap();
+        let outbox = outboxes.entry(spec.name.clone()).or_insert_with(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, String)>();
+            let notifier = self.cloud.notifier.clone();
+            let worker = tokio::spawn(async move {
+                let mut failed = Vec::new();
+                while let Some((topic, subject, body)) = rx.recv().await {
+                    if let Err(e) = notifier.publish(&topic, &subject, &body).await {
+                        failed.push(format!("notification \"{subject}\" was not sent: {e}"));
+                    }
+                }
+                failed
+            });
+            Outbox { tx, worker }
+        });
+        log::debug(format!("notification: {}", message.subject()));
+        let _ = outbox
+            .tx
+            .send((n.sns_topic_arn.clone(), message.subject(), message.body()));
+    }
+
+    /// Waits (at most 30 s) for release `name`'s notifications still on their way; what
+    /// could not be sent becomes the release's warnings.
+    pub async fn flush_notifications(&self, name: &str) {
+        let Some(Outbox { tx, worker }) = self.outbox.lock().unwrap().remove(name) else {
+            return;
+        };
+        drop(tx);
+        let abort = worker.abort_handle();
+        match tokio::time::timeout(NOTIFICATION_FLUSH_LIMIT, worker).await {
+            Ok(Ok(failed)) => {
+                for f in failed {
+                    log::notice(name, f);
+                }
+            }
+            Ok(Err(e)) => log::notice(name, format!("notifications were not all sent: {e}")),
+            Err(_) => {
+                abort.abort();
+                log::notice(
+                    name,
+                    format!(
+                        "notifications still unsent after {} were dropped",
+                        fmt_duration(NOTIFICATION_FLUSH_LIMIT)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The route's split by fleet name (a target group the ledger does not know, by ARN).
+    pub(crate) fn named(ledger: &Ledger, split: &[(String, i64)]) -> BTreeMap<String, i64> {
+        split
+            .iter()
+            .map(|(arn, w)| {
+                let name = ledger
+                    .fleets
+                    .iter()
+                    .find(|f| &f.target_group_arn == arn)
+                    .map(|f| f.fleet_name.clone())
+                    .unwrap_or_else(|| arn.clone());
+                (name, *w)
+            })
+            .collect()
     }
 
     /// The same engine, writing the time `clock` tells.

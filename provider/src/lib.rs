@@ -28,6 +28,7 @@ pub mod lease;
 pub mod ledger;
 pub mod log;
 pub mod naming;
+pub mod notify;
 pub mod route;
 pub mod spec;
 pub mod steps;

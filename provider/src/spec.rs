@@ -722,6 +722,8 @@ pub struct ReleaseSpec {
     pub stickiness: Option<Duration>,
     /// The new fleet judged on its own metrics during pauses and the bake (`analysis`).
     pub analysis: Option<crate::analysis::AnalysisSpec>,
+    /// Where each event of an apply is told (`notification`).
+    pub notification: Option<crate::notify::NotificationSpec>,
 }
 
 impl ReleaseSpec {
@@ -1183,6 +1185,7 @@ pub(crate) mod examples {
             scaling: Vec::new(),
             stickiness: None,
             analysis: None,
+            notification: None,
         }
     }
 }

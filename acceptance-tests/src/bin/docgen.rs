@@ -274,6 +274,7 @@ fn actions_called(root: &Path) -> anyhow::Result<BTreeSet<String>> {
         ("asg", "autoscaling"),
         ("elb", "elasticloadbalancing"),
         ("cw", "cloudwatch"),
+        ("sns", "sns"),
     ] {
         let needle = format!(".{field}.");
         let mut rest = squeezed.as_str();

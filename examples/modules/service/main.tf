@@ -99,6 +99,14 @@ resource "immutable_release" "this" {
     }
   }
 
+  # Every step of every apply to an SNS topic (chat, a pipeline).
+  dynamic "notification" {
+    for_each = var.notification_topic_arn == null ? [] : [var.notification_topic_arn]
+    content {
+      sns_topic_arn = notification.value
+    }
+  }
+
   retain_fleets   = 1
   rollback_window = var.rollback_window
   tags            = merge({ service = var.name }, var.tags)

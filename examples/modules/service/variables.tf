@@ -126,6 +126,12 @@ variable "min_requests" {
   default     = 100
 }
 
+variable "notification_topic_arn" {
+  type        = string
+  description = "An SNS topic told every event of every apply (started, healthy, each weight, committed, aborted with its reason, rolled back, retired), one JSON message each. null: none."
+  default     = null
+}
+
 variable "rollback_window" {
   type        = string
   description = "How long the previous fleet stays warm for an instant rollback."

@@ -3,11 +3,13 @@
 //! One room per AWS service, each with the calls of every trait that belong to it:
 //! `autoscaling.rs` (groups, policies, activities), `templates.rs` (EC2 launch templates,
 //! images, key pairs), `target_groups.rs` and `routes.rs` (ELB v2: target groups and their
-//! health; listeners' and rules' actions), `cloudwatch.rs` (alarms), `ledger_store.rs` (the
-//! ledger and the lease, in launch templates of their own). `fleets.rs` hands each call of
+//! health; listeners' and rules' actions), `cloudwatch.rs` (alarms), `sns.rs` (the
+//! notifications), `ledger_store.rs` (the ledger and the lease, in launch templates of
+//! their own). `fleets.rs` hands each call of
 //! the `Fleets` trait to its room. What every room shares is in one place each: error
 //! mapping (`errors.rs`), pages (`pages.rs`), the shared reads (`Batch`), and here the
-//! clients, with their retries, time limits and stop.
+//! clients, with their retries and time limits; `network.rs` the HTTPS client under them
+//! (proxies, CA bundle, stop).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,7 @@ mod ledger_store;
 pub mod network;
 mod pages;
 mod routes;
+mod sns;
 mod target_groups;
 mod templates;
 
@@ -55,7 +58,7 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// One endpoint for every service.
     pub endpoint_url: Option<String>,
-    /// Per-service endpoints: `ec2`, `autoscaling`, `elbv2`, `cloudwatch`.
+    /// Per-service endpoints: `ec2`, `autoscaling`, `elbv2`, `cloudwatch`, `sts`, `sns`.
     pub endpoints: BTreeMap<String, String>,
     /// Attempts for throttled or transient errors.
     pub max_retries: u32,
@@ -82,6 +85,12 @@ pub struct AssumeRole {
     pub external_id: Option<String>,
     /// Session length; None: an hour.
     pub duration: Option<Duration>,
+    /// An inline session policy (JSON).
+    pub policy: Option<String>,
+    /// Managed session policies.
+    pub policy_arns: Vec<String>,
+    /// Session tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Clients for the four services.
@@ -89,6 +98,8 @@ pub struct AssumeRole {
 pub struct AwsCloud {
     /// STS: the account of the credentials (the account guard).
     sts: aws_sdk_sts::Client,
+    /// SNS: the releases' notifications.
+    sns: aws_sdk_sns::Client,
     ec2: ec2::Client,
     asg: asg::Client,
     elb: elb::Client,
@@ -194,7 +205,21 @@ impl AwsCloud {
             if let Some(x) = &role.external_id {
                 p = p.external_id(x);
             }
-            let provider = p.configure(&sdk).build().await;
+            if let Some(x) = &role.policy {
+                p = p.policy(x);
+            }
+            if !role.policy_arns.is_empty() {
+                p = p.policy_arns(role.policy_arns.clone());
+            }
+            if !role.tags.is_empty() {
+                p = p.tags(role.tags.clone());
+            }
+            // STS at `endpoints.sts` when given (else as every other call).
+            let sts_sdk = match settings.endpoints.get("sts") {
+                Some(u) => sdk.to_builder().endpoint_url(u).build(),
+                None => sdk.clone(),
+            };
+            let provider = p.configure(&sts_sdk).build().await;
             sdk = sdk
                 .into_builder()
                 .credentials_provider(
@@ -219,8 +244,17 @@ impl AwsCloud {
         if let Some(u) = endpoint("cloudwatch") {
             cwb = cwb.endpoint_url(u);
         }
+        let mut snsb = aws_sdk_sns::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("sns") {
+            snsb = snsb.endpoint_url(u);
+        }
+        let mut stsb = aws_sdk_sts::config::Builder::from(&sdk);
+        if let Some(u) = endpoint("sts") {
+            stsb = stsb.endpoint_url(u);
+        }
         Ok(Self {
-            sts: aws_sdk_sts::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::from_conf(stsb.build()),
+            sns: aws_sdk_sns::Client::from_conf(snsb.build()),
             ec2: ec2::Client::from_conf(ec2b.build()),
             asg: asg::Client::from_conf(asgb.build()),
             elb: elb::Client::from_conf(elbb.build()),

@@ -38,6 +38,10 @@ pub enum HealthScript {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Messages published: (topic, subject, message).
+    published: Vec<(String, String, String)>,
+    /// Publishing fails (the topic is gone, no permission).
+    publish_fails: bool,
     next_id: u64,
     templates: BTreeMap<String, (String, BTreeMap<String, String>)>,
     user_data: BTreeMap<String, String>,
@@ -459,6 +463,16 @@ impl FakeCloud {
     /// The scale-to-zero schedule of a group, if any.
     pub fn schedule(&self, group: &str) -> Option<std::time::SystemTime> {
         self.state.lock().unwrap().schedules.get(group).copied()
+    }
+
+    /// The messages published so far: (topic, subject, message).
+    pub fn published(&self) -> Vec<(String, String, String)> {
+        self.state.lock().unwrap().published.clone()
+    }
+
+    /// Publishing fails from now on (as for a topic deleted or not allowed).
+    pub fn fail_publishing(&self) {
+        self.state.lock().unwrap().publish_fails = true;
     }
 
     /// Puts metric points (`PutMetricData`): every later window sees them.
@@ -1460,6 +1474,23 @@ impl LedgerStore for FakeCloud {
     async fn delete_lease(&self, id: &str) -> CloudResult<()> {
         let mut s = self.call("DeleteLease")?;
         s.leases.retain(|_, l| l.id != id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl super::Notifier for FakeCloud {
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> CloudResult<()> {
+        let mut s = self.state.lock().unwrap();
+        if s.publish_fails {
+            return Err(CloudError::Api {
+                action: format!("publishing to {topic_arn}"),
+                code: "NotFound".into(),
+                message: "Topic does not exist".into(),
+            });
+        }
+        s.published
+            .push((topic_arn.into(), subject.into(), message.into()));
         Ok(())
     }
 }

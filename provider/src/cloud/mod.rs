@@ -194,6 +194,16 @@ pub struct RouteState {
 }
 
 impl RouteState {
+    /// The final forward's weights by target group (none: not a forward).
+    pub fn forward(&self) -> Vec<(String, i64)> {
+        match &self.last {
+            ListenerAction::Forward(w) => w.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl RouteState {
     /// The same front actions and the same final action (what a read-back verifies; a
     /// forward's target groups in any order).
     pub fn same_as(&self, other: &RouteState) -> bool {
@@ -397,6 +407,13 @@ pub trait Alarms: Send + Sync {
     ) -> CloudResult<crate::analysis::Answers>;
 }
 
+/// Where a release's notifications go (SNS).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publishes one message with its subject to a topic.
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> CloudResult<()>;
+}
+
 /// Where a release's ledger (fleets and history) is kept in AWS.
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
@@ -444,20 +461,23 @@ pub struct Cloud {
     pub alarms: Arc<dyn Alarms>,
     /// Ledger.
     pub ledger: Arc<dyn LedgerStore>,
+    /// Notifications.
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl Cloud {
     /// One object that implements every concern.
     pub fn from_one<T>(all: Arc<T>) -> Self
     where
-        T: Fleets + Traffic + Images + Alarms + LedgerStore + 'static,
+        T: Fleets + Traffic + Images + Alarms + LedgerStore + Notifier + 'static,
     {
         Self {
             fleets: all.clone(),
             traffic: all.clone(),
             images: all.clone(),
             alarms: all.clone(),
-            ledger: all,
+            ledger: all.clone(),
+            notifier: all,
         }
     }
 }

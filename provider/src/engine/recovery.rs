@@ -373,6 +373,21 @@ impl Engine {
             during.split(": ").next().unwrap_or(during),
             self.now_rfc3339()
         );
+        self.notify(
+            spec,
+            Note::of(
+                crate::notify::Event::Aborted,
+                record,
+                ledger.active().map(|a| a.fleet_name.as_str()),
+                match &restored {
+                    Restored::Back { .. } => Self::named(&ledger, &previous.forward()),
+                    _ => BTreeMap::new(),
+                },
+            )
+            .because(format!(
+                "stopped ({why}) during {at}; the next apply finishes it or removes it"
+            )),
+        );
         let mut stopped = record.clone();
         stopped.stopped = Some(at.clone());
         ledger.update_fleet(&stopped);
@@ -454,6 +469,24 @@ impl Engine {
             self.now_rfc3339(),
             &reason,
             spec.history_limit as usize,
+        );
+        self.notify(
+            spec,
+            Note::of(
+                crate::notify::Event::Aborted,
+                record,
+                ledger.active().map(|a| a.fleet_name.as_str()),
+                match &restored {
+                    Restored::Back { .. } => Self::named(&ledger, &previous.forward()),
+                    _ => BTreeMap::new(),
+                },
+            )
+            .because(match &restored {
+                Restored::Back { .. } => reason.clone(),
+                _ => format!(
+                    "{reason} (traffic could NOT be put back: the next apply puts it back first)"
+                ),
+            }),
         );
         // A first release that never served leaves nothing behind, its ledger included.
         let saved = if ledger.fleets.is_empty() {

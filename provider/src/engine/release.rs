@@ -11,13 +11,15 @@ use tokio::time::Instant;
 
 use super::walk::Walk;
 use super::{
-    current_release, fleet_name, reason_of, user_tags, Engine, EngineError, EngineResult, TAG_PHASE,
+    current_release, fleet_name, reason_of, user_tags, Engine, EngineError, EngineResult, Note,
+    TAG_PHASE,
 };
 use crate::cloud::{GroupStatus, RouteState};
 use crate::decide;
 use crate::duration::format as fmt_duration;
 use crate::ledger::{FleetRecord, HistoryEntry, Ledger, Role, Status};
 use crate::log;
+use crate::notify::Event;
 use crate::spec::{ReleaseSpec, Strategy};
 
 /// How a release was asked for.
@@ -90,6 +92,15 @@ impl Engine {
                 .fail(spec, ledger, &record, &previous, &started_at, reason)
                 .await);
         }
+        self.notify(
+            spec,
+            Note::of(
+                Event::Healthy,
+                &record,
+                serving.as_ref().map(|s| s.fleet_name.as_str()),
+                Self::named(&ledger, &previous.forward()),
+            ),
+        );
         let walk = walk_of(spec, &ask, serving.as_ref(), &ledger, started);
         // Its scaling policies before it takes traffic. While the walk holds traffic on
         // both fleets, neither scales in: either may have to take all of it (the new one at
@@ -122,6 +133,15 @@ impl Engine {
             started_at,
         };
         let ledger = self.commit(spec, ledger, &fleet).await?;
+        self.notify(
+            spec,
+            Note::of(
+                Event::Committed,
+                &fleet.record,
+                serving.as_ref().map(|s| s.fleet_name.as_str()),
+                BTreeMap::from([(fleet.record.fleet_name.clone(), 100)]),
+            ),
+        );
         let after = AfterCommit {
             serving,
             broken: ask.broken,
@@ -222,6 +242,15 @@ impl Engine {
             Some("its fleet was deleted outside Terraform".into()),
             Some(self.now_rfc3339()),
         );
+        let traffic = ledger
+            .active()
+            .map(|a| BTreeMap::from([(a.fleet_name.clone(), 100)]))
+            .unwrap_or_default();
+        self.notify(
+            spec,
+            Note::of(Event::Retired, &fleet, None, traffic)
+                .because("its fleet was deleted outside Terraform"),
+        );
         Ok(None)
     }
 
@@ -267,6 +296,15 @@ impl Engine {
             }
         };
         ledger.update_fleet(&record);
+        self.notify(
+            spec,
+            Note::of(
+                Event::Started,
+                &record,
+                serving_name.as_deref(),
+                Self::named(ledger, &previous.forward()),
+            ),
+        );
         if let Err(e) = prepared {
             return Err(self
                 .fail(

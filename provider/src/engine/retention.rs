@@ -245,6 +245,16 @@ impl Engine {
                 f.release,
                 &format!("fleet deleted: beyond retain_fleets = {keep}"),
             );
+            self.notify(
+                spec,
+                Note::of(
+                    crate::notify::Event::Retired,
+                    f,
+                    None,
+                    BTreeMap::from([(active.fleet_name.clone(), 100)]),
+                )
+                .because(format!("beyond retain_fleets = {keep}")),
+            );
         }
         if !gone.is_empty() {
             self.cloud

@@ -36,6 +36,19 @@ impl Engine {
                 ),
                 None => "No release was serving.".to_string(),
             };
+            self.notify(
+                spec,
+                Note::of(
+                    crate::notify::Event::Aborted,
+                    &target,
+                    serving.as_ref().map(|s| s.fleet_name.as_str()),
+                    serving
+                        .as_ref()
+                        .map(|s| BTreeMap::from([(s.fleet_name.clone(), 100)]))
+                        .unwrap_or_default(),
+                )
+                .because(format!("rollback to {}: {reason}", target.fleet_name)),
+            );
             return Err(EngineError::Aborted {
                 summary: format!("rollback to {} aborted", target.fleet_name),
                 reason,
@@ -64,6 +77,21 @@ impl Engine {
                 return Err(e);
             }
         };
+        let mut rolled = target.clone();
+        rolled.release = release;
+        self.notify(
+            spec,
+            Note::of(
+                crate::notify::Event::RolledBack,
+                &rolled,
+                serving.as_ref().map(|s| s.fleet_name.as_str()),
+                BTreeMap::from([(target.fleet_name.clone(), 100)]),
+            )
+            .because(format!(
+                "the fleet arguments are release {}'s again: its retained fleet {} serves",
+                target.release, target.fleet_name
+            )),
+        );
         if let Some(s) = &serving {
             self.policies_off(spec, &mut ledger, s).await;
             self.start_rollback_window(spec, &s.fleet_name).await;

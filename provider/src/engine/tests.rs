@@ -2361,3 +2361,159 @@ mod analysis {
         assert_eq!(fake.calls("GetMetricData"), 0, "a rollback is not judged");
     }
 }
+
+mod notifications {
+    use super::*;
+    use crate::notify::{Event, NotificationSpec};
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:releases";
+
+    fn told(mut s: ReleaseSpec, events: Vec<Event>) -> ReleaseSpec {
+        s.notification = Some(NotificationSpec {
+            sns_topic_arn: TOPIC.into(),
+            events,
+        });
+        s
+    }
+
+    /// The messages sent so far: (event, subject, parsed body).
+    fn messages(fake: &FakeCloud) -> Vec<(String, String, serde_json::Value)> {
+        fake.published()
+            .into_iter()
+            .map(|(topic, subject, body)| {
+                assert_eq!(topic, TOPIC);
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                (v["event"].as_str().unwrap().to_string(), subject, v)
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_canary_tells_every_step_in_order_and_a_rollback_too() {
+        let (fake, engine) = world();
+        engine
+            .release(&told(canary(IMAGE_A), vec![]), true, LIMIT)
+            .await
+            .unwrap();
+        engine
+            .release(&told(canary(IMAGE_B), vec![]), true, LIMIT)
+            .await
+            .unwrap();
+        engine.flush_notifications("web").await;
+        let sent = messages(&fake);
+        let events: Vec<&str> = sent.iter().map(|(e, _, _)| e.as_str()).collect();
+        assert_eq!(
+            events,
+            [
+                // The first release: all at once.
+                "started",
+                "healthy",
+                "traffic",
+                "committed",
+                // The canary: each weight, then the commit.
+                "started",
+                "healthy",
+                "traffic",
+                "traffic",
+                "traffic",
+                "traffic",
+                "committed",
+            ]
+        );
+        let (_, subject, at_10) = &sent[6];
+        assert_eq!(
+            subject,
+            "web: release 2 (ami-0000000b) at 10 %; traffic on web-r1 90 %, web-r2 10 %"
+        );
+        assert_eq!(
+            at_10["traffic"],
+            serde_json::json!({"web-r1": 90, "web-r2": 10})
+        );
+        assert_eq!(at_10["previous_fleet_name"], "web-r1");
+        assert_eq!(at_10["fleet_name"], "web-r2");
+        assert_eq!(at_10["image_id"], IMAGE_B);
+        assert_eq!(at_10["release"], 2);
+        assert!(at_10["time"].as_str().unwrap().starts_with("2026-01-01T"));
+        assert_eq!(sent[10].2["traffic"], serde_json::json!({"web-r2": 100}));
+
+        // A rollback: one message, with its reason.
+        engine
+            .release(&told(canary(IMAGE_A), vec![]), true, LIMIT)
+            .await
+            .unwrap();
+        engine.flush_notifications("web").await;
+        let sent = messages(&fake);
+        let (event, subject, body) = sent.last().unwrap();
+        assert_eq!(event, "rolled_back");
+        assert_eq!(
+            subject,
+            "web: release 3 (ami-0000000a) rolled back to web-r1; traffic on web-r1"
+        );
+        assert!(
+            body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("release 1's again"),
+            "{body}"
+        );
+        assert_eq!(body["previous_fleet_name"], "web-r2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abort_says_why_and_where_traffic_is_and_retirement_is_told() {
+        let (fake, engine) = world();
+        let mut s = told(spec(IMAGE_A), vec![Event::Aborted, Event::Retired]);
+        s.retain_fleets = 0;
+        engine.release(&s, true, LIMIT).await.unwrap();
+        let mut c = told(canary(IMAGE_B), vec![Event::Aborted, Event::Retired]);
+        c.retain_fleets = 0;
+        alarm_after(&fake, 70);
+        engine.release(&c, true, LIMIT).await.unwrap_err();
+        engine.flush_notifications("web").await;
+        let sent = messages(&fake);
+        assert_eq!(sent.len(), 1, "only the events asked for: {sent:?}");
+        let (event, subject, body) = &sent[0];
+        assert_eq!(event, "aborted");
+        assert_eq!(
+            subject,
+            "web: release 2 (ami-0000000b) aborted; traffic on web-r1"
+        );
+        assert!(
+            body["reason"].as_str().unwrap().contains("web-5xx"),
+            "{body}"
+        );
+        assert_eq!(body["traffic"], serde_json::json!({"web-r1": 100}));
+
+        // A release that retires the one it replaced (retain_fleets = 0).
+        fake.set_alarm("web-5xx", false);
+        engine.release(&c, true, LIMIT).await.unwrap();
+        engine.flush_notifications("web").await;
+        let sent = messages(&fake);
+        let (event, subject, body) = sent.last().unwrap();
+        assert_eq!(event, "retired");
+        assert_eq!(subject, "web: web-r1 retired");
+        assert_eq!(body["reason"], "beyond retain_fleets = 0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_that_cannot_be_sent_is_a_warning_not_a_failed_release() {
+        let (fake, engine) = world();
+        fake.fail_publishing();
+        let s = told(spec(IMAGE_A), vec![]);
+        let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        engine.flush_notifications("web").await;
+        let notices = crate::log::take_notices("web");
+        assert!(
+            notices.iter().any(|n| n
+                .contains("notification \"web: release 1 (ami-0000000a) started\" was not sent")
+                && n.contains("Topic does not exist")),
+            "{notices:?}"
+        );
+        // Without `notification`, nothing is sent.
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        engine.flush_notifications("web").await;
+        assert!(fake.published().is_empty());
+    }
+}

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Engine, EngineResult, TAG_PHASE};
+use super::{Engine, EngineResult, Note, TAG_PHASE};
 use crate::decide::{self, Step};
 use crate::ledger::{FleetRecord, Ledger, Progress};
 use crate::log;
+use crate::notify::Event;
 use crate::spec::ReleaseSpec;
 
 /// A release's traffic walk: the steps and the fleets that share the listener.
@@ -154,6 +155,19 @@ impl Engine {
             &walk.retained_arns,
         );
         self.set_traffic(spec, &split).await?;
+        let mut traffic = BTreeMap::from([(record.fleet_name.clone(), weight)]);
+        if let Some(serving) = &walk.serving_name {
+            traffic.insert(serving.clone(), 100 - weight);
+        }
+        self.notify(
+            spec,
+            Note::of(
+                Event::Traffic,
+                record,
+                walk.serving_name.as_deref(),
+                traffic,
+            ),
+        );
         self.detach_health_rule(record).await?;
         if weight < 100 {
             // Where the walk is, for whoever looks at the group (the commit tags it

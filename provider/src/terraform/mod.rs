@@ -58,6 +58,7 @@ pub struct EndpointsBlock {
     autoscaling: Value<String>,
     elbv2: Value<String>,
     cloudwatch: Value<String>,
+    sts: Value<String>,
 }
 
 /// `assume_role` block.
@@ -68,6 +69,9 @@ pub struct AssumeRoleBlock {
     session_name: Value<String>,
     external_id: Value<String>,
     duration: Value<String>,
+    policy: Value<String>,
+    policy_arns: Value<Vec<String>>,
+    tags: Value<BTreeMap<String, String>>,
 }
 
 /// The provider block.
@@ -137,6 +141,44 @@ fn provider_errors(config: &ProviderConfig) -> Vec<(AttributePath, String)> {
                     format!("assume_role.duration must be from 15m to 12h; got {d:?}"),
                 )),
                 Err(e) => out.push((at("duration"), format!("assume_role.duration: {e}"))),
+            }
+        }
+        if let Value::Value(p) = &r.policy {
+            if serde_json::from_str::<serde_json::Value>(p).map_or(true, |v| !v.is_object()) {
+                out.push((
+                    at("policy"),
+                    "assume_role.policy must be an IAM policy document, a JSON object (jsonencode or aws_iam_policy_document)".into(),
+                ));
+            }
+        }
+        for arn in r.policy_arns.as_ref_option().into_iter().flatten() {
+            if !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":policy/")) {
+                out.push((
+                    at("policy_arns"),
+                    format!("assume_role.policy_arns must hold IAM policy ARNs, arn:aws:iam::<account or aws>:policy/<name>; got {arn:?}"),
+                ));
+            }
+        }
+        if r.policy_arns.as_ref_option().is_some_and(|a| a.len() > 10) {
+            out.push((
+                at("policy_arns"),
+                "assume_role.policy_arns may name at most 10 policies (STS's limit)".into(),
+            ));
+        }
+        if let Some(tags) = r.tags.as_ref_option() {
+            if tags.len() > 50 {
+                out.push((
+                    at("tags"),
+                    "assume_role.tags may hold at most 50 session tags (STS's limit)".into(),
+                ));
+            }
+            for (k, v) in tags {
+                if k.is_empty() || k.len() > 128 || v.len() > 256 {
+                    out.push((
+                        at("tags"),
+                        format!("assume_role.tags: a session tag's key is 1–128 characters and its value at most 256; got {k:?}"),
+                    ));
+                }
             }
         }
     }
@@ -245,6 +287,7 @@ impl Provider for ImmutableProvider {
                 ("autoscaling", &e.autoscaling),
                 ("elbv2", &e.elbv2),
                 ("cloudwatch", &e.cloudwatch),
+                ("sts", &e.sts),
             ] {
                 if let Value::Value(url) = v {
                     endpoints.insert(k.to_string(), url.clone());
@@ -272,6 +315,9 @@ impl Provider for ImmutableProvider {
                         .duration
                         .as_ref_option()
                         .and_then(|d| crate::duration::parse(d).ok()),
+                    policy: r.policy.as_ref_option().cloned(),
+                    policy_arns: r.policy_arns.as_ref_option().cloned().unwrap_or_default(),
+                    tags: r.tags.as_ref_option().cloned().unwrap_or_default(),
                 })
             }),
             shared_config_files: config

@@ -1135,6 +1135,7 @@ impl Resource for ReleaseResource {
             }
         };
         lease.release().await;
+        ctx.engine.flush_notifications(&spec.name).await;
         warn_notices(diags, &spec.name);
         settled
     }
@@ -1162,6 +1163,7 @@ impl Resource for ReleaseResource {
             .update_leased(&ctx.under(&lease), diags, prior, planned, config)
             .await;
         lease.release().await;
+        ctx.engine.flush_notifications(&spec.name).await;
         warn_notices(diags, &spec.name);
         out
     }

@@ -157,6 +157,14 @@ pub fn release_schema() -> Schema {
         ],
         vec![],
     );
+    let notification = block(
+        "One JSON message per event of every apply to an SNS topic (fields `release_name`, `release`, `event`, `fleet_name`, `image_id`, `previous_fleet_name`, `traffic`, `reason`, `time`), with a one-line `Subject`. Sent beside the release, in order, without holding it up; a message that cannot be sent is a warning, never a failed release. Not fleet-shaping.",
+        vec![
+            ("sns_topic_arn", attr(T::String, C::Required, "The topic, `arn:aws:sns:<region>:<account>:<name>`; the provider's credentials need `sns:Publish` on it.")),
+            ("events", attr(str_set(), C::Optional, "The events sent, of `started`, `healthy`, `traffic` (each weight reached), `held`, `committed`, `aborted`, `rolled_back`, `retired`. Defaults to all.")),
+        ],
+        vec![],
+    );
     let analysis = block(
         "Judges the new fleet on its own metrics during every canary pause and the bake, every `interval`, over the window from the start of the current step (whole minutes, the current one included), against the serving fleet where `max_increase` asks for it. More than `failure_limit` failed judgements abort the release as an alarm does; a step that ends with only inconclusive judgements goes on with a warning. Not fleet-shaping.",
         vec![
@@ -294,6 +302,7 @@ pub fn release_schema() -> Schema {
                 ("canary_step", NestedBlock::List(canary_step)),
                 ("target_tracking", NestedBlock::List(target_tracking)),
                 ("analysis", NestedBlock::Optional(analysis)),
+                ("notification", NestedBlock::Optional(notification)),
                 ("timeouts", NestedBlock::Optional(timeouts)),
             ],
         ),
@@ -343,6 +352,10 @@ pub fn provider_schema() -> Schema {
                 "cloudwatch",
                 attr(T::String, oc.clone(), "CloudWatch endpoint."),
             ),
+            (
+                "sts",
+                attr(T::String, oc.clone(), "STS endpoint (`assume_role`, the account guards, web identity through `AWS_ENDPOINT_URL_STS`)."),
+            ),
         ],
         vec![],
     );
@@ -353,6 +366,9 @@ pub fn provider_schema() -> Schema {
             ("session_name", attr(T::String, oc.clone(), "Session name (2–64 of `[\\w+=,.@-]`). Defaults to `immutable-<unix time>`.")),
             ("external_id", attr(T::String, oc.clone(), "External ID the role's trust policy asks for (2–1224 characters).")),
             ("duration", attr(T::String, oc.clone(), "Session length, a duration from `\"15m\"` to `\"12h\"`. Defaults to `\"1h\"`; renewed before it ends.")),
+            ("policy", attr(T::String, oc.clone(), "An inline session policy (JSON): the session may do only what both it and the role allow.")),
+            ("policy_arns", attr(str_set(), oc.clone(), "Managed session policies (at most 10), as `policy`.")),
+            ("tags", attr(str_map(), oc.clone(), "Session tags (at most 50), for attribute-based access control in the role's policies.")),
         ],
         vec![],
     );

@@ -97,6 +97,31 @@ pub struct LoadBalancerBlock {
     pub stickiness: Value<StickinessBlock>,
 }
 
+/// `notification`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationBlock {
+    pub sns_topic_arn: Str,
+    pub events: StrSet,
+}
+
+impl NotificationBlock {
+    /// The spec; Err while a part is unknown.
+    pub fn spec(&self) -> Result<crate::notify::NotificationSpec, String> {
+        let topic =
+            known(&self.sns_topic_arn).ok_or_else(|| unknown("notification.sns_topic_arn"))?;
+        let events =
+            known_set_or_empty(&self.events).ok_or_else(|| unknown("notification.events"))?;
+        Ok(crate::notify::NotificationSpec {
+            sns_topic_arn: topic,
+            events: events
+                .iter()
+                .filter_map(|e| crate::notify::Event::parse(e))
+                .collect(),
+        })
+    }
+}
+
 /// `analysis`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -382,6 +407,8 @@ pub struct ReleaseState {
     pub alarm_names: StrSet,
     #[serde(with = "super::one_block")]
     pub analysis: Value<AnalysisBlock>,
+    #[serde(with = "super::one_block")]
+    pub notification: Value<NotificationBlock>,
     pub bake_time: Str,
     pub retain_fleets: Num,
     pub rollback_window: Str,
@@ -719,6 +746,11 @@ impl ReleaseState {
                 Value::Null => None,
                 Value::Unknown => return Err(unknown("analysis")),
             },
+            notification: match &self.notification {
+                Value::Value(n) => Some(n.spec()?),
+                Value::Null => None,
+                Value::Unknown => return Err(unknown("notification")),
+            },
             stickiness: match &lb.stickiness {
                 Value::Value(st) => match &st.duration {
                     Value::Value(d) => Some(
@@ -753,6 +785,27 @@ impl ReleaseState {
         self.validate_durations(&mut fail);
         self.validate_record(&mut fail);
         self.validate_analysis(&mut fail);
+        self.validate_notification(&mut fail);
+    }
+
+    /// `notification`: an SNS topic ARN, known events.
+    fn validate_notification(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        let Value::Value(n) = &self.notification else {
+            return;
+        };
+        let topic = known(&n.sns_topic_arn);
+        let events: Vec<String> = known_set(&n.events)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for (at, e) in crate::notify::check(
+            topic
+                .as_deref()
+                .unwrap_or("arn:aws:sns:x:000000000000:known-later"),
+            &events,
+        ) {
+            fail(path(&["notification", at]), e);
+        }
     }
 
     /// `analysis`: each check as CloudWatch takes it, and something to judge (checked once
