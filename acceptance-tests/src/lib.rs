@@ -1455,6 +1455,31 @@ output "traffic" {{ value = immutable_release.web.traffic }}
     }
 }
 
+/// Distinct listener splits, in the order they were seen.
+pub type Splits = Vec<BTreeMap<String, i64>>;
+
+/// Samples the listener every 50 ms until stopped; returns the distinct splits in order.
+pub fn watch_splits(
+    aws: Aws,
+    listener: String,
+) -> (Arc<std::sync::Mutex<bool>>, tokio::task::JoinHandle<Splits>) {
+    let stop = Arc::new(std::sync::Mutex::new(false));
+    let s2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut seen: Splits = Vec::new();
+        while !*s2.lock().unwrap() {
+            if let Ok(w) = aws.listener_weights(&listener).await {
+                if seen.last() != Some(&w) {
+                    seen.push(w);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen
+    });
+    (stop, task)
+}
+
 /// Samples the listener, and the target health of every target group it sends traffic to,
 /// for as long as it runs; any sample where traffic pointed at a target group that was not
 /// healthy at that moment (no target, or a target not `healthy`) is a violation. Give it

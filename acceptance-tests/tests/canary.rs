@@ -2,11 +2,9 @@
 //! and an alarm in ALARM during a pause aborts the release with traffic back on the old
 //! fleet.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acceptance_tests::{Aws, Harness, ReleaseOpts};
+use acceptance_tests::{watch_splits as watch, Aws, Harness, ReleaseOpts};
 
 const CANARY: &str = r#"  strategy = "canary"
   canary_step {
@@ -18,28 +16,6 @@ const CANARY: &str = r#"  strategy = "canary"
     pause  = "2s"
   }
   alarm_names = ["web-5xx"]"#;
-
-/// Distinct listener splits, in the order they were seen.
-type Splits = Vec<BTreeMap<String, i64>>;
-
-/// Samples the listener every 50 ms until stopped; returns the distinct splits in order.
-fn watch(aws: Aws, listener: String) -> (Arc<Mutex<bool>>, tokio::task::JoinHandle<Splits>) {
-    let stop = Arc::new(Mutex::new(false));
-    let s2 = stop.clone();
-    let task = tokio::spawn(async move {
-        let mut seen: Splits = Vec::new();
-        while !*s2.lock().unwrap() {
-            if let Ok(w) = aws.listener_weights(&listener).await {
-                if seen.last() != Some(&w) {
-                    seen.push(w);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        seen
-    });
-    (stop, task)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_weights_change_in_order() -> anyhow::Result<()> {

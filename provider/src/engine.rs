@@ -140,7 +140,7 @@ impl Observed {
             .ledger
             .fleets
             .iter()
-            .filter(|f| f.role == Role::Launching)
+            .filter(|f| f.role == Role::Launching && f.held.is_none())
         {
             out.push(match &f.stopped {
                 Some(at) => format!("release {} was {at}", f.fleet_name),
@@ -441,6 +441,11 @@ impl Engine {
     /// Whether an EC2 key pair of that name exists.
     pub async fn key_pair_exists(&self, name: &str) -> EngineResult<bool> {
         Ok(self.cloud.images.key_pair_exists(name).await?)
+    }
+
+    /// The alarms of `names` now in `ALARM`.
+    pub async fn alarms_firing(&self, names: &[String]) -> EngineResult<Vec<String>> {
+        Ok(self.cloud.alarms.in_alarm(names).await?)
     }
 
     /// The alarms of `names` that do not exist.
@@ -886,6 +891,34 @@ pub fn current_release(ledger: &Ledger) -> Option<u64> {
 
 /// Classifies a planned change of a release that exists. Recorded fingerprints are read
 /// through [`FleetSpec::matches`], so fleets recorded by an earlier version still match.
+/// The release held part-way that `spec` keeps held: the same fleet arguments, and
+/// `hold_at` at or below the weight it holds (raising or removing `hold_at` promotes it).
+pub fn kept_held<'a>(ledger: &'a Ledger, spec: &ReleaseSpec) -> Option<&'a FleetRecord> {
+    let f = ledger.held()?;
+    let held = f.held.as_ref()?;
+    (spec.fleet.matches(&f.fingerprint) && spec.hold_at.is_some_and(|h| h <= held.weight))
+        .then_some(f)
+}
+
+/// What a plan is while a release is held that the configuration keeps held: never a
+/// release (its fleet arguments differ from the serving fleet's, but nothing is to be
+/// launched or promoted); None otherwise.
+pub fn held_kind(
+    ledger: Option<&Ledger>,
+    spec: &ReleaseSpec,
+    capacity_changed: bool,
+    settings_changed: bool,
+) -> Option<PlanKind> {
+    kept_held(ledger?, spec)?;
+    Some(if capacity_changed {
+        PlanKind::Scale
+    } else if settings_changed {
+        PlanKind::Settings
+    } else {
+        PlanKind::NoChange
+    })
+}
+
 pub fn classify(
     ledger: Option<&Ledger>,
     planned: &FleetSpec,

@@ -32,6 +32,9 @@ pub enum Status {
     Aborted,
     /// Served until a rollback replaced it.
     RolledBack,
+    /// Launched and given part of the traffic, held there (`hold_at`) until a later apply
+    /// promotes or abandons it.
+    Holding,
 }
 
 impl Status {
@@ -43,6 +46,7 @@ impl Status {
             Status::Retired => "retired",
             Status::Aborted => "aborted",
             Status::RolledBack => "rolled_back",
+            Status::Holding => "holding",
         }
     }
 }
@@ -87,6 +91,19 @@ pub struct FleetRecord {
     /// leaving traffic without any is not read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub scaling: bool,
+    /// Where a release still launching is held (`hold_at`): the apply that got it there
+    /// ended successfully, and the next one promotes it, abandons it, or leaves it held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+}
+
+/// A release held part-way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The percent of the route's traffic it holds (0: healthy, no traffic).
+    pub weight: i64,
+    /// Since when, RFC 3339.
+    pub since: String,
 }
 
 /// How far a release's walk through its traffic steps got: `done` steps of the list `of`
@@ -181,6 +198,13 @@ impl Ledger {
     /// The serving fleet.
     pub fn active(&self) -> Option<&FleetRecord> {
         self.fleets.iter().find(|f| f.role == Role::Active)
+    }
+
+    /// The release held part-way (`hold_at`), if one is.
+    pub fn held(&self) -> Option<&FleetRecord> {
+        self.fleets
+            .iter()
+            .find(|f| f.role == Role::Launching && f.held.is_some())
     }
 
     /// Retained fleets, newest first.
@@ -491,6 +515,7 @@ pub(crate) mod examples {
             health_rule_arn: None,
             stopped: None,
             progress: None,
+            held: None,
             scaling: false,
         }
     }

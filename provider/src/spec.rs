@@ -724,6 +724,8 @@ pub struct ReleaseSpec {
     pub analysis: Option<crate::analysis::AnalysisSpec>,
     /// Where each event of an apply is told (`notification`).
     pub notification: Option<crate::notify::NotificationSpec>,
+    /// Stop the release at this weight until a later apply raises or removes it (`hold_at`).
+    pub hold_at: Option<i64>,
 }
 
 impl ReleaseSpec {
@@ -1186,6 +1188,7 @@ pub(crate) mod examples {
             stickiness: None,
             analysis: None,
             notification: None,
+            hold_at: None,
         }
     }
 }

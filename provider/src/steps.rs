@@ -22,6 +22,16 @@ pub enum Step {
         /// The user's launch template and the version number its template starts from.
         base: Option<(String, i64)>,
     },
+    /// Promote the release held at `weight` %: its health gate, then the rest of its walk.
+    Promote { fleet: String, weight: i64 },
+    /// Stop the release at `weight` % until an apply raises or removes `hold_at`.
+    Hold { fleet: String, weight: i64 },
+    /// Abandon the release held at `weight` %: traffic back on `serving`, the fleet deleted.
+    Abandon {
+        fleet: String,
+        weight: i64,
+        serving: Option<String>,
+    },
     /// Finish a fleet an interrupted apply left half-made: traffic back on the serving
     /// split first, then its health gate and the rest of its walk.
     Finish {
@@ -123,6 +133,25 @@ impl std::fmt::Display for Step {
                     None => Ok(()),
                 }
             }
+            Step::Promote { fleet, weight } => write!(
+                f,
+                "promote {fleet} from {weight} %: its health checked again, then the rest of its walk"
+            ),
+            Step::Hold { fleet, weight } => write!(
+                f,
+                "hold {fleet} at {weight} % (the release stays open until an apply raises hold_at)"
+            ),
+            Step::Abandon {
+                fleet,
+                weight,
+                serving,
+            } => match serving {
+                Some(s) => write!(
+                    f,
+                    "abandon {fleet}, held at {weight} %: traffic back to {s}, {fleet} deleted"
+                ),
+                None => write!(f, "abandon {fleet}, held at {weight} %: {fleet} deleted"),
+            },
             Step::Finish { fleet, serving } => match serving {
                 Some(s) => write!(
                     f,
@@ -345,18 +374,44 @@ fn release_steps(
     explicit_desired: bool,
 ) -> Vec<Step> {
     // A half-made fleet of these arguments, left by an interrupted apply, is
-    // finished from where its walk got (as the engine does when its objects exist).
+    // finished from where its walk got (as the engine does when its objects exist); one
+    // held part-way is promoted.
     let leftover = ledger.and_then(|l| {
         l.fleets
             .iter()
             .rev()
             .find(|f| f.role == Role::Launching && spec.fleet.matches(&f.fingerprint))
     });
-    let mut steps = match leftover {
+    // A release held with other arguments is abandoned first.
+    let mut steps: Vec<Step> = ledger
+        .and_then(|l| l.held())
+        .filter(|h| !spec.fleet.matches(&h.fingerprint))
+        .map(|h| Step::Abandon {
+            fleet: h.fleet_name.clone(),
+            weight: h.held.as_ref().map_or(0, |x| x.weight),
+            serving: serving.clone(),
+        })
+        .into_iter()
+        .collect();
+    // The serving fleet's own arguments: nothing to release once the held one is gone.
+    if ledger
+        .and_then(|l| l.active())
+        .is_some_and(|a| spec.fleet.matches(&a.fingerprint))
+    {
+        return steps;
+    }
+    let held_at = leftover.and_then(|f| f.held.as_ref()).map(|h| h.weight);
+    steps.extend(match leftover {
         Some(f) => vec![
-            Step::Finish {
-                fleet: f.fleet_name.clone(),
-                serving: serving.clone(),
+            match held_at {
+                Some(weight) => Step::Promote {
+                    fleet: f.fleet_name.clone(),
+                    weight,
+                },
+                None => Step::Finish {
+                    fleet: f.fleet_name.clone(),
+                    serving: serving.clone(),
+                },
             },
             gate(spec, &f.fleet_name, Duration::ZERO),
         ],
@@ -382,7 +437,7 @@ fn release_steps(
                 gate(spec, &fleet, checks(spec)),
             ]
         }
-    };
+    });
     let fleet = match leftover {
         Some(f) => f.fleet_name.clone(),
         None => crate::naming::fleet_name(&spec.name, ledger.map(|l| l.next_release).unwrap_or(1)),
@@ -408,11 +463,30 @@ fn release_steps(
         .and_then(|f| f.progress.as_ref())
         .filter(|p| p.of == decide::walk_key(&traffic))
         .map_or(0, |p| p.done);
-    let mut weight = 0;
+    let mut weight = held_at.unwrap_or(0);
+    let hold = |steps: &mut Vec<Step>, w: i64| {
+        steps.push(Step::Hold {
+            fleet: fleet.clone(),
+            weight: w,
+        })
+    };
+    if spec.hold_at == Some(0) && held_at.is_none() {
+        hold(&mut steps, 0);
+        return steps;
+    }
     for (_, t) in decide::resume(&traffic, done) {
         steps.push(match t {
             Traffic::Weight(w) => {
                 weight = w;
+                if spec.hold_at == Some(w) {
+                    steps.push(Step::Weight {
+                        fleet: fleet.clone(),
+                        weight: w,
+                        serving: serving.clone(),
+                    });
+                    hold(&mut steps, w);
+                    return steps;
+                }
                 Step::Weight {
                     fleet: fleet.clone(),
                     weight: w,

@@ -330,6 +330,8 @@ impl FakeCloud {
         let mut s = self.state.lock().unwrap();
         s.ledgers.remove(name);
         s.ledger_versions.remove(name);
+        // As the next process finds it: nothing of it read before.
+        s.ledger_seen.remove(name);
     }
 
     /// The tags of every group, target group and launch template: `group NAME`,
@@ -1221,6 +1223,31 @@ impl Traffic for FakeCloud {
         let mut s = self.call("ModifyListener")?;
         s.sticky.remove(route.key());
         s.set_final(route, ListenerAction::Fixed(status.to_string()))
+    }
+
+    fn with_forward(
+        &self,
+        state: &RouteState,
+        weights: &[(String, i64)],
+        sticky: Option<u64>,
+    ) -> RouteState {
+        let (mut actions, _) = state
+            .snapshot
+            .raw
+            .downcast_ref::<(Vec<ListenerAction>, Option<u64>)>()
+            .expect("a snapshot of the fake")
+            .clone();
+        actions.pop();
+        actions.push(ListenerAction::Forward(weights.to_vec()));
+        RouteState {
+            front: state.front.clone(),
+            last: ListenerAction::Forward(weights.to_vec()),
+            sticky,
+            snapshot: Snapshot {
+                key: format!("{actions:?}"),
+                raw: std::sync::Arc::new((actions, sticky)),
+            },
+        }
     }
 
     async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()> {

@@ -353,6 +353,15 @@ pub trait Traffic: Send + Sync {
     ) -> CloudResult<Option<(ListenerAction, Option<u64>)>>;
     /// Makes the final action a fixed response.
     async fn fixed_response(&self, route: &Route, status: u16) -> CloudResult<()>;
+    /// `state` with its final action a forward of `weights` (stickiness `sticky`), the
+    /// rest as read: a state to put back (a held release's promotion puts back the route
+    /// as it was before the release took any share). No call.
+    fn with_forward(
+        &self,
+        state: &RouteState,
+        weights: &[(String, i64)],
+        sticky: Option<u64>,
+    ) -> RouteState;
     /// Puts the route's whole action list back as `state` read it.
     async fn put_back(&self, route: &Route, state: &RouteState) -> CloudResult<()>;
     /// Creates a rule of the route's listener that no request matches (a header with a

@@ -155,7 +155,13 @@ impl Engine {
                 .await?;
             return Ok((Some(after), true));
         }
-        let launching = ledger.fleets.iter().filter(|f| f.role == Role::Launching);
+        // A release the configuration keeps held stays as it is (its split is put back
+        // by the caller if it drifted).
+        let kept = super::kept_held(&ledger, spec).map(|f| f.release);
+        let launching = ledger
+            .fleets
+            .iter()
+            .filter(|f| f.role == Role::Launching && Some(f.release) != kept);
         if launching
             .clone()
             .any(|f| spec.fleet.matches(&f.fingerprint))
@@ -199,9 +205,21 @@ impl Engine {
         }
         match ledger.active() {
             Some(active) => {
-                let mut idle: Vec<String> = ledger.retained_target_groups();
-                idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
-                let split = decide::split(&active.target_group_arn, 100, None, &idle);
+                let idle: Vec<String> = ledger.retained_target_groups();
+                let split = match &resumed {
+                    // A release held part-way keeps its share (put back if it drifted).
+                    Some(r) if r.held.is_some() => decide::split(
+                        &r.target_group_arn,
+                        r.held.as_ref().map_or(0, |h| h.weight),
+                        Some(&active.target_group_arn),
+                        &idle,
+                    ),
+                    _ => {
+                        let mut idle = idle;
+                        idle.extend(resumed.iter().map(|r| r.target_group_arn.clone()));
+                        decide::split(&active.target_group_arn, 100, None, &idle)
+                    }
+                };
                 self.set_traffic(spec, &split).await?;
             }
             None => {
@@ -236,10 +254,16 @@ impl Engine {
         ledger: &mut Ledger,
         f: &FleetRecord,
     ) -> EngineResult<()> {
-        log::warn(format!(
-            "release {}: removing {}, left half-made by an interrupted apply",
-            spec.name, f.fleet_name
-        ));
+        log::warn(match &f.held {
+            Some(h) => format!(
+                "release {}: abandoning {}, held at {} %",
+                spec.name, f.fleet_name, h.weight
+            ),
+            None => format!(
+                "release {}: removing {}, left half-made by an interrupted apply",
+                spec.name, f.fleet_name
+            ),
+        });
         if let Some(rule) = &f.health_rule_arn {
             self.cloud.traffic.delete_rule(rule).await?;
         }
@@ -254,12 +278,34 @@ impl Engine {
         )
         .await?;
         ledger.fleets.retain(|x| x.release != f.release);
-        let reason = match &f.stopped {
-            Some(at) => format!("{at}; removed by the next apply"),
-            None => "interrupted apply; removed by the next apply".to_string(),
+        let reason = match (&f.held, &f.stopped) {
+            (Some(h), _) => format!("abandoned while held at {} %", h.weight),
+            (None, Some(at)) => format!("{at}; removed by the next apply"),
+            (None, None) => "interrupted apply; removed by the next apply".to_string(),
         };
         let now = self.now_rfc3339();
-        ledger.record_aborted(f, now.clone(), now, &reason, spec.history_limit as usize);
+        let started = ledger
+            .history
+            .iter()
+            .find(|h| h.release == f.release)
+            .map_or_else(|| now.clone(), |h| h.started_at.clone());
+        ledger.record_aborted(f, started, now, &reason, spec.history_limit as usize);
+        if f.held.is_some() {
+            let traffic = ledger
+                .active()
+                .map(|a| BTreeMap::from([(a.fleet_name.clone(), 100)]))
+                .unwrap_or_default();
+            self.notify(
+                spec,
+                Note::of(
+                    crate::notify::Event::Aborted,
+                    f,
+                    ledger.active().map(|a| a.fleet_name.as_str()),
+                    traffic,
+                )
+                .because(reason),
+            );
+        }
         Ok(())
     }
 
@@ -547,6 +593,16 @@ fn record_from_tags(g: &GroupStatus, release: u64, target_group_arn: String) -> 
         health_rule_arn: None,
         stopped: None,
         progress: None,
+        // A fleet held part-way says so in its phase tag (`held-<weight>`).
+        held: g
+            .tags
+            .get(TAG_PHASE)
+            .and_then(|p| p.strip_prefix("held-"))
+            .and_then(|w| w.parse().ok())
+            .map(|weight| crate::ledger::Held {
+                weight,
+                since: String::new(),
+            }),
         // Whether it carries policies is not told by its tags: it may.
         scaling: true,
         target_group_arn,

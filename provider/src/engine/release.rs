@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::walk::Walk;
+use super::walk::{Walk, Walked};
 use super::{
     current_release, fleet_name, reason_of, user_tags, Engine, EngineError, EngineResult, Note,
     TAG_PHASE,
@@ -66,10 +66,33 @@ impl Engine {
         ledger.listener_arn = spec.listener_arn.clone();
         ledger.rule_arn = spec.rule_arn.clone();
         let resumed = self.settle_leftovers(spec, &mut ledger).await?;
-        let previous = self.route_before(spec).await?;
+        let mut previous = self.route_before(spec).await?;
+        let promoting = resumed.as_ref().is_some_and(|r| r.held.is_some());
+        if let (true, Some(active)) = (promoting, ledger.active()) {
+            // A held release keeps its share while it is promoted; what an abort puts
+            // back is the route before it took any: the serving fleet's alone.
+            let before = decide::split(
+                &active.target_group_arn,
+                100,
+                None,
+                &ledger.retained_target_groups(),
+            );
+            previous = self
+                .cloud
+                .traffic
+                .with_forward(&previous, &before, spec.sticky_seconds());
+        }
         if resumed.is_none() && ask.broken.is_none() {
             if let Some(to) = self.rollback_target(spec, &mut ledger).await? {
                 return self.rollback(spec, ledger, to, ask.limit).await;
+            }
+            // The serving fleet's own arguments (a held release abandoned by setting them
+            // back): nothing to release.
+            if ledger
+                .active()
+                .is_some_and(|a| spec.fleet.matches(&a.fingerprint))
+            {
+                return Ok(ledger);
             }
         }
         let serving = ledger.active().cloned();
@@ -119,13 +142,21 @@ impl Engine {
         };
         record.scaling = !held.is_empty();
         let walked = self.walk(spec, &mut ledger, &mut record, &walk).await;
-        if let Err(reason) = reason_of(walked) {
-            let error = self
-                .fail(spec, ledger, &record, &previous, &started_at, reason)
+        let walked = match reason_of(walked) {
+            Ok(w) => w,
+            Err(reason) => {
+                let error = self
+                    .fail(spec, ledger, &record, &previous, &started_at, reason)
+                    .await;
+                self.policies_after_abort(spec, serving.as_ref(), hold)
+                    .await;
+                return Err(error);
+            }
+        };
+        if let Walked::Held(weight) = walked {
+            return self
+                .hold(spec, ledger, record, serving.as_ref(), weight, &started_at)
                 .await;
-            self.policies_after_abort(spec, serving.as_ref(), hold)
-                .await;
-            return Err(error);
         }
         let fleet = InFlight {
             record,
@@ -149,6 +180,67 @@ impl Engine {
             started,
         };
         self.after_commit(spec, ledger, &fleet.record, after).await
+    }
+
+    /// Ends an apply with the release held at `weight` % (`hold_at`): the fleet recorded
+    /// as held (its phase tag says so too, for a record rebuilt from tags), a `holding`
+    /// line in the history, nothing committed or retired.
+    async fn hold(
+        &self,
+        spec: &ReleaseSpec,
+        mut ledger: Ledger,
+        mut record: FleetRecord,
+        serving: Option<&FleetRecord>,
+        weight: i64,
+        started_at: &str,
+    ) -> EngineResult<Ledger> {
+        let since = record
+            .held
+            .as_ref()
+            .filter(|h| h.weight == weight)
+            .map(|h| h.since.clone())
+            .unwrap_or_else(|| self.now_rfc3339());
+        record.held = Some(crate::ledger::Held {
+            weight,
+            since: since.clone(),
+        });
+        ledger.update_fleet(&record);
+        ledger.push_history(
+            HistoryEntry {
+                release: record.release,
+                image_id: record.image_id.clone(),
+                fleet_name: record.fleet_name.clone(),
+                status: Status::Holding,
+                started_at: started_at.to_string(),
+                finished_at: None,
+                reason: Some(format!("held at {weight} % since {since} (hold_at)")),
+            },
+            spec.history_limit as usize,
+        );
+        self.cloud
+            .ledger
+            .save(&ledger, &Self::ledger_tags(spec))
+            .await?;
+        self.tag_phase(&record.fleet_name, &format!("held-{weight}"))
+            .await;
+        let mut traffic = BTreeMap::from([(record.fleet_name.clone(), weight)]);
+        if let Some(s) = serving {
+            traffic.insert(s.fleet_name.clone(), 100 - weight);
+        }
+        self.notify(
+            spec,
+            Note::of(
+                Event::Held,
+                &record,
+                serving.map(|s| s.fleet_name.as_str()),
+                traffic,
+            ),
+        );
+        log::info(format!(
+            "release {}: held at {weight} %; an apply that raises or removes hold_at promotes it",
+            record.fleet_name
+        ));
+        Ok(ledger)
     }
 
     /// The record the release goes on from: `known`, or read, or rebuilt from the fleets'
@@ -296,15 +388,18 @@ impl Engine {
             }
         };
         ledger.update_fleet(&record);
-        self.notify(
-            spec,
-            Note::of(
-                Event::Started,
-                &record,
-                serving_name.as_deref(),
-                Self::named(ledger, &previous.forward()),
-            ),
-        );
+        // (A held release being promoted started in an earlier apply.)
+        if record.held.is_none() {
+            self.notify(
+                spec,
+                Note::of(
+                    Event::Started,
+                    &record,
+                    serving_name.as_deref(),
+                    Self::named(ledger, &previous.forward()),
+                ),
+            );
+        }
         if let Err(e) = prepared {
             return Err(self
                 .fail(
@@ -360,6 +455,7 @@ impl Engine {
             health_rule_arn: None,
             stopped: None,
             progress: None,
+            held: None,
             scaling: false,
         };
         // The record says what is being made before anything is: a kill from here
@@ -388,11 +484,18 @@ impl Engine {
         previous: &RouteState,
     ) -> EngineResult<()> {
         let name = record.fleet_name.clone();
-        log::info(format!(
-            "release {name}: finishing the release an interrupted apply left half-made"
-        ));
+        log::info(match &record.held {
+            Some(h) => format!("release {name}: promoting it from {} %", h.weight),
+            None => {
+                format!("release {name}: finishing the release an interrupted apply left half-made")
+            }
+        });
         if group.map(|g| g.capacity) != Some(capacity) {
             self.cloud.fleets.set_capacity(&name, capacity).await?;
+        }
+        if record.held.is_some() {
+            // Held part-way: in the route with its share already, health-checked there.
+            return Ok(());
         }
         self.detach_health_rule(record).await?;
         self.sweep_health_rules(&spec.listener_arn, &name).await?;
@@ -526,5 +629,6 @@ fn walk_of(
         retained_arns: ledger.retained_target_groups(),
         started,
         limit: ask.limit,
+        hold_at: spec.hold_at,
     }
 }

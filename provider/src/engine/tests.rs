@@ -2517,3 +2517,231 @@ mod notifications {
         assert!(fake.published().is_empty());
     }
 }
+
+mod hold_and_promote {
+    use super::*;
+
+    fn held(image: &str, at: Option<i64>) -> ReleaseSpec {
+        let mut s = canary(image);
+        s.hold_at = at;
+        s
+    }
+
+    /// The weights web-r2 was given, in order, since `from` (0s left out).
+    fn given(fake: &FakeCloud, from: usize) -> Vec<i64> {
+        fake.listener_log()[from..]
+            .iter()
+            .filter_map(|w| w.iter().find(|(a, _)| a == &tg("web-r2")).map(|(_, w)| *w))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_held_at_ten_percent_is_promoted_from_there_without_a_new_fleet() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        let ledger = engine
+            .release(&held(IMAGE_B, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        // Held: the serving fleet still serves, the new one holds 10 %.
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        let h = ledger.held().expect("a held release");
+        assert_eq!(h.fleet_name, "web-r2");
+        assert_eq!(h.held.as_ref().unwrap().weight, 10);
+        assert_eq!(ledger.history[0].status, Status::Holding);
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![
+                (tg("web-r2"), 10),
+                (tg("web-r1"), 90)
+            ]))
+        );
+        assert_eq!(fake.calls("CreateAutoScalingGroup"), 2);
+
+        // The same configuration again: nothing moves (a settings apply keeps it held).
+        assert!(kept_held(&ledger, &held(IMAGE_B, Some(10))).is_some());
+        let (after, released) = engine
+            .repair(&held(IMAGE_B, Some(10)), Some(ledger.clone()), true, LIMIT)
+            .await
+            .unwrap();
+        assert!(!released);
+        assert!(after.unwrap().held().is_some());
+
+        // Promoted: from 10 %, never back to 0, and no third fleet.
+        let from = fake.listener_log().len();
+        let ledger = engine
+            .release(&held(IMAGE_B, None), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+        assert!(ledger.held().is_none());
+        assert_eq!(fake.calls("CreateAutoScalingGroup"), 2, "no new fleet");
+        let weights = given(&fake, from);
+        assert_eq!(weights.first(), Some(&10), "{weights:?}");
+        assert!(
+            !weights.contains(&0),
+            "never taken off its share: {weights:?}"
+        );
+        assert_eq!(weights.last(), Some(&100));
+        assert_eq!(ledger.history[0].status, Status::Active);
+        assert_eq!(ledger.history.iter().filter(|h| h.release == 2).count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_held_at_zero_takes_no_traffic_then_is_promoted() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        let ledger = engine
+            .release(&held(IMAGE_B, Some(0)), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(ledger.held().unwrap().held.as_ref().unwrap().weight, 0);
+        let Some(ListenerAction::Forward(split)) = fake.listener(LISTENER) else {
+            panic!()
+        };
+        assert!(split.contains(&(tg("web-r1"), 100)), "{split:?}");
+        let ledger = engine
+            .release(&held(IMAGE_B, Some(50)), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.held().unwrap().held.as_ref().unwrap().weight,
+            50,
+            "raised: held again further on"
+        );
+        let ledger = engine
+            .release(&held(IMAGE_B, None), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn setting_the_serving_arguments_back_abandons_the_held_release() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        engine
+            .release(&held(IMAGE_B, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        let ledger = engine
+            .release(&held(IMAGE_A, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        assert!(ledger.held().is_none());
+        assert_eq!(
+            fake.group_names(),
+            vec!["web-r1"],
+            "the held fleet deleted, nothing launched"
+        );
+        let r2 = ledger.history.iter().find(|h| h.release == 2).unwrap();
+        assert_eq!(r2.status, Status::Aborted);
+        assert_eq!(r2.reason.as_deref(), Some("abandoned while held at 10 %"));
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)]))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alarm_during_a_promotion_puts_traffic_back_on_the_serving_fleet_alone() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        engine
+            .release(&held(IMAGE_B, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        alarm_after(&fake, 10);
+        let err = engine
+            .release(&held(IMAGE_B, None), true, LIMIT)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("web-5xx"), "{err}");
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)])),
+            "the held share is given back too"
+        );
+        assert_eq!(fake.group_names(), vec!["web-r1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_changed_by_hand_while_held_is_put_back_to_the_held_split() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        let ledger = engine
+            .release(&held(IMAGE_B, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        fake.set_route_actions(
+            LISTENER,
+            vec![ListenerAction::Forward(vec![
+                (tg("web-r1"), 100),
+                (tg("web-r2"), 0),
+            ])],
+        );
+        engine
+            .restore_traffic(&held(IMAGE_B, Some(10)), &ledger)
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![
+                (tg("web-r2"), 10),
+                (tg("web-r1"), 90)
+            ]))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_record_while_held_is_rebuilt_with_the_held_release() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        engine
+            .release(&held(IMAGE_B, Some(10)), true, LIMIT)
+            .await
+            .unwrap();
+        fake.delete_ledger_outside("web");
+        let ledger = engine
+            .rebuild("web", &Route::listener(LISTENER))
+            .await
+            .unwrap()
+            .expect("rebuilt");
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        let h = ledger.held().expect("the held release, from its phase tag");
+        assert_eq!(h.fleet_name, "web-r2");
+        assert_eq!(h.held.as_ref().unwrap().weight, 10);
+        assert!(kept_held(&ledger, &held(IMAGE_B, Some(10))).is_some());
+        // And the promotion goes on from there.
+        let ledger = engine
+            .release(&held(IMAGE_B, None), true, LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r2");
+        assert_eq!(fake.calls("CreateAutoScalingGroup"), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_is_told() {
+        let (fake, engine) = world();
+        engine.release(&spec(IMAGE_A), true, LIMIT).await.unwrap();
+        let mut s = held(IMAGE_B, Some(10));
+        s.notification = Some(crate::notify::NotificationSpec {
+            sns_topic_arn: "arn:aws:sns:us-east-1:123456789012:releases".into(),
+            events: vec![crate::notify::Event::Held, crate::notify::Event::Committed],
+        });
+        engine.release(&s, true, LIMIT).await.unwrap();
+        s.hold_at = None;
+        engine.release(&s, true, LIMIT).await.unwrap();
+        engine.flush_notifications("web").await;
+        let subjects: Vec<String> = fake.published().into_iter().map(|(_, s, _)| s).collect();
+        assert_eq!(
+            subjects,
+            [
+                "web: release 2 (ami-0000000b) held at 10 %; traffic on web-r1 90 %, web-r2 10 %",
+                "web: release 2 (ami-0000000b) committed; traffic on web-r2",
+            ]
+        );
+    }
+}

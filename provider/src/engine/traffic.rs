@@ -148,7 +148,19 @@ impl Engine {
             return Ok(());
         };
         let retained: Vec<String> = ledger.retained_target_groups();
-        let want = decide::split(&active.target_group_arn, 100, None, &retained);
+        // A release held part-way holds its share.
+        let want = match ledger
+            .held()
+            .filter(|_| super::kept_held(ledger, spec).is_some())
+        {
+            Some(h) => decide::split(
+                &h.target_group_arn,
+                h.held.as_ref().map_or(0, |x| x.weight),
+                Some(&active.target_group_arn),
+                &retained,
+            ),
+            None => decide::split(&active.target_group_arn, 100, None, &retained),
+        };
         let now = self.cloud.traffic.read(&spec.route()).await?;
         let sticky = spec.sticky_seconds();
         let same = matches!(&now, Some(r) if r.sticky == sticky && matches!(&r.last, ListenerAction::Forward(w) if { let mut a = w.clone(); a.sort(); let mut b = want.clone(); b.sort(); a == b }));

@@ -28,6 +28,17 @@ pub(super) struct Walk {
     /// When the apply started, and its time limit.
     pub started: Instant,
     pub limit: Duration,
+    /// Stop at this weight (`hold_at`): 0 before any traffic, else right after the weight.
+    pub hold_at: Option<i64>,
+}
+
+/// Where a walk ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Walked {
+    /// At its end: the new fleet has all traffic.
+    Done,
+    /// Held at this weight (`hold_at`): the release stays open.
+    Held(i64),
 }
 
 impl Engine {
@@ -40,7 +51,7 @@ impl Engine {
         ledger: &mut Ledger,
         record: &mut FleetRecord,
         walk: &Walk,
-    ) -> EngineResult<Result<(), String>> {
+    ) -> EngineResult<Result<Walked, String>> {
         let key = decide::walk_key(&walk.steps);
         let done = record
             .progress
@@ -56,7 +67,19 @@ impl Engine {
                 walk.steps.len()
             ));
         }
-        let mut current_weight = 0;
+        // Where the walk stands: the last weight of the steps already done (a release held
+        // there, or stopped after a pause).
+        let mut current_weight = walk.steps[..done.min(walk.steps.len())]
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Step::Weight(w) => Some(*w),
+                _ => None,
+            })
+            .unwrap_or(0);
+        if walk.hold_at == Some(0) && done == 0 {
+            return Ok(Ok(Walked::Held(0)));
+        }
         let mut tally = super::watch::Tally::default();
         let serving = walk
             .serving_name
@@ -73,6 +96,13 @@ impl Engine {
                         .shift(spec, record, walk, current_weight, w, fresh)
                         .await;
                     current_weight = w;
+                    if matches!(outcome, Ok(Ok(()))) && walk.hold_at == Some(w) {
+                        // Held here: the next apply that promotes goes on from the step
+                        // after this weight (its pause, watched).
+                        self.record_progress(spec, ledger, record, &key, i + 1)
+                            .await;
+                        return Ok(Ok(Walked::Held(w)));
+                    }
                     outcome
                 }
                 Step::Pause(d) => {
@@ -114,10 +144,11 @@ impl Engine {
             };
             match outcome {
                 Ok(Ok(())) => {}
-                other => return other,
+                Ok(Err(e)) => return Ok(Err(e)),
+                Err(e) => return Err(e),
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(Walked::Done))
     }
 
     /// One weight: `weight` % to the new fleet, the rest to the serving one, once the new

@@ -26,6 +26,7 @@ pub struct ReleaseDataState {
     previous_image_id: Value<String>,
     traffic: Value<BTreeMap<String, i64>>,
     history: Value<Vec<HistoryItem>>,
+    holding: Value<super::state::HoldingBlock>,
 }
 
 /// The data source.
@@ -84,6 +85,7 @@ impl DataSource for ReleaseDataSource {
             previous_image_id: s.previous_image_id,
             traffic: s.traffic,
             history: s.history,
+            holding: s.holding,
         })
     }
 }

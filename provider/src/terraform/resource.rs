@@ -137,15 +137,24 @@ pub type Private = Value<ReleasePrivate>;
 
 fn private_of(obs: &Observed, retain_fleets: Option<i64>) -> Private {
     let mut expected = BTreeMap::new();
+    // A release held part-way holds its share; the serving fleet the rest.
+    let held = obs
+        .ledger
+        .held()
+        .and_then(|f| f.held.as_ref().map(|h| (f.release, h.weight)));
     for f in &obs.ledger.fleets {
         match f.role {
             Role::Active => {
-                expected.insert(f.fleet_name.clone(), 100);
+                expected.insert(f.fleet_name.clone(), 100 - held.map_or(0, |(_, w)| w));
             }
             Role::Retained => {
                 expected.insert(f.fleet_name.clone(), 0);
             }
-            Role::Launching => {}
+            Role::Launching => {
+                if let Some((_, w)) = held.filter(|(r, _)| *r == f.release) {
+                    expected.insert(f.fleet_name.clone(), w);
+                }
+            }
         }
     }
     let gone_retained = obs
@@ -211,6 +220,20 @@ pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
         };
     }
     state.history = Value::Value(history_items(ledger));
+    state.holding = match ledger.held() {
+        Some(f) => Value::Value(super::state::HoldingBlock {
+            fleet_name: Value::Value(f.fleet_name.clone()),
+            image_id: Value::Value(f.image_id.clone()),
+            weight: f.held.as_ref().map(|h| h.weight).into(),
+            since: f
+                .held
+                .as_ref()
+                .map(|h| h.since.clone())
+                .filter(|s| !s.is_empty())
+                .into(),
+        }),
+        None => Value::Null,
+    };
     state.target_tracking = scaling_as_found(&state.target_tracking, obs.scaling.as_deref());
     if let Some(a) = active {
         state.image_id = Value::Value(a.image_id.clone());
@@ -219,6 +242,16 @@ pub(super) fn fill(state: &mut ReleaseState, obs: &Observed) {
         state.min_size = Value::Value(g.capacity.min);
         state.max_size = Value::Value(g.capacity.max);
         state.desired_capacity = Value::Value(g.capacity.desired);
+    }
+}
+
+/// [`fill`] for the resource: while a release is held part-way, `image_id` is the held
+/// fleet's (the configuration that got it there: the next plan is empty), while `release`,
+/// `fleet_name` and `previous_image_id` go on describing the serving fleet.
+fn fill_release(state: &mut ReleaseState, obs: &Observed) {
+    fill(state, obs);
+    if let Some(h) = obs.ledger.held() {
+        state.image_id = Value::Value(h.image_id.clone());
     }
 }
 
@@ -397,6 +430,35 @@ impl ReleaseResource {
             }
             Ok(_) => {}
             Err(e) => diags.root_error("AWS call failed", e.to_string()),
+        }
+    }
+
+    /// A plan while a release is held at `weight` %: an alarm of `alarm_names` in `ALARM`
+    /// would abort its promotion (nobody watches alarms between applies).
+    async fn warn_if_held_alarms_fire(
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+        weight: i64,
+    ) {
+        let Some(names) = super::state::known_set(&planned.alarm_names) else {
+            return;
+        };
+        if names.is_empty() {
+            return;
+        }
+        let names: Vec<String> = names.into_iter().collect();
+        if let Ok(firing) = ctx.engine.alarms_firing(&names).await {
+            if !firing.is_empty() {
+                diags.warning(
+                    "Alarm in ALARM while a release is held",
+                    format!(
+                        "alarm {} is in ALARM while the release is held at {weight} %: promoting it now would abort it (traffic back on the serving fleet, the held fleet deleted)",
+                        firing.join(", ")
+                    ),
+                    AttributePath::new("alarm_names"),
+                );
+            }
         }
     }
 
@@ -649,7 +711,7 @@ impl ReleaseResource {
                 .await?
             }
         };
-        fill(&mut state, &obs);
+        fill_release(&mut state, &obs);
         let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
         if let Err(e) = ctx
             .engine
@@ -736,12 +798,16 @@ impl ReleaseResource {
                 Err(_) => return PlannedSteps::Unknown,
             },
         };
-        let mut kind = engine::classify(
-            ledger.as_ref(),
-            &spec.fleet,
-            capacity_changed,
-            settings_changed,
-        );
+        let mut kind =
+            engine::held_kind(ledger.as_ref(), &spec, capacity_changed, settings_changed)
+                .unwrap_or_else(|| {
+                    engine::classify(
+                        ledger.as_ref(),
+                        &spec.fleet,
+                        capacity_changed,
+                        settings_changed,
+                    )
+                });
         if fleet_changed && !matches!(kind, PlanKind::Release | PlanKind::Rollback(_)) {
             kind = PlanKind::Release;
         }
@@ -774,12 +840,11 @@ impl ReleaseResource {
         let explicit_desired = !config.desired_capacity.is_null();
         let fleet_changed = prior.fleet_spec() != planned.fleet_spec();
         let ledger = ctx.engine.ledger(&spec.name).await.ok().flatten();
-        let kind = engine::classify(
-            ledger.as_ref(),
-            &spec.fleet,
-            prior.capacity() != planned.capacity(),
-            true,
-        );
+        let capacity_changed = prior.capacity() != planned.capacity();
+        let kind = engine::held_kind(ledger.as_ref(), &spec, capacity_changed, true)
+            .unwrap_or_else(|| {
+                engine::classify(ledger.as_ref(), &spec.fleet, capacity_changed, true)
+            });
         let kind =
             if fleet_changed && kind != PlanKind::Release && !matches!(kind, PlanKind::Rollback(_))
             {
@@ -881,7 +946,7 @@ impl ReleaseResource {
         }
         let obs = ctx.engine.observe(&spec.name).await.ok()??;
         let mut state = prior;
-        fill(&mut state, &obs);
+        fill_release(&mut state, &obs);
         let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
         Some((state, private))
     }
@@ -939,7 +1004,7 @@ impl Resource for ReleaseResource {
         }
         match observed {
             Ok(Some(obs)) => {
-                fill(&mut state, &obs);
+                fill_release(&mut state, &obs);
                 let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
                 Some((state, private))
             }
@@ -1056,7 +1121,18 @@ impl Resource for ReleaseResource {
             (Some(a), Some(b)) => a != b,
             _ => true,
         };
-        if fleet_changed {
+        // A release held part-way whose hold_at is raised or removed is promoted: the apply
+        // walks on and commits, as a release does.
+        let held_at = prior
+            .holding
+            .as_ref_option()
+            .and_then(|h| h.weight.as_ref_option().copied());
+        let promotes =
+            held_at.is_some_and(|w| planned.hold_at.as_ref_option().is_none_or(|h| *h > w));
+        if let Some(w) = held_at {
+            Self::warn_if_held_alarms_fire(ctx, diags, &planned, w).await;
+        }
+        if fleet_changed || promotes {
             self.warn_if_rollback_target_gone(ctx, diags, &planned, &private);
             // A release launches a fleet (a rollback does not: it always has room).
             if let PlannedSteps::Known(s) = &steps {
@@ -1242,7 +1318,7 @@ impl Resource for ReleaseResource {
                 }
             }
         }
-        fill(&mut state, &obs);
+        fill_release(&mut state, &obs);
         let private = private_of(&obs, state.retain_fleets.as_ref_option().copied());
         Some((state, private))
     }

@@ -59,6 +59,16 @@ pub fn history_type() -> T {
     ]))))
 }
 
+/// The type of `holding`.
+pub fn holding_type() -> T {
+    T::Object(HashMap::from([
+        ("fleet_name".to_string(), T::String),
+        ("image_id".to_string(), T::String),
+        ("weight".to_string(), T::Number),
+        ("since".to_string(), T::String),
+    ]))
+}
+
 /// The read-only attributes shared by the resource and the data source.
 pub fn read_only_attributes() -> Vec<(&'static str, Attribute)> {
     vec![
@@ -68,7 +78,8 @@ pub fn read_only_attributes() -> Vec<(&'static str, Attribute)> {
         ("launch_template_id", attr(T::String, C::Computed, "ID of the serving fleet's launch template.")),
         ("previous_image_id", attr(T::String, C::Computed, "Image of the newest retained fleet, null if none. `terraform apply -var image_id=$(terraform output -raw previous_image_id)` is the one-line rollback.")),
         ("traffic", attr(T::Map(Box::new(T::Number)), C::Computed, "Listener weights as read from AWS: fleet name → percent (retained fleets at 0).")),
-        ("history", attr(history_type(), C::Computed, "Past releases, newest first: `release`, `image_id`, `fleet_name`, `status` (`active`, `retained`, `retired`, `aborted`, `rolled_back`), `started_at`, `finished_at` (RFC 3339) and `reason` (why it aborted, was rolled back or retired).")),
+        ("history", attr(history_type(), C::Computed, "Past releases, newest first: `release`, `image_id`, `fleet_name`, `status` (`active`, `retained`, `retired`, `aborted`, `rolled_back`), `started_at`, `finished_at` (RFC 3339) and `reason` (why it aborted, was rolled back or retired); `holding` for a release held part-way.")),
+        ("holding", attr(holding_type(), C::Computed, "The release held part-way by `hold_at`, null when none is: `fleet_name`, `image_id`, `weight` (the percent of traffic it holds; 0: healthy, no traffic) and `since` (RFC 3339). `release`, `fleet_name` and `previous_image_id` go on describing the serving fleet.")),
     ]
 }
 
@@ -266,6 +277,7 @@ pub fn release_schema() -> Schema {
         ("desired_capacity", attr(T::Number, oc.clone(), "Desired size. Unset: the first release uses `min_size` and later releases carry over the live fleet's desired capacity, so an autoscaled fleet never shrinks on release. A change to capacity alone scales the serving fleet in place.")),
         ("strategy", attr(T::String, oc.clone(), "`\"blue_green\"`: all traffic at once after the health gate; `\"canary\"`: walk the `canary_step` blocks, then 100 %. Defaults to `\"blue_green\"`.")),
         ("alarm_names", attr(str_set(), oc.clone(), "CloudWatch alarms watched during every canary pause and the bake; any in `ALARM` aborts the release.")),
+        ("hold_at", attr(T::Number, oc.clone(), "Stop the release at this weight until a later apply raises or removes it: `0` (launched and healthy, no traffic), or with `canary` one of the `canary_step` weights. The apply ends successfully with the split held (`holding`); nothing is committed or retired. Raising or removing it promotes the held release (its health, alarms and analysis checked, then the walk goes on from the held weight); setting the fleet arguments back abandons it. Not fleet-shaping.")),
         ("bake_time", attr(T::String, oc.clone(), "After 100 % of traffic, keep watching alarms and health this long before the release counts as done. Defaults to `\"0s\"`.")),
         ("retain_fleets", attr(T::Number, oc.clone(), "Previous fleets, 0–3, kept out of traffic for instant rollback. Defaults to 1.")),
         ("rollback_window", attr(T::String, oc.clone(), "How long retained fleets keep full capacity (a scheduled action scales them to zero afterwards). Defaults to `\"1h\"`.")),

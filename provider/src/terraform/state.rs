@@ -97,6 +97,16 @@ pub struct LoadBalancerBlock {
     pub stickiness: Value<StickinessBlock>,
 }
 
+/// `holding` (read-only): the release held part-way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HoldingBlock {
+    pub fleet_name: Str,
+    pub image_id: Str,
+    pub weight: Num,
+    pub since: Str,
+}
+
 /// `notification`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -409,6 +419,7 @@ pub struct ReleaseState {
     pub analysis: Value<AnalysisBlock>,
     #[serde(with = "super::one_block")]
     pub notification: Value<NotificationBlock>,
+    pub hold_at: Num,
     pub bake_time: Str,
     pub retain_fleets: Num,
     pub rollback_window: Str,
@@ -424,6 +435,7 @@ pub struct ReleaseState {
     pub previous_image_id: Str,
     pub traffic: Value<BTreeMap<String, i64>>,
     pub history: Value<Vec<HistoryItem>>,
+    pub holding: Value<HoldingBlock>,
     pub planned_steps: StrSet,
     pub planned_duration: Str,
 }
@@ -561,6 +573,7 @@ impl ReleaseState {
         self.previous_image_id = from.previous_image_id.clone();
         self.traffic = from.traffic.clone();
         self.history = from.history.clone();
+        self.holding = from.holding.clone();
         self.planned_steps = from.planned_steps.clone();
         self.planned_duration = from.planned_duration.clone();
     }
@@ -583,6 +596,7 @@ impl ReleaseState {
 
     /// Marks the read-only attributes unknown (a release is planned).
     pub fn unknown_read_only(&mut self) {
+        self.holding = Value::Unknown;
         self.release = Value::Unknown;
         self.fleet_name = Value::Unknown;
         self.target_group_arn = Value::Unknown;
@@ -746,6 +760,7 @@ impl ReleaseState {
                 Value::Null => None,
                 Value::Unknown => return Err(unknown("analysis")),
             },
+            hold_at: known(&self.hold_at),
             notification: match &self.notification {
                 Value::Value(n) => Some(n.spec()?),
                 Value::Null => None,
@@ -786,6 +801,45 @@ impl ReleaseState {
         self.validate_record(&mut fail);
         self.validate_analysis(&mut fail);
         self.validate_notification(&mut fail);
+        self.validate_hold_at(&mut fail);
+    }
+
+    /// `hold_at`: 0, or with `canary` one of the step weights (not 100: that is the end).
+    fn validate_hold_at(&self, fail: &mut dyn FnMut(AttributePath, String)) {
+        let Value::Value(h) = self.hold_at else {
+            return;
+        };
+        if h == 0 {
+            return;
+        }
+        let canary = known(&self.strategy).as_deref() == Some("canary");
+        let weights: Option<Vec<i64>> = match &self.canary_step {
+            Value::Value(steps) => steps.iter().map(|s| known(&s.weight)).collect(),
+            Value::Null => Some(Vec::new()),
+            Value::Unknown => None,
+        };
+        let Some(weights) = weights else {
+            return;
+        };
+        if !canary {
+            fail(
+                path(&["hold_at"]),
+                format!("hold_at must be 0 with strategy \"blue_green\" (held launched and healthy, before the switch); got {h}"),
+            );
+        } else if !weights.contains(&h) || h >= 100 {
+            let listed: Vec<String> = weights
+                .iter()
+                .filter(|w| **w < 100)
+                .map(|w| w.to_string())
+                .collect();
+            fail(
+                path(&["hold_at"]),
+                format!(
+                    "hold_at must be 0 or one of the canary_step weights ({}); got {h}",
+                    listed.join(", ")
+                ),
+            );
+        }
     }
 
     /// `notification`: an SNS topic ARN, known events.

@@ -280,6 +280,37 @@ impl AwsCloud {
 }
 
 /// The ARN of a listener's load balancer, from the listener's ARN (AWS's documented form).
+/// A route's state from its actions as AWS has them.
+fn route_state(actions: Vec<elb::types::Action>) -> RouteState {
+    let Some((last, front)) = actions.split_last() else {
+        return RouteState {
+            front: Vec::new(),
+            last: ListenerAction::Other("none".into()),
+            sticky: None,
+            snapshot: Snapshot {
+                key: "[]".into(),
+                raw: Arc::new(actions),
+            },
+        };
+    };
+    RouteState {
+        front: front
+            .iter()
+            .map(|a| {
+                a.r#type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default()
+            })
+            .collect(),
+        last: domain_action(last),
+        sticky: sticky_of(last),
+        snapshot: Snapshot {
+            key: format!("{actions:?}"),
+            raw: Arc::new(actions.clone()),
+        },
+    }
+}
+
 fn load_balancer_of(listener_arn: &str) -> Option<String> {
     let (head, rest) = listener_arn.split_once(":listener/")?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -289,36 +320,25 @@ fn load_balancer_of(listener_arn: &str) -> Option<String> {
 #[async_trait]
 impl Traffic for AwsCloud {
     async fn read(&self, route: &Route) -> CloudResult<Option<RouteState>> {
-        let Some(actions) = self.route_actions(route).await? else {
-            return Ok(None);
+        Ok(self.route_actions(route).await?.map(route_state))
+    }
+
+    fn with_forward(
+        &self,
+        state: &RouteState,
+        weights: &[(String, i64)],
+        sticky: Option<u64>,
+    ) -> RouteState {
+        let Some(actions) = state.snapshot.raw.downcast_ref::<Vec<elb::types::Action>>() else {
+            return state.clone();
         };
-        let Some((last, front)) = actions.split_last() else {
-            return Ok(Some(RouteState {
-                front: Vec::new(),
-                last: ListenerAction::Other("none".into()),
-                sticky: None,
-                snapshot: Snapshot {
-                    key: "[]".into(),
-                    raw: Arc::new(actions),
-                },
-            }));
-        };
-        Ok(Some(RouteState {
-            front: front
-                .iter()
-                .map(|a| {
-                    a.r#type()
-                        .map(|t| t.as_str().to_string())
-                        .unwrap_or_default()
-                })
-                .collect(),
-            last: domain_action(last),
-            sticky: sticky_of(last),
-            snapshot: Snapshot {
-                key: format!("{actions:?}"),
-                raw: Arc::new(actions),
-            },
-        }))
+        let mut actions = actions.clone();
+        if let Some(last) = actions.last_mut() {
+            let order = last.order;
+            *last = forward_action(weights, sticky);
+            last.order = order;
+        }
+        route_state(actions)
     }
 
     async fn forward(
