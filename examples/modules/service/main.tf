@@ -99,6 +99,9 @@ resource "immutable_release" "this" {
     }
   }
 
+  # A pipeline's first stage holds the release part-way; the next one promotes it.
+  hold_at = var.hold_at
+
   # Every step of every apply to an SNS topic (chat, a pipeline).
   dynamic "notification" {
     for_each = var.notification_topic_arn == null ? [] : [var.notification_topic_arn]

@@ -126,6 +126,12 @@ variable "min_requests" {
   default     = 100
 }
 
+variable "hold_at" {
+  type        = number
+  description = "Stop the release at this weight (0, 10 or 50) until an apply raises or removes it: a pipeline's approval between stages. null: no hold."
+  default     = null
+}
+
 variable "notification_topic_arn" {
   type        = string
   description = "An SNS topic told every event of every apply (started, healthy, each weight, committed, aborted with its reason, rolled back, retired), one JSON message each. null: none."
