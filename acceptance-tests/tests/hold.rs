@@ -89,8 +89,18 @@ async fn held_at_ten_percent_then_promoted_from_there() -> anyhow::Result<()> {
         split(&[("web-r1", 90), ("web-r2", 10)])
     );
 
-    // 2. The same configuration: an empty plan.
+    // 2. The same configuration: an empty plan. The data source sees the hold too.
     assert!(h.plan_is_empty().await?, "nothing to do while held");
+    let with_data = format!(
+        "{}\ndata \"immutable_release\" \"seen\" {{\n  name = \"web\"\n}}\n\noutput \"seen_holding\" {{ value = data.immutable_release.seen.holding }}\n",
+        config(&h, &h.fx.image_b, Some(10))
+    );
+    h.write(&with_data)?;
+    h.apply(&[]).await?;
+    let out = h.outputs().await?;
+    assert_eq!(out["seen_holding"]["value"]["fleet_name"], "web-r2", "{out}");
+    assert_eq!(out["seen_holding"]["value"]["weight"], 10, "{out}");
+    h.write(&config(&h, &h.fx.image_b, Some(10)))?;
 
     // 3. The split changed by hand is drift, put back to the held split.
     let arns = h.aws.target_group_arns().await?;
