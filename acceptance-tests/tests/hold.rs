@@ -98,7 +98,10 @@ async fn held_at_ten_percent_then_promoted_from_there() -> anyhow::Result<()> {
     h.write(&with_data)?;
     h.apply(&[]).await?;
     let out = h.outputs().await?;
-    assert_eq!(out["seen_holding"]["value"]["fleet_name"], "web-r2", "{out}");
+    assert_eq!(
+        out["seen_holding"]["value"]["fleet_name"], "web-r2",
+        "{out}"
+    );
     assert_eq!(out["seen_holding"]["value"]["weight"], 10, "{out}");
     h.write(&config(&h, &h.fx.image_b, Some(10)))?;
 

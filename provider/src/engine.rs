@@ -384,7 +384,7 @@ impl Engine {
                     .iter()
                     .find(|f| &f.target_group_arn == arn)
                     .map(|f| f.fleet_name.clone())
-                    .unwrap_or_else(|| arn.clone());
+                    .unwrap_or_else(|| crate::naming::target_group_name(arn).to_string());
                 (name, *w)
             })
             .collect()

@@ -17,6 +17,15 @@ pub fn fleet_name(release_name: &str, release: u64) -> String {
     format!("{release_name}-r{release}")
 }
 
+/// The name in a target group's ARN (`…:targetgroup/<name>/<id>`); the ARN itself when it
+/// has none.
+pub fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(arn)
+}
+
 /// The header of the listener rule that makes the load balancer health-check a new fleet
 /// before any request is routed to it; its value is the fleet's token.
 pub const HEALTH_RULE_HEADER: &str = "X-Immutable-Health-Attach";

@@ -22,6 +22,12 @@ pub enum Step {
         /// The user's launch template and the version number its template starts from.
         base: Option<(String, i64)>,
     },
+    /// A first release adopting a running service: traffic shifted from the route's own
+    /// target group at these weights; it leaves the route at the commit, untouched.
+    Adopt {
+        target_group: String,
+        weights: Vec<i64>,
+    },
     /// Promote the release held at `weight` %: its health gate, then the rest of its walk.
     Promote { fleet: String, weight: i64 },
     /// Stop the release at `weight` % until an apply raises or removes `hold_at`.
@@ -133,6 +139,18 @@ impl std::fmt::Display for Step {
                     None => Ok(()),
                 }
             }
+            Step::Adopt {
+                target_group,
+                weights,
+            } => write!(
+                f,
+                "shift from the existing target group {target_group}: {} (it is never modified or deleted, and leaves the route at the commit)",
+                weights
+                    .iter()
+                    .map(|w| format!("{w} %"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Step::Promote { fleet, weight } => write!(
                 f,
                 "promote {fleet} from {weight} %: its health checked again, then the rest of its walk"
@@ -362,6 +380,31 @@ pub fn plan(
         PlanKind::Release => release_steps(spec, ledger, serving, &alarms, explicit_desired),
         PlanKind::Rollback(to) => rollback_steps(spec, ledger, serving, *to),
     }
+}
+
+/// The steps of a first release that adopts a running service: the route forwards to
+/// `target_group` (not the release's), from which traffic moves step by step.
+pub fn plan_adopting(spec: &ReleaseSpec, explicit_desired: bool, target_group: &str) -> Vec<Step> {
+    let alarms: Vec<String> = spec.alarm_names.iter().cloned().collect();
+    let weights: Vec<i64> =
+        decide::traffic_steps(spec.strategy, &spec.canary_steps, spec.bake_time, false)
+            .into_iter()
+            .filter_map(|t| match t {
+                Traffic::Weight(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+    let mut steps = vec![Step::Adopt {
+        target_group: target_group.to_string(),
+        weights,
+    }];
+    steps.extend(
+        release_steps(spec, None, Some(target_group.to_string()), &alarms, explicit_desired)
+            .into_iter()
+            // Not the release's: never retained or deleted.
+            .filter(|s| !matches!(s, Step::Retain { fleet, .. } | Step::Delete { fleet, .. } if fleet == target_group)),
+    );
+    steps
 }
 
 /// A release's steps: launch (or finish a half-made fleet of the same arguments from where

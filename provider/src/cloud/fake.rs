@@ -510,6 +510,38 @@ impl FakeCloud {
         self.state.lock().unwrap().foreign_target_groups += n;
     }
 
+    /// A service running before any release: group `group` of `desired` instances behind
+    /// target group `target_group_arn`, to which the listener forwards all traffic.
+    pub fn add_running_service(
+        &self,
+        listener_arn: &str,
+        group: &str,
+        target_group_arn: &str,
+        desired: i64,
+    ) {
+        let mut s = self.state.lock().unwrap();
+        s.groups.insert(
+            group.into(),
+            GroupStatus {
+                name: group.into(),
+                capacity: Capacity {
+                    min: desired,
+                    max: desired,
+                    desired,
+                },
+                instances: vec![],
+                tags: BTreeMap::new(),
+                target_group_arns: vec![target_group_arn.into()],
+                launch_template: None,
+                deleting: false,
+            },
+        );
+        s.listeners.insert(
+            listener_arn.into(),
+            vec![ListenerAction::Forward(vec![(target_group_arn.into(), 1)])],
+        );
+    }
+
     /// Adds a group that the release does not own.
     pub fn add_foreign_group(&self, name: &str) {
         let mut s = self.state.lock().unwrap();
@@ -863,6 +895,19 @@ impl Fleets for FakeCloud {
             }
         }
         Ok(out)
+    }
+
+    async fn groups_behind(&self, target_group_arns: &[String]) -> CloudResult<Vec<GroupStatus>> {
+        let s = self.call("DescribeAutoScalingGroups")?;
+        Ok(s.groups
+            .values()
+            .filter(|g| {
+                g.target_group_arns
+                    .iter()
+                    .any(|a| target_group_arns.contains(a))
+            })
+            .cloned()
+            .collect())
     }
 
     async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>> {

@@ -292,6 +292,9 @@ pub trait Fleets: Send + Sync {
     async fn describe_groups(&self, names: &[String]) -> CloudResult<Vec<GroupStatus>>;
     /// Every group tagged as owned by this release.
     async fn groups_of_release(&self, release_name: &str) -> CloudResult<Vec<GroupStatus>>;
+    /// Every group that registers its instances in one of these target groups (a service
+    /// the release adopts: its capacity is the first fleet's).
+    async fn groups_behind(&self, target_group_arns: &[String]) -> CloudResult<Vec<GroupStatus>>;
     /// Sets a group's sizes.
     async fn set_capacity(&self, name: &str, capacity: Capacity) -> CloudResult<()>;
     /// Sets tags on a group (added or overwritten).

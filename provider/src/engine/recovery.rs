@@ -629,6 +629,19 @@ fn traffic_after_abort(
             current_release(ledger).unwrap_or(a.release),
             a.fleet_name
         ),
+        (None, ListenerAction::Forward(w)) if w.iter().any(|(_, x)| *x > 0) => format!(
+            "Traffic {} target group {} as it was (the service the release was adopting).",
+            if had_traffic {
+                "is back on"
+            } else {
+                "stayed on"
+            },
+            w.iter()
+                .filter(|(_, x)| *x > 0)
+                .map(|(a, _)| crate::naming::target_group_name(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         (None, ListenerAction::Fixed(code)) => format!(
             "No release was serving; the {} answers {code} as before.",
             if rule { "listener rule" } else { "listener" }

@@ -37,6 +37,9 @@ pub(super) struct Ask {
     pub fresh: bool,
     /// The record as the caller has just read it (under the lease): no second read.
     pub known: Option<Ledger>,
+    /// A first release adopting a running service: the target group the route forwards to
+    /// (not the release's), which it takes traffic from step by step and never touches.
+    pub adopting: Option<String>,
 }
 
 /// What is left to do once a release has committed.
@@ -60,7 +63,11 @@ struct InFlight {
 
 impl Engine {
     /// A release as `ask` says (see [`Ask`]).
-    pub(super) async fn release_as(&self, spec: &ReleaseSpec, ask: Ask) -> EngineResult<Ledger> {
+    pub(super) async fn release_as(
+        &self,
+        spec: &ReleaseSpec,
+        mut ask: Ask,
+    ) -> EngineResult<Ledger> {
         let started = Instant::now();
         let mut ledger = self.ledger_for_release(spec, &ask).await?;
         ledger.listener_arn = spec.listener_arn.clone();
@@ -96,6 +103,9 @@ impl Engine {
             }
         }
         let serving = ledger.active().cloned();
+        if serving.is_none() && ask.broken.is_none() {
+            ask.adopting = adopted(&previous, &ledger);
+        }
         let fresh_group = resumed.is_none();
         let fleet = self
             .prepare_fleet(spec, &mut ledger, resumed, previous, &ask)
@@ -164,6 +174,25 @@ impl Engine {
             started_at,
         };
         let ledger = self.commit(spec, ledger, &fleet).await?;
+        if let Some(tg) = &ask.adopting {
+            // The service's own target group leaves the route, untouched otherwise.
+            let alone = decide::split(&fleet.record.target_group_arn, 100, None, &[]);
+            if let Err(e) = self.set_traffic(spec, &alone).await {
+                return Err(EngineError::AfterCommit {
+                    release: fleet.record.release,
+                    fleet: fleet.record.fleet_name.clone(),
+                    error: format!(
+                        "taking target group {} out of the route failed: {e}",
+                        crate::naming::target_group_name(tg)
+                    ),
+                });
+            }
+            log::info(format!(
+                "release {}: adopted; target group {} is out of the route (not modified or deleted)",
+                fleet.record.fleet_name,
+                crate::naming::target_group_name(tg)
+            ));
+        }
         self.notify(
             spec,
             Note::of(
@@ -367,10 +396,40 @@ impl Engine {
         let names: Vec<String> = serving_name.iter().cloned().chain([new_name]).collect();
         let groups = self.cloud.fleets.describe_groups(&names).await?;
         let group = |name: &str| groups.iter().find(|g| g.name == name);
+        // Adopting a running service: the capacity of the groups behind its target group.
+        let behind = match (&serving_name, &ask.adopting) {
+            (None, Some(tg)) if !ask.explicit_desired => {
+                self.cloud
+                    .fleets
+                    .groups_behind(std::slice::from_ref(tg))
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        let adopted_group = behind.first().cloned().map(|mut g| {
+            g.capacity.desired = behind.iter().map(|g| g.capacity.desired).sum();
+            g
+        });
+        if let (Some(tg), Some(g)) = (&ask.adopting, &adopted_group) {
+            log::info(format!(
+                "release {}: adopting target group {}: {} instance(s), as its group(s) {} have",
+                spec.name,
+                crate::naming::target_group_name(tg),
+                g.capacity.desired,
+                behind
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let capacity = Self::new_capacity(
             spec,
             ask.explicit_desired,
-            serving_name.as_deref().and_then(group),
+            serving_name
+                .as_deref()
+                .and_then(group)
+                .or(adopted_group.as_ref()),
         );
         let started_at = self.now_rfc3339();
         let (record, prepared) = match resumed {
@@ -618,17 +677,48 @@ fn walk_of(
             },
             &spec.canary_steps,
             spec.bake_time,
-            serving.is_none(),
+            serving.is_none() && ask.adopting.is_none(),
         ),
         serving_arn: serving
             .filter(|_| ask.broken.is_none())
-            .map(|s| s.target_group_arn.clone()),
+            .map(|s| s.target_group_arn.clone())
+            .or_else(|| ask.adopting.clone()),
         serving_name: serving
             .filter(|_| ask.broken.is_none())
-            .map(|s| s.fleet_name.clone()),
+            .map(|s| s.fleet_name.clone())
+            .or_else(|| {
+                ask.adopting
+                    .as_deref()
+                    .map(|tg| crate::naming::target_group_name(tg).to_string())
+            }),
         retained_arns: ledger.retained_target_groups(),
         started,
         limit: ask.limit,
         hold_at: spec.hold_at,
+    }
+}
+
+/// The target group a first release adopts: the one the route forwards to with traffic that
+/// is not one of the release's fleets'. None when nothing does, or when several do (the
+/// release then takes all traffic at once, as it says).
+fn adopted(previous: &RouteState, ledger: &Ledger) -> Option<String> {
+    let forward = previous.forward();
+    let foreign: Vec<&str> = forward
+        .iter()
+        .filter(|(arn, w)| *w > 0 && !ledger.fleets.iter().any(|f| &f.target_group_arn == arn))
+        .map(|(arn, _)| arn.as_str())
+        .collect();
+    match foreign.as_slice() {
+        [one] => Some(one.to_string()),
+        [] => None,
+        many => {
+            log::warn(format!(
+                "release {}: the route forwards to {} target groups that are not the release's ({}); only one can be adopted step by step, so the first release takes all traffic at once",
+                ledger.name,
+                many.len(),
+                many.iter().map(|a| crate::naming::target_group_name(a)).collect::<Vec<_>>().join(", ")
+            ));
+            None
+        }
     }
 }

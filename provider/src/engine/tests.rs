@@ -2745,3 +2745,66 @@ mod hold_and_promote {
         );
     }
 }
+
+mod adopting_a_running_service {
+    use super::*;
+
+    const APP_TG: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app-tg/00ff";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_release_takes_traffic_from_the_services_target_group_step_by_step() {
+        let (fake, engine) = world();
+        fake.add_running_service(LISTENER, "app-asg", APP_TG, 6);
+        let mut s = canary(IMAGE_A);
+        s.capacity.max = 8;
+        let ledger = engine.release(&s, false, LIMIT).await.unwrap();
+        assert_eq!(ledger.active().unwrap().fleet_name, "web-r1");
+        // The service's capacity, not min_size's 2.
+        assert_eq!(fake.group("web-r1").unwrap().capacity.desired, 6);
+        let shares: Vec<(i64, i64)> = fake
+            .listener_log()
+            .iter()
+            .filter_map(|w| {
+                let of = |a: &str| w.iter().find(|(x, _)| x == a).map(|(_, v)| *v);
+                Some((of(&tg("web-r1"))?, of(APP_TG).unwrap_or(0)))
+            })
+            .filter(|(new, _)| *new > 0)
+            .collect();
+        assert_eq!(
+            shares.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [10, 20, 50, 100, 100],
+            "step by step, then the service's target group out: {shares:?}"
+        );
+        assert_eq!(shares[0], (10, 90));
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![(tg("web-r1"), 100)])),
+            "the service's target group left the route"
+        );
+        assert!(fake.group("app-asg").is_some(), "never modified or deleted");
+        assert_eq!(fake.group("app-asg").unwrap().capacity.desired, 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_aborted_adoption_puts_the_services_forward_back_exactly() {
+        let (fake, engine) = world();
+        fake.add_running_service(LISTENER, "app-asg", APP_TG, 2);
+        alarm_after(&fake, 30);
+        let err = engine
+            .release(&canary(IMAGE_A), true, LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Traffic is back on target group app-tg as it was"),
+            "{err}"
+        );
+        assert_eq!(
+            fake.route_actions(LISTENER),
+            Some(vec![ListenerAction::Forward(vec![(APP_TG.to_string(), 1)])]),
+            "exactly as it was"
+        );
+        assert_eq!(fake.group_names(), vec!["app-asg".to_string()]);
+    }
+}

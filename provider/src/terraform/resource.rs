@@ -1034,14 +1034,31 @@ impl Resource for ReleaseResource {
         planned.unknown_read_only();
         self.resolve_base(ctx, diags, &mut planned).await;
         Self::warn_if_desired_with_scaling(diags, &config);
-        let first = planned.to_spec(&ctx.default_tags).ok().map(|spec| {
-            steps::plan(
-                &PlanKind::Release,
-                &spec,
-                None,
-                !config.desired_capacity.is_null(),
-            )
-        });
+        let mut first = None;
+        if let Ok(spec) = planned.to_spec(&ctx.default_tags) {
+            let explicit = !config.desired_capacity.is_null();
+            // A route that forwards to a target group of its own already: the first release
+            // adopts that service, step by step.
+            let adopting = match ctx.engine.route_action(&spec.route()).await {
+                Ok(Some(crate::cloud::ListenerAction::Forward(w))) => {
+                    let with: Vec<&String> =
+                        w.iter().filter(|(_, x)| *x > 0).map(|(a, _)| a).collect();
+                    match with.as_slice() {
+                        [one] => Some(crate::naming::target_group_name(one).to_string()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if adopting.is_some() && !explicit {
+                // The capacity of the groups behind the adopted target group, read at apply.
+                planned.desired_capacity = Value::Unknown;
+            }
+            first = Some(match adopting {
+                Some(tg) => steps::plan_adopting(&spec, explicit, &tg),
+                None => steps::plan(&PlanKind::Release, &spec, None, explicit),
+            });
+        }
         planned.set_planned(first.as_deref());
         self.check_in_aws(ctx, diags, &planned, true, true).await;
         self.check_target_group_room(ctx, diags, &planned).await;
@@ -1177,8 +1194,14 @@ impl Resource for ReleaseResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let ctx = context(&self.shared, diags)?;
-        let spec = spec_of(ctx, diags, &planned)?;
         let explicit_desired = !config.desired_capacity.is_null();
+        let mut planned = planned;
+        if matches!(planned.desired_capacity, Value::Unknown) && !explicit_desired {
+            // Adopting a running service: the capacity of its groups, read by the release
+            // (this is only the floor; the state gets what was launched).
+            planned.desired_capacity = planned.min_size;
+        }
+        let spec = spec_of(ctx, diags, &planned)?;
         self.check_alarms(ctx, diags, &planned, true).await;
         if !diags.errors.is_empty() {
             return None;

@@ -206,6 +206,36 @@ impl AwsCloud {
         .await
     }
 
+    /// Every group of the region whose target groups include one of these (every page:
+    /// Auto Scaling has no filter by target group).
+    pub(super) async fn groups_behind(
+        &self,
+        target_group_arns: &[String],
+    ) -> CloudResult<Vec<GroupStatus>> {
+        let all = every_page(|token| async move {
+            let page = self
+                .asg
+                .describe_auto_scaling_groups()
+                .max_records(100)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(err(
+                    "listing the Auto Scaling groups behind the route's target groups",
+                ))?;
+            Ok((groups_of(&page), page.next_token().map(String::from)))
+        })
+        .await?;
+        Ok(all
+            .into_iter()
+            .filter(|g| {
+                g.target_group_arns
+                    .iter()
+                    .any(|a| target_group_arns.contains(a))
+            })
+            .collect())
+    }
+
     pub(super) async fn set_capacity(&self, name: &str, c: Capacity) -> CloudResult<()> {
         self.asg
             .update_auto_scaling_group()

@@ -22,6 +22,10 @@ impl Fleets for AwsCloud {
         AwsCloud::groups_of_release(self, release_name).await
     }
 
+    async fn groups_behind(&self, target_group_arns: &[String]) -> CloudResult<Vec<GroupStatus>> {
+        AwsCloud::groups_behind(self, target_group_arns).await
+    }
+
     async fn set_capacity(&self, name: &str, c: Capacity) -> CloudResult<()> {
         AwsCloud::set_capacity(self, name, c).await
     }
