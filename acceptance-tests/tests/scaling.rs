@@ -238,3 +238,28 @@ async fn during_a_canary_neither_fleet_scales_in() -> anyhow::Result<()> {
     assert!(h.plan_is_empty_with(&[("image_id", &b)]).await?);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_tracking_without_room_to_scale_out_is_warned_of_at_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let policy = "  target_tracking {\n    predefined_metric = \"ASGAverageCPUUtilization\"\n    target_value      = 60\n  }";
+    for (lines, warned) in [
+        // max_size unset: the larger of min_size and desired_capacity.
+        (policy.to_string(), true),
+        (format!("{policy}\n  max_size = 6"), false),
+    ] {
+        h.write(&h.release_hcl(&ReleaseOpts {
+            extra: lines.clone(),
+            ..Default::default()
+        }))?;
+        let run = h.terraform(&["plan"]).await?.ok()?;
+        assert_eq!(
+            run.says("target_tracking cannot scale out")
+                && run.says("(unset, it defaults to the larger of min_size and desired_capacity)"),
+            warned,
+            "{lines}: {}",
+            run.all()
+        );
+    }
+    Ok(())
+}

@@ -462,6 +462,41 @@ impl ReleaseResource {
         }
     }
 
+    /// `target_tracking` on a fleet whose `max_size` leaves it no room above the capacity it
+    /// starts with (unset, `max_size` is the larger of `min_size` and `desired_capacity`):
+    /// the policies could never scale out.
+    fn warn_if_no_room_to_scale(
+        diags: &mut Diagnostics,
+        config: &ReleaseState,
+        planned: &ReleaseState,
+    ) {
+        let policies = config
+            .target_tracking
+            .as_ref_option()
+            .is_some_and(|p| !p.is_empty());
+        let (Value::Value(max), Value::Value(min)) = (&planned.max_size, &planned.min_size) else {
+            return;
+        };
+        let start = match &planned.desired_capacity {
+            Value::Value(d) => (*d).max(*min),
+            _ => *min,
+        };
+        if policies && *max <= start {
+            diags.warning(
+                "target_tracking cannot scale out",
+                format!(
+                    "max_size is {max}{}, no more than the {start} instance(s) the fleet starts with: target_tracking can scale in but never out. Set max_size above desired_capacity.",
+                    if config.max_size.is_null() {
+                        " (unset, it defaults to the larger of min_size and desired_capacity)"
+                    } else {
+                        ""
+                    }
+                ),
+                AttributePath::new("max_size"),
+            );
+        }
+    }
+
     /// `desired_capacity` set beside `target_tracking`: the policies move the desired
     /// capacity, and a value given here would be put back by every apply.
     fn warn_if_desired_with_scaling(diags: &mut Diagnostics, config: &ReleaseState) {
@@ -1034,6 +1069,7 @@ impl Resource for ReleaseResource {
         planned.unknown_read_only();
         self.resolve_base(ctx, diags, &mut planned).await;
         Self::warn_if_desired_with_scaling(diags, &config);
+        Self::warn_if_no_room_to_scale(diags, &config, &planned);
         let mut first = None;
         if let Ok(spec) = planned.to_spec(&ctx.default_tags) {
             let explicit = !config.desired_capacity.is_null();
@@ -1100,6 +1136,7 @@ impl Resource for ReleaseResource {
         planned.copy_read_only(&prior);
         self.resolve_base(ctx, diags, &mut planned).await;
         Self::warn_if_desired_with_scaling(diags, &config);
+        Self::warn_if_no_room_to_scale(diags, &config, &planned);
         if planned.alarm_names != prior.alarm_names {
             self.check_alarms(ctx, diags, &planned, false).await;
         }

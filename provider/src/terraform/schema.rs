@@ -267,7 +267,7 @@ pub fn release_schema() -> Schema {
         ("instance_type", attr(T::String, C::Required, "EC2 instance type, e.g. `\"t3.micro\"`.")),
         ("fallback_instance_types", attr(T::List(Box::new(T::String)), C::Optional, "Types AWS may launch, in this order, when `instance_type` has no capacity in a zone: the group gets a mixed instances policy over the fleet's own template (`instance_type` first, on-demand, `prioritized`). 0–9 types, none repeated. Fleet-shaping: a change is a release.")),
         ("subnet_ids", attr(str_set(), C::Required, "Subnets the fleet launches into; at least one.")),
-        ("security_group_ids", attr(str_set(), oc.clone(), "Security groups of the instances. Defaults to none.")),
+        ("security_group_ids", attr(str_set(), oc.clone(), "Security groups of the instances. Unset, AWS attaches the VPC's default security group, which usually does not admit the load balancer: name one that admits it on `port`.")),
         ("iam_instance_profile", attr(T::String, C::Optional, "Instance profile, by name or ARN.")),
         ("instance_tags", attr(str_map(), oc.clone(), "Tags on every instance.")),
         ("key_name", attr(T::String, C::Optional, "EC2 key pair of the instances. Fleet-shaping: a change is a release.")),
