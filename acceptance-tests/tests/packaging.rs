@@ -215,11 +215,15 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
 #[tokio::test(flavor = "multi_thread")]
 async fn make_release_artifacts_check_out() -> anyhow::Result<()> {
     let dist = TempDir::new("immutable-dist")?;
-    make(&[
+    let said = make(&[
         "package",
         "PROFILE=debug",
         &format!("DIST={}", dist.0.display()),
     ])?;
+    assert!(
+        said.contains("SHA256SUMS not signed: set GPG_FINGERPRINT"),
+        "{said}"
+    );
     let version = env!("CARGO_PKG_VERSION");
     let base = format!("terraform-provider-immutable_{version}");
     let mut names: Vec<String> = std::fs::read_dir(&dist.0)?
@@ -252,6 +256,67 @@ async fn make_release_artifacts_check_out() -> anyhow::Result<()> {
         manifest,
         serde_json::json!({"version": 1, "metadata": {"protocol_versions": ["6.0"]}})
     );
+    // Signed as the Registry requires: a detached GnuPG signature of SHA256SUMS, made with
+    // the key GPG_FINGERPRINT names (a throwaway one here), that gpg verifies.
+    match std::process::Command::new("gpg").arg("--version").output() {
+        Ok(o) if o.status.success() => {
+            let home = TempDir::new("gpg")?;
+            let gpg = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+                Ok(std::process::Command::new("gpg")
+                    .env("GNUPGHOME", &home.0)
+                    .arg("--batch")
+                    .args(args)
+                    .output()?)
+            };
+            std::fs::set_permissions(&home.0, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            let made = gpg(&[
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Immutable Test <test@example.invalid>",
+                "ed25519",
+                "sign",
+                "1d",
+            ])?;
+            anyhow::ensure!(
+                made.status.success(),
+                "{}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let keys = gpg(&["--with-colons", "--list-secret-keys"])?;
+            let fpr = String::from_utf8_lossy(&keys.stdout)
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("fpr:")
+                        .map(|r| r.trim_matches(':').to_string())
+                })
+                .expect("a fingerprint");
+            let out = std::process::Command::new("make")
+                .args(["-s", "--no-print-directory", "package", "PROFILE=debug"])
+                .arg(format!("DIST={}", dist.0.display()))
+                .arg(format!("GPG_FINGERPRINT={fpr}"))
+                .env("GNUPGHOME", &home.0)
+                .current_dir(repo_root())
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let sums = format!("{base}_SHA256SUMS");
+            let verify = gpg(&[
+                "--verify",
+                &format!("{}.sig", dist.0.join(&sums).display()),
+                &dist.0.join(&sums).display().to_string(),
+            ])?;
+            assert!(
+                verify.status.success(),
+                "gpg --verify: {}",
+                String::from_utf8_lossy(&verify.stderr)
+            );
+        }
+        _ => acceptance_tests::say_skipped("signature check skipped: gpg is not installed here"),
+    }
     // The zip holds the binary under the name Terraform looks for.
     let py = repo_root().join(".tools/venv/bin/python");
     let listing = std::process::Command::new(py)
