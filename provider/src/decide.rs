@@ -278,6 +278,30 @@ pub fn split(
     out
 }
 
+/// A forward's weights without the target groups `drop`, their share given back to the
+/// others in proportion (summing to 100; those at 0 stay at 0). Empty when no other target
+/// group had traffic.
+pub fn without(weights: &[(String, i64)], drop: &[&str]) -> Vec<(String, i64)> {
+    let kept: Vec<(String, i64)> = weights
+        .iter()
+        .filter(|(a, _)| !drop.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    let total: i64 = kept.iter().map(|(_, w)| (*w).max(0)).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<(String, i64)> = kept
+        .iter()
+        .map(|(a, w)| (a.clone(), (*w).max(0) * 100 / total))
+        .collect();
+    let short = 100 - out.iter().map(|(_, w)| w).sum::<i64>();
+    if let Some(top) = out.iter_mut().max_by_key(|(_, w)| *w) {
+        top.1 += short;
+    }
+    out
+}
+
 /// Whether a release may go on, after looking at alarms and the new fleet's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -446,6 +470,38 @@ pub fn serving_faults(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_given_back_goes_to_the_others_in_proportion() {
+        let w = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|(a, x)| (a.to_string(), *x))
+                .collect::<Vec<_>>()
+        };
+        let cases: &[(&[(&str, i64)], &[&str], &[(&str, i64)])] = &[
+            (&[("new", 10), ("app", 90)], &["new"], &[("app", 100)]),
+            (&[("new", 10), ("app", 1)], &["new"], &[("app", 100)]),
+            (
+                &[("new", 50), ("a", 25), ("b", 25)],
+                &["new"],
+                &[("a", 50), ("b", 50)],
+            ),
+            (
+                &[("new", 10), ("a", 60), ("b", 30), ("r", 0)],
+                &["new"],
+                &[("a", 67), ("b", 33), ("r", 0)],
+            ),
+            (&[("new", 100)], &["new"], &[]),
+            (&[("new", 10), ("r", 0)], &["new"], &[]),
+        ];
+        for (weights, drop, want) in cases {
+            assert_eq!(
+                without(&w(weights), drop),
+                w(want),
+                "{weights:?} without {drop:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_walk_resumes_from_the_last_weight_reached() {

@@ -223,15 +223,29 @@ impl Engine {
                 self.set_traffic(spec, &split).await?;
             }
             None => {
-                let forwards_to_leftover = matches!(
-                    self.cloud.traffic.action(&spec.route()).await?,
-                    Some(ListenerAction::Forward(w)) if w.iter().any(|(a, _)| leftovers.iter().any(|f| &f.target_group_arn == a))
-                );
-                if forwards_to_leftover {
-                    self.cloud
-                        .traffic
-                        .fixed_response(&spec.route(), 503)
-                        .await?;
+                // The leftovers to remove (not the one resumed) leave the route: their share
+                // goes back to what else it forwards to (an adopted service's target group),
+                // else the route answers 503.
+                let keep = resumed.as_ref().map(|r| r.release);
+                let removed: Vec<&str> = leftovers
+                    .iter()
+                    .filter(|f| Some(f.release) != keep)
+                    .map(|f| f.target_group_arn.as_str())
+                    .collect();
+                if let Some(ListenerAction::Forward(w)) =
+                    self.cloud.traffic.action(&spec.route()).await?
+                {
+                    if w.iter().any(|(a, _)| removed.contains(&a.as_str())) {
+                        let back = decide::without(&w, &removed);
+                        if back.is_empty() {
+                            self.cloud
+                                .traffic
+                                .fixed_response(&spec.route(), 503)
+                                .await?;
+                        } else {
+                            self.set_traffic(spec, &back).await?;
+                        }
+                    }
                 }
             }
         }

@@ -74,20 +74,25 @@ impl Engine {
         ledger.rule_arn = spec.rule_arn.clone();
         let resumed = self.settle_leftovers(spec, &mut ledger).await?;
         let mut previous = self.route_before(spec).await?;
-        let promoting = resumed.as_ref().is_some_and(|r| r.held.is_some());
-        if let (true, Some(active)) = (promoting, ledger.active()) {
+        if let Some(held) = resumed.as_ref().filter(|r| r.held.is_some()) {
             // A held release keeps its share while it is promoted; what an abort puts
-            // back is the route before it took any: the serving fleet's alone.
-            let before = decide::split(
-                &active.target_group_arn,
-                100,
-                None,
-                &ledger.retained_target_groups(),
-            );
-            previous = self
-                .cloud
-                .traffic
-                .with_forward(&previous, &before, spec.sticky_seconds());
+            // back is the route before it took any: the serving fleet's alone (or the
+            // adopted service's target group's).
+            let before = match ledger.active() {
+                Some(active) => decide::split(
+                    &active.target_group_arn,
+                    100,
+                    None,
+                    &ledger.retained_target_groups(),
+                ),
+                None => decide::without(&previous.forward(), &[&held.target_group_arn]),
+            };
+            if !before.is_empty() {
+                previous =
+                    self.cloud
+                        .traffic
+                        .with_forward(&previous, &before, spec.sticky_seconds());
+            }
         }
         if resumed.is_none() && ask.broken.is_none() {
             if let Some(to) = self.rollback_target(spec, &mut ledger).await? {

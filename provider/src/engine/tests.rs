@@ -2807,4 +2807,51 @@ mod adopting_a_running_service {
         );
         assert_eq!(fake.group_names(), vec!["app-asg".to_string()]);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adoption_held_then_abandoned_or_promoted_never_leaves_the_service_without_traffic()
+    {
+        let (fake, engine) = world();
+        fake.add_running_service(LISTENER, "app-asg", APP_TG, 2);
+        let mut s = canary(IMAGE_A);
+        s.hold_at = Some(10);
+        let ledger = engine.release(&s, true, LIMIT).await.unwrap();
+        assert!(ledger.held().is_some());
+        let Some(ListenerAction::Forward(w)) = fake.listener(LISTENER) else {
+            panic!()
+        };
+        assert!(
+            w.contains(&(APP_TG.to_string(), 90)) && w.contains(&(tg("web-r1"), 10)),
+            "{w:?}"
+        );
+        // Another image while held: the held fleet abandoned, its share back on app-tg,
+        // and the new one adopted from there.
+        let mut b = canary(IMAGE_B);
+        b.hold_at = Some(10);
+        engine.release(&b, true, LIMIT).await.unwrap();
+        let Some(ListenerAction::Forward(w)) = fake.listener(LISTENER) else {
+            panic!()
+        };
+        assert!(
+            w.contains(&(APP_TG.to_string(), 90)) && w.contains(&(tg("web-r2"), 10)),
+            "{w:?}"
+        );
+        assert!(
+            fake.listener_log()
+                .iter()
+                .all(|w| w.iter().any(|(a, x)| a == APP_TG && *x > 0)
+                    || w.iter().any(|(a, x)| a.contains("web-r") && *x == 100)),
+            "never a route without the service or a whole fleet: {:?}",
+            fake.listener_log()
+        );
+        // An alarm during the promotion: back on app-tg alone, exactly.
+        alarm_after(&fake, 10);
+        b.hold_at = None;
+        engine.release(&b, true, LIMIT).await.unwrap_err();
+        assert_eq!(
+            fake.listener(LISTENER),
+            Some(ListenerAction::Forward(vec![(APP_TG.to_string(), 100)]))
+        );
+        assert_eq!(fake.group_names(), vec!["app-asg".to_string()]);
+    }
 }
