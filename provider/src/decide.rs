@@ -478,7 +478,8 @@ mod tests {
                 .map(|(a, x)| (a.to_string(), *x))
                 .collect::<Vec<_>>()
         };
-        let cases: &[(&[(&str, i64)], &[&str], &[(&str, i64)])] = &[
+        type Weights<'a> = &'a [(&'a str, i64)];
+        let cases: &[(Weights, &[&str], Weights)] = &[
             (&[("new", 10), ("app", 90)], &["new"], &[("app", 100)]),
             (&[("new", 10), ("app", 1)], &["new"], &[("app", 100)]),
             (
