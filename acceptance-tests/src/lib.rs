@@ -338,6 +338,63 @@ impl Aws {
         false
     }
 
+    /// Fires alarm `alarm` as soon as `fleet` has `weight` % of the listener's traffic
+    /// (looking for at most `limit`), in a task of its own; whether it came.
+    pub fn fire_alarm_at(
+        &self,
+        listener: &str,
+        fleet: &str,
+        weight: i64,
+        alarm: &str,
+        limit: Duration,
+    ) -> tokio::task::JoinHandle<bool> {
+        let (aws, listener, fleet, alarm) = (
+            self.clone(),
+            listener.to_string(),
+            fleet.to_string(),
+            alarm.to_string(),
+        );
+        tokio::spawn(async move {
+            let reached = aws.until_weight(&listener, &fleet, weight, limit).await;
+            if reached {
+                aws.fire_alarm(&alarm).await.expect("the alarm fires");
+            }
+            reached
+        })
+    }
+
+    /// Sets the listener's default action to a forward to these target groups (by name)
+    /// and weights, as someone in the console would.
+    pub async fn set_forward(&self, listener: &str, weights: &[(&str, i32)]) -> anyhow::Result<()> {
+        let arns = self.target_group_arns().await?;
+        let mut config = elb::types::ForwardActionConfig::builder();
+        for (name, w) in weights {
+            let arn = arns
+                .iter()
+                .find(|(_, n)| n.as_str() == *name)
+                .map(|(a, _)| a.clone())
+                .ok_or_else(|| anyhow!("no target group {name}"))?;
+            config = config.target_groups(
+                elb::types::TargetGroupTuple::builder()
+                    .target_group_arn(arn)
+                    .weight(*w)
+                    .build(),
+            );
+        }
+        self.elb
+            .modify_listener()
+            .listener_arn(listener)
+            .default_actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .forward_config(config.build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Clients for an endpoint with test credentials.
     pub async fn new(url: &str) -> Self {
         let creds =
@@ -940,6 +997,18 @@ variable "image_id" {{
 "#
     )
 }
+
+/// A canary of 10 % then 50 %, paused two seconds each, watched by alarm `web-5xx`.
+pub const CANARY_10_50: &str = r#"  strategy = "canary"
+  canary_step {
+    weight = 10
+    pause  = "2s"
+  }
+  canary_step {
+    weight = 50
+    pause  = "2s"
+  }
+  alarm_names = ["web-5xx"]"#;
 
 /// Options of the generated release configuration.
 #[derive(Debug, Clone)]

@@ -11,18 +11,6 @@ use acceptance_tests::{Harness, ReleaseOpts, TrafficWatcher};
 use aws_sdk_autoscaling as asg;
 use aws_sdk_elasticloadbalancingv2 as elb;
 
-const CANARY: &str = r#"  strategy = "canary"
-  canary_step {
-    weight = 10
-    pause  = "2s"
-  }
-  canary_step {
-    weight = 50
-    pause  = "2s"
-  }
-  max_size    = 8
-  alarm_names = ["web-5xx"]"#;
-
 /// The service as it ran before: target group `app-tg`, group `app-asg` of `desired`
 /// instances in it, the listener forwarding everything to it. Returns the target group's
 /// ARN.
@@ -92,7 +80,7 @@ async fn a_first_release_adopts_the_running_service_step_by_step() -> anyhow::Re
     h.aws.put_alarm("web-5xx").await?;
     running_service(&h, 5).await?;
     h.write(&h.release_hcl(&ReleaseOpts {
-        extra: CANARY.into(),
+        extra: format!("{}\n  max_size = 8", acceptance_tests::CANARY_10_50),
         ..Default::default()
     }))?;
     let run = h.terraform(&["plan"]).await?;
@@ -143,20 +131,16 @@ async fn an_aborted_adoption_puts_the_services_forward_back() -> anyhow::Result<
     running_service(&h, 2).await?;
     let before = h.aws.listener_weights(&h.fx.listener_arn).await?;
     h.write(&h.release_hcl(&ReleaseOpts {
-        extra: CANARY.into(),
+        extra: format!("{}\n  max_size = 8", acceptance_tests::CANARY_10_50),
         ..Default::default()
     }))?;
-    let aws = h.aws.clone();
-    let listener = h.fx.listener_arn.clone();
-    let firing = tokio::spawn(async move {
-        let reached = aws
-            .until_weight(&listener, "web-r1", 10, Duration::from_secs(120))
-            .await;
-        if reached {
-            aws.fire_alarm("web-5xx").await.unwrap();
-        }
-        reached
-    });
+    let firing = h.aws.fire_alarm_at(
+        &h.fx.listener_arn,
+        "web-r1",
+        10,
+        "web-5xx",
+        Duration::from_secs(120),
+    );
     let run = h.terraform(&["apply", "-auto-approve"]).await?;
     assert!(firing.await?, "the adoption never reached 10 %");
     assert_eq!(run.code, 1, "{}", run.all());

@@ -6,16 +6,7 @@ use std::time::Duration;
 
 use acceptance_tests::{watch_splits as watch, Aws, Harness, ReleaseOpts};
 
-const CANARY: &str = r#"  strategy = "canary"
-  canary_step {
-    weight = 10
-    pause  = "2s"
-  }
-  canary_step {
-    weight = 50
-    pause  = "2s"
-  }
-  alarm_names = ["web-5xx"]"#;
+const CANARY: &str = acceptance_tests::CANARY_10_50;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_weights_change_in_order() -> anyhow::Result<()> {
@@ -61,17 +52,13 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
     h.apply(&[]).await?;
 
     // When the canary reaches 10 %, the alarm fires.
-    let aws = h.aws.clone();
-    let listener = h.fx.listener_arn.clone();
-    let firing = tokio::spawn(async move {
-        let reached = aws
-            .until_weight(&listener, "web-r2", 10, Duration::from_secs(20))
-            .await;
-        if reached {
-            aws.fire_alarm("web-5xx").await.unwrap();
-        }
-        reached
-    });
+    let firing = h.aws.fire_alarm_at(
+        &h.fx.listener_arn,
+        "web-r2",
+        10,
+        "web-5xx",
+        Duration::from_secs(20),
+    );
     let run = h
         .terraform(&[
             "apply",

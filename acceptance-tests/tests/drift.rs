@@ -52,33 +52,9 @@ async fn plan_shows_then_apply_fixes(h: &Harness, texts: &[&str]) -> anyhow::Res
 #[tokio::test(flavor = "multi_thread")]
 async fn weights_changed_by_hand_are_put_back() -> anyhow::Result<()> {
     let h = two_releases().await?;
-    let arns = h.aws.target_group_arns().await?;
-    let arn = |name: &str| {
-        arns.iter()
-            .find(|(_, n)| n.as_str() == name)
-            .map(|(a, _)| a.clone())
-            .unwrap()
-    };
-    let forward = elb::types::Action::builder()
-        .r#type(elb::types::ActionTypeEnum::Forward)
-        .forward_config(
-            elb::types::ForwardActionConfig::builder()
-                .target_groups(
-                    elb::types::TargetGroupTuple::builder()
-                        .target_group_arn(arn("web-r1"))
-                        .weight(50)
-                        .build(),
-                )
-                .target_groups(
-                    elb::types::TargetGroupTuple::builder()
-                        .target_group_arn(arn("web-r2"))
-                        .weight(50)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    set_default_action(&h, forward).await?;
+    h.aws
+        .set_forward(&h.fx.listener_arn, &[("web-r1", 50), ("web-r2", 50)])
+        .await?;
     // The weights go back, and the plan's steps say so.
     plan_shows_then_apply_fixes(
         &h,

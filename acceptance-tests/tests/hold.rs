@@ -106,39 +106,8 @@ async fn held_at_ten_percent_then_promoted_from_there() -> anyhow::Result<()> {
     h.write(&config(&h, &h.fx.image_b, Some(10)))?;
 
     // 3. The split changed by hand is drift, put back to the held split.
-    let arns = h.aws.target_group_arns().await?;
-    let arn = |name: &str| {
-        arns.iter()
-            .find(|(_, n)| n.as_str() == name)
-            .map(|(a, _)| a.clone())
-            .unwrap()
-    };
     h.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&h.fx.listener_arn)
-        .default_actions(
-            aws_sdk_elasticloadbalancingv2::types::Action::builder()
-                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-                .forward_config(
-                    aws_sdk_elasticloadbalancingv2::types::ForwardActionConfig::builder()
-                        .target_groups(
-                            aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
-                                .target_group_arn(arn("web-r1"))
-                                .weight(100)
-                                .build(),
-                        )
-                        .target_groups(
-                            aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
-                                .target_group_arn(arn("web-r2"))
-                                .weight(0)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+        .set_forward(&h.fx.listener_arn, &[("web-r1", 100), ("web-r2", 0)])
         .await?;
     let run = h.terraform(&["plan", "-detailed-exitcode"]).await?;
     assert_eq!(run.code, 2, "the plan shows the drift: {}", run.all());

@@ -6,16 +6,7 @@ use std::time::Duration;
 
 use acceptance_tests::{Harness, ReleaseOpts};
 
-const CANARY: &str = r#"  strategy = "canary"
-  canary_step {
-    weight = 10
-    pause  = "2s"
-  }
-  canary_step {
-    weight = 50
-    pause  = "2s"
-  }
-  alarm_names = ["web-5xx"]"#;
+const CANARY: &str = acceptance_tests::CANARY_10_50;
 
 /// The events the topic was sent since the proxy's log entry `from`, in the order they
 /// were sent (the queue does not keep an order).
@@ -111,17 +102,13 @@ async fn a_canary_an_abort_and_a_rollback_are_told_step_by_step() -> anyhow::Res
         .as_str()));
 
     // 2. An abort: the alarm fires at 10 %; the message says why and where traffic is.
-    let aws = h.aws.clone();
-    let listener = h.fx.listener_arn.clone();
-    let firing = tokio::spawn(async move {
-        let reached = aws
-            .until_weight(&listener, "web-r3", 10, Duration::from_secs(60))
-            .await;
-        if reached {
-            aws.fire_alarm("web-5xx").await.unwrap();
-        }
-        reached
-    });
+    let firing = h.aws.fire_alarm_at(
+        &h.fx.listener_arn,
+        "web-r3",
+        10,
+        "web-5xx",
+        Duration::from_secs(60),
+    );
     let from = h.proxy.log().len();
     let run = h
         .terraform(&[

@@ -162,6 +162,14 @@ impl Observed {
     }
 }
 
+/// The split with the serving fleet alone at 100 % (empty: none serves).
+pub(crate) fn serving_alone(ledger: &Ledger) -> BTreeMap<String, i64> {
+    ledger
+        .active()
+        .map(|a| BTreeMap::from([(a.fleet_name.clone(), 100)]))
+        .unwrap_or_default()
+}
+
 /// What a notification is about (see [`Engine::notify`]).
 pub(crate) struct Note {
     pub event: crate::notify::Event,

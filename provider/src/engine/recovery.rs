@@ -305,17 +305,13 @@ impl Engine {
             .map_or_else(|| now.clone(), |h| h.started_at.clone());
         ledger.record_aborted(f, started, now, &reason, spec.history_limit as usize);
         if f.held.is_some() {
-            let traffic = ledger
-                .active()
-                .map(|a| BTreeMap::from([(a.fleet_name.clone(), 100)]))
-                .unwrap_or_default();
             self.notify(
                 spec,
                 Note::of(
                     crate::notify::Event::Aborted,
                     f,
                     ledger.active().map(|a| a.fleet_name.as_str()),
-                    traffic,
+                    serving_alone(ledger),
                 )
                 .because(reason),
             );
@@ -435,16 +431,7 @@ impl Engine {
         );
         self.notify(
             spec,
-            Note::of(
-                crate::notify::Event::Aborted,
-                record,
-                ledger.active().map(|a| a.fleet_name.as_str()),
-                match &restored {
-                    Restored::Back { .. } => Self::named(&ledger, &previous.forward()),
-                    _ => BTreeMap::new(),
-                },
-            )
-            .because(format!(
+            aborted_note(&ledger, record, previous, &restored).because(format!(
                 "stopped ({why}) during {at}; the next apply finishes it or removes it"
             )),
         );
@@ -532,16 +519,7 @@ impl Engine {
         );
         self.notify(
             spec,
-            Note::of(
-                crate::notify::Event::Aborted,
-                record,
-                ledger.active().map(|a| a.fleet_name.as_str()),
-                match &restored {
-                    Restored::Back { .. } => Self::named(&ledger, &previous.forward()),
-                    _ => BTreeMap::new(),
-                },
-            )
-            .because(match &restored {
+            aborted_note(&ledger, record, previous, &restored).because(match &restored {
                 Restored::Back { .. } => reason.clone(),
                 _ => format!(
                     "{reason} (traffic could NOT be put back: the next apply puts it back first)"
@@ -580,6 +558,24 @@ impl Engine {
             traffic,
         }
     }
+}
+
+/// The `aborted` notification of `record`: the split put back, when it was.
+fn aborted_note(
+    ledger: &Ledger,
+    record: &FleetRecord,
+    previous: &RouteState,
+    restored: &Restored,
+) -> Note {
+    Note::of(
+        crate::notify::Event::Aborted,
+        record,
+        ledger.active().map(|a| a.fleet_name.as_str()),
+        match restored {
+            Restored::Back { .. } => Engine::named(ledger, &previous.forward()),
+            _ => BTreeMap::new(),
+        },
+    )
 }
 
 /// A fleet's record as its group's tags tell it (a lost ledger being rebuilt): `retained`

@@ -368,13 +368,9 @@ impl Engine {
             Some("its fleet was deleted outside Terraform".into()),
             Some(self.now_rfc3339()),
         );
-        let traffic = ledger
-            .active()
-            .map(|a| BTreeMap::from([(a.fleet_name.clone(), 100)]))
-            .unwrap_or_default();
         self.notify(
             spec,
-            Note::of(Event::Retired, &fleet, None, traffic)
+            Note::of(Event::Retired, &fleet, None, super::serving_alone(ledger))
                 .because("its fleet was deleted outside Terraform"),
         );
         Ok(None)

@@ -384,6 +384,12 @@ fn spec_of(ctx: &Context, diags: &mut Diagnostics, planned: &ReleaseState) -> Op
 
 /// What the Terraform layer records in the ledger for import: the arguments, without the
 /// user data (read back from the launch template) and without the read-only attributes.
+/// `alarm_names` when known and not empty.
+fn alarm_names(planned: &ReleaseState) -> Option<Vec<String>> {
+    let names = super::state::known_set(&planned.alarm_names)?;
+    (!names.is_empty()).then(|| names.into_iter().collect())
+}
+
 fn settings_snapshot(state: &ReleaseState) -> serde_json::Value {
     let mut s = state.clone();
     s.user_data = Value::Null;
@@ -404,13 +410,9 @@ impl ReleaseResource {
         planned: &ReleaseState,
         refuse: bool,
     ) {
-        let Some(names) = super::state::known_set(&planned.alarm_names) else {
+        let Some(names) = alarm_names(planned) else {
             return;
         };
-        if names.is_empty() {
-            return;
-        }
-        let names: Vec<String> = names.into_iter().collect();
         match ctx.engine.missing_alarms(&names).await {
             Ok(missing) if !missing.is_empty() => {
                 let list = missing.join(", ");
@@ -441,13 +443,9 @@ impl ReleaseResource {
         planned: &ReleaseState,
         weight: i64,
     ) {
-        let Some(names) = super::state::known_set(&planned.alarm_names) else {
+        let Some(names) = alarm_names(planned) else {
             return;
         };
-        if names.is_empty() {
-            return;
-        }
-        let names: Vec<String> = names.into_iter().collect();
         if let Ok(firing) = ctx.engine.alarms_firing(&names).await {
             if !firing.is_empty() {
                 diags.warning(

@@ -91,9 +91,7 @@ impl Proxies {
             "https" => self.https.as_deref()?,
             _ => return None,
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit('@').next().unwrap_or_default();
-        let (host, port) = split_host_port(authority);
+        let (host, port) = split_host_port(host_of(rest));
         let host = host.to_ascii_lowercase();
         let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") {
             443
