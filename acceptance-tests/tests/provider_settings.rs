@@ -184,10 +184,9 @@ async fn bad_provider_settings_are_refused_at_plan_with_the_attribute() -> anyho
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn shared_files_and_web_identity_supply_the_credentials() -> anyhow::Result<()> {
-    let h = Harness::start().await?;
-    let dir = &h.dir.0;
+/// Shared config and credentials files with profile `deployer` (key AKIAFROMSHAREDFILE)
+/// in `dir`: `aws-config`, `aws-credentials`.
+fn write_deployer_profile(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("aws-config"),
         "[profile deployer]\nregion = us-east-1\n",
@@ -196,6 +195,14 @@ async fn shared_files_and_web_identity_supply_the_credentials() -> anyhow::Resul
         dir.join("aws-credentials"),
         "[deployer]\naws_access_key_id = AKIAFROMSHAREDFILE\naws_secret_access_key = secret\n",
     )?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_files_and_web_identity_supply_the_credentials() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = &h.dir.0;
+    write_deployer_profile(dir)?;
     h.write(&with_provider(
         &h,
         &format!(
@@ -307,14 +314,7 @@ fn hashicorp_aws_body(dir: &std::path::Path, endpoint: &str) -> String {
 async fn a_hashicorp_aws_provider_block_works_unchanged() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let dir = &h.dir.0;
-    std::fs::write(
-        dir.join("aws-config"),
-        "[profile deployer]\nregion = us-east-1\n",
-    )?;
-    std::fs::write(
-        dir.join("aws-credentials"),
-        "[deployer]\naws_access_key_id = AKIAFROMSHAREDFILE\naws_secret_access_key = secret\n",
-    )?;
+    write_deployer_profile(dir)?;
     let body = hashicorp_aws_body(dir, &h.proxy.url);
 
     // 1. The same text is a valid hashicorp/aws provider block (its own schema says so),

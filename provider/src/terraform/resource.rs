@@ -638,7 +638,9 @@ impl ReleaseResource {
     }
 
     /// Checks that need AWS: the image exists and is available, the key pair exists (with
-    /// `image`: what instances launch from); the listener exists.
+    /// `image`: what instances launch from); the listener exists. Returns the listener's
+    /// default action as read (with `listener`, when it exists), so that no caller reads it
+    /// again.
     async fn check_in_aws(
         &self,
         ctx: &Context,
@@ -646,7 +648,8 @@ impl ReleaseResource {
         planned: &ReleaseState,
         image: bool,
         listener: bool,
-    ) {
+    ) -> Option<crate::cloud::ListenerAction> {
+        let mut read = None;
         if image {
             if let Value::Value(id) = &planned.image_id {
                 match ctx.engine.image_state(id).await {
@@ -690,7 +693,8 @@ impl ReleaseResource {
                         format!("load_balancer.listener_arn {arn} does not exist: create the listener first"),
                         AttributePath::new("load_balancer").attribute("listener_arn"),
                     ),
-                    Ok(Some(_)) => {
+                    Ok(Some(action)) => {
+                        read = Some(action);
                         let rule = planned
                             .load_balancer
                             .as_ref_option()
@@ -711,6 +715,7 @@ impl ReleaseResource {
                 }
             }
         }
+        read
     }
 
     /// After an apply: the state as AWS now says, and the arguments recorded for import
@@ -1068,13 +1073,19 @@ impl Resource for ReleaseResource {
         self.resolve_base(ctx, diags, &mut planned).await;
         Self::warn_if_desired_with_scaling(diags, &config);
         Self::warn_if_no_room_to_scale(diags, &config, &planned);
+        let listener_action = self.check_in_aws(ctx, diags, &planned, true, true).await;
         let mut first = None;
         if let Ok(spec) = planned.to_spec(&ctx.default_tags) {
             let explicit = !config.desired_capacity.is_null();
             // A route that forwards to a target group of its own already: the first release
-            // adopts that service, step by step.
-            let adopting = match ctx.engine.route_action(&spec.route()).await {
-                Ok(Some(crate::cloud::ListenerAction::Forward(w))) => {
+            // adopts that service, step by step (the listener's action as just read; a
+            // rule's read here).
+            let route_action = match &spec.rule_arn {
+                None => listener_action,
+                Some(_) => ctx.engine.route_action(&spec.route()).await.ok().flatten(),
+            };
+            let adopting = match route_action {
+                Some(crate::cloud::ListenerAction::Forward(w)) => {
                     let with: Vec<&String> =
                         w.iter().filter(|(_, x)| *x > 0).map(|(a, _)| a).collect();
                     match with.as_slice() {
@@ -1094,7 +1105,6 @@ impl Resource for ReleaseResource {
             });
         }
         planned.set_planned(first.as_deref());
-        self.check_in_aws(ctx, diags, &planned, true, true).await;
         self.check_target_group_room(ctx, diags, &planned).await;
         Self::check_tag_limits(ctx, diags, &planned);
         Self::warn_if_never_judged(ctx, diags, &planned);
