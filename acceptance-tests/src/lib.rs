@@ -1750,6 +1750,18 @@ impl MirrorWorkdir {
         Ok(text)
     }
 
+    /// Runs terraform with `args`, success or not: whether it succeeded, and its stdout.
+    pub async fn run(&self, args: &[&str]) -> anyhow::Result<(bool, String)> {
+        let out = user_terraform(&self.dir, &self.dir, &self.rc)
+            .args(args)
+            .output()
+            .await?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        ))
+    }
+
     /// `terraform output -raw NAME`.
     pub async fn output(&self, name: &str) -> anyhow::Result<String> {
         Ok(self

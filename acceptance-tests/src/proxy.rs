@@ -36,7 +36,7 @@
 //! Faults can apply to every action or only to listed ones. A faulted call never reaches
 //! the emulator, as with real AWS (a throttled call did nothing). Used by the acceptance
 //! tests as a library and by contributors as the `fault-proxy` binary (see
-//! `docs/contributing/fault-proxy.md`).
+//! `contributing/fault-proxy.md`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -94,6 +94,49 @@ async fn alarm_during_a_pause_aborts_and_restores_traffic() -> anyhow::Result<()
     Ok(())
 }
 
+/// An alarm already in `ALARM` would abort the next release at its first pause (the
+/// hotfix for what it sees included): the plan says so, and the way out it names — the
+/// alarm left out of `alarm_names` for one apply — releases.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_already_firing_is_warned_of_at_plan_and_the_way_out_releases(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.aws.put_alarm("web-5xx").await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: CANARY.into(),
+        ..Default::default()
+    }))?;
+    h.apply(&[]).await?;
+    let warning = "alarm web-5xx is in ALARM now: this release would abort at its first pause";
+    let image_b = format!("-var=image_id={}", h.fx.image_b);
+    let calm = h.terraform(&["plan", &image_b]).await?.ok()?;
+    assert!(!calm.says(warning), "{}", calm.all());
+
+    h.aws.fire_alarm("web-5xx").await?;
+    let plan = h.terraform(&["plan", &image_b]).await?.ok()?;
+    assert!(plan.says(warning), "{}", plan.all());
+    assert!(
+        plan.says("leave it out of alarm_names for this apply"),
+        "{}",
+        plan.all()
+    );
+    // A plan that releases nothing does not warn.
+    let same = h.terraform(&["plan"]).await?.ok()?;
+    assert!(!same.says(warning), "{}", same.all());
+
+    // The way out: the same canary without that alarm, for one apply.
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: CANARY.replace("alarm_names = [\"web-5xx\"]", "alarm_names = []"),
+        ..Default::default()
+    }))?;
+    h.apply(&[("image_id", &h.fx.image_b)]).await?;
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [("web-r1".to_string(), 0), ("web-r2".to_string(), 100)].into()
+    );
+    Ok(())
+}
+
 /// A composite alarm named in `alarm_names` aborts a canary when it goes to `ALARM`
 /// (AWS's `DescribeAlarms` answers composite alarms only when `AlarmTypes` asks for them;
 /// the proxy answers as AWS does, two alarms a page). The composite is the last of three

@@ -37,14 +37,31 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tfvars(h: &Harness) -> String {
+/// The module example's inputs; `security_group_id`, a group made for it in the VPC.
+fn tfvars(h: &Harness, security_group_id: &str) -> String {
     serde_json::json!({
         "endpoint": h.proxy.url,
         "listener_arn": h.fx.listener_arn,
         "vpc_id": h.fx.vpc_id,
         "subnet_ids": h.fx.subnet_ids,
+        "security_group_id": security_group_id,
     })
     .to_string()
+}
+
+/// A security group in the fixtures' VPC, as a team's network layer makes one.
+async fn security_group(h: &Harness, name: &str) -> anyhow::Result<String> {
+    Ok(h.aws
+        .ec2
+        .create_security_group()
+        .group_name(name)
+        .description("admits the load balancer")
+        .vpc_id(&h.fx.vpc_id)
+        .send()
+        .await?
+        .group_id()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Terraform as a user runs it: no development overrides, the home directory's implied
@@ -92,7 +109,8 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
     copy_dir(&examples.join("service"), &work.0.join("service"))?;
     copy_dir(&examples.join("example"), &work.0.join("example"))?;
     let dir = work.0.join("example");
-    std::fs::write(dir.join("terraform.tfvars.json"), tfvars(&h))?;
+    let sg = security_group(&h, "web-instances").await?;
+    std::fs::write(dir.join("terraform.tfvars.json"), tfvars(&h, &sg))?;
 
     let init = user_terraform(&home.0, &dir, &["init", "-input=false"]).await?;
     assert!(
@@ -132,6 +150,8 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
         (Some(true), Some(20))
     );
     assert_eq!(root.volume_type().map(|t| t.as_str()), Some("gp3"));
+    // The security group the module now asks for is the instances'.
+    assert_eq!(data.security_group_ids(), std::slice::from_ref(&sg), "{data:?}");
     // Its request-count policy is on the serving fleet.
     let policy = |fleet: &str| {
         let aws = &h.aws;
@@ -336,7 +356,8 @@ async fn the_quick_start_example_applies_and_rolls_back() -> anyhow::Result<()> 
     let h = Harness::start().await?;
     let main = std::fs::read_to_string(repo_root().join("examples/quickstart/main.tf"))?;
     h.write(&main)?;
-    std::fs::write(h.dir.0.join("terraform.tfvars.json"), tfvars(&h))?;
+    let sg = security_group(&h, "demo-web").await?;
+    std::fs::write(h.dir.0.join("terraform.tfvars.json"), tfvars(&h, &sg))?;
     h.apply(&[("image_id", &h.fx.image_a)]).await?;
     h.apply(&[("image_id", &h.fx.image_b)]).await?;
     let prev = h.outputs().await?["previous_image_id"]["value"]

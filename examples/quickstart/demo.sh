@@ -25,12 +25,12 @@ tf() { "$TERRAFORM" "$@" -no-color 2>&1 | grep -v -e 'Provider development overr
 
 # Every demo starts from an empty account.
 "$PY" -c "import urllib.request, sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/reset', method='POST'))" "$ENDPOINT"
-step "Fixtures a user already has: a VPC, subnets, an ALB listener, two images ($ENDPOINT)"
+step "Fixtures a user already has: a VPC, subnets, a security group, an ALB listener, two images ($ENDPOINT)"
 "$PY" "$here/fixtures.py" "$ENDPOINT" > fx.json
 "$PY" - <<'PYEOF'
 import json
 fx = json.load(open("fx.json"))
-json.dump({k: fx[k] for k in ("endpoint", "listener_arn", "vpc_id", "subnet_ids")},
+json.dump({k: fx[k] for k in ("endpoint", "listener_arn", "vpc_id", "subnet_ids", "security_group_id")},
           open("terraform.tfvars.json", "w"))
 PYEOF
 A=$("$PY" -c 'import json; print(json.load(open("fx.json"))["image_a"])')
@@ -92,7 +92,7 @@ step "What to try next"
 cat <<TXT
 - Make a release fail: set health { timeout = "5s" } and point endpoint_url at the fault
   proxy reporting targets unhealthy (cargo run -p acceptance-tests --bin fault-proxy --
-  --upstream $ENDPOINT --unhealthy all; docs/contributing/fault-proxy.md): the apply
+  --upstream $ENDPOINT --unhealthy all; contributing/fault-proxy.md): the apply
   fails with the figures and traffic stays where it was.
 - Add alarm_names to the release and set an alarm to ALARM during a pause: the release
   aborts and traffic goes back (aws cloudwatch set-alarm-state against the emulator).

@@ -22,8 +22,14 @@ listener = listeners[0]["ListenerArn"] if listeners else elb.create_listener(
     LoadBalancerArn=lb, Protocol="HTTP", Port=80,
     DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
 )["Listeners"][0]["ListenerArn"]
+# The instances' security group: it admits the load balancer on the port they serve.
+groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["demo-web"]},
+                                               {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+sg = groups[0]["GroupId"] if groups else ec2.create_security_group(
+    GroupName="demo-web", Description="the demo's instances", VpcId=vpc)["GroupId"]
 images = [i["ImageId"] for i in ec2.describe_images(
     Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]]
 second = next(i for i in images if i != "ami-04681a1dbd79675a5" and len(i) in (12, 21))
 json.dump({"endpoint": endpoint, "listener_arn": listener, "vpc_id": vpc, "subnet_ids": subnets,
+           "security_group_id": sg,
            "image_a": "ami-04681a1dbd79675a5", "image_b": second}, sys.stdout)

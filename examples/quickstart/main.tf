@@ -15,6 +15,10 @@ variable "endpoint" {
 variable "listener_arn" { type = string }
 variable "vpc_id" { type = string }
 variable "subnet_ids" { type = list(string) }
+variable "security_group_id" {
+  description = "The instances' group: it admits the load balancer on port 8080."
+  type        = string
+}
 
 variable "image_id" {
   description = "Change this to release; set it back to roll back."
@@ -35,6 +39,8 @@ resource "immutable_release" "web" {
   subnet_ids    = var.subnet_ids
   user_data     = "#!/bin/sh\necho serving on 8080"
   instance_tags = { role = "web" }
+
+  security_group_ids = [var.security_group_id]
 
   min_size         = 2
   max_size         = 6

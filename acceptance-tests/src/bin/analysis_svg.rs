@@ -1,4 +1,4 @@
-//! `make analysis-svg`: draws `docs/images/canary-analysis.svg` from a real run against the
+//! `make analysis-svg`: draws `contributing/images/canary-analysis.svg` from a real run against the
 //! local AWS — a canary that analysis aborted: both fleets' weights over time (sampled from
 //! the listener), both fleets' error rates (as written to CloudWatch), each judgement (from
 //! the provider's log) and the moment traffic went back.
@@ -195,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
         judgements.push((b, "fail"));
     }
     let svg = draw(&seen, &judgements, back, &reason);
-    let out = acceptance_tests::repo_root().join("docs/images/canary-analysis.svg");
+    let out = acceptance_tests::repo_root().join("contributing/images/canary-analysis.svg");
     std::fs::create_dir_all(out.parent().unwrap())?;
     std::fs::write(&out, svg)?;
     println!(

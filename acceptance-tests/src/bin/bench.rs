@@ -1,6 +1,6 @@
 //! `make bench`: the provider's own costs, measured with a release build of the provider,
 //! the local AWS (moto) and the real Terraform CLI. Prints one table and writes it as JSON
-//! (`target/bench/bench.json`). See `docs/benchmarks.md` for how to read it.
+//! (`target/bench/bench.json`). See `contributing/benchmarks.md` for how to read it.
 //!
 //! Environment: `TF_ACC_PROVIDER_DIR` (the release build's directory; `make bench` sets it),
 //! `BENCH_RUNS` (runs per single-release figure, default 5), `BENCH_SCALE_RUNS` (default 3),

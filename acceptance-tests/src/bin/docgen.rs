@@ -380,21 +380,129 @@ fn check_links(page: &str, text: &str) -> anyhow::Result<()> {
             continue;
         }
         let path = target.split('#').next().unwrap_or_default();
-        // A picture of the repository's (GitHub shows it; the registry does not host it).
-        if path.ends_with(".svg") && path.trim_start_matches("../").starts_with("images/") {
-            let file = repo_root()
-                .join("docs")
-                .join(path.trim_start_matches("../"));
-            if !file.is_file() {
-                bail!("{page}: picture ({target}) does not exist: run `make analysis-svg`");
-            }
-            continue;
-        }
         let published = ["resources/", "data-sources/", "guides/"]
             .iter()
             .any(|d| path.trim_start_matches("../").starts_with(d));
         if path.ends_with(".md") || !published {
             bail!("{page}: link ({target}) must name a published page without .md (resources/…, data-sources/…, guides/…)");
+        }
+    }
+    Ok(())
+}
+
+/// What the Registry accepts and shows well, checked on every rendered page:
+/// - front matter with `page_title` and `description` (guides: `subcategory: "Guides"`);
+/// - callouts in the Registry's syntax: `~> **NOTE:**`, `!> **WARNING:**`, `-> **Note:**`;
+/// - fenced code in languages the Registry highlights (`terraform`, never `hcl`), no
+///   diagrams it cannot render (`mermaid`), no pictures (it hosts none);
+/// - no paths into the source repository (the Registry publishes `docs/` alone);
+/// - a resource or data source page laid out as the Registry shows them: the title, a short
+///   introduction, then `## Example Usage`, `## Schema` and (a resource) `## Import`, and
+///   no other section: the long prose belongs in guides.
+fn check_layout(page: &str, text: &str) -> anyhow::Result<()> {
+    let fail = |why: String| anyhow!("{page}: {why}");
+    let Some(front) = text
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n").map(|(f, _)| f))
+    else {
+        return Err(fail(
+            "no front matter (--- page_title, description ---)".into(),
+        ));
+    };
+    for key in ["page_title:", "description:"] {
+        if !front.lines().any(|l| l.starts_with(key)) {
+            return Err(fail(format!("front matter has no {key}")));
+        }
+    }
+    if page.starts_with("guides/") && !front.contains("subcategory: \"Guides\"") {
+        return Err(fail(
+            "a guide's front matter says subcategory: \"Guides\"".into(),
+        ));
+    }
+    let mut in_code = false;
+    let mut headings = Vec::new();
+    let mut intro_lines = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let at = |why: &str| fail(format!("line {}: {why}: {line}", n + 1));
+        if let Some(lang) = line.strip_prefix("```") {
+            if !in_code {
+                let allowed = ["terraform", "shell", "text", "json", "yaml"];
+                if !allowed.contains(&lang) {
+                    return Err(at(&format!(
+                        "a code block's language is one of {allowed:?} (the Registry renders no diagrams; Terraform is `terraform`)"
+                    )));
+                }
+            }
+            in_code = !in_code;
+            continue;
+        }
+        for repo_path in [
+            "provider/src",
+            "acceptance-tests",
+            "examples/",
+            "templates/",
+            "scripts/",
+            "contributing/",
+            "GNUmakefile",
+            ".rs`",
+            "make demo",
+            "make bench",
+            "make test",
+            "make analysis-svg",
+            "docs/",
+        ] {
+            if line.contains(repo_path) {
+                return Err(at(&format!("`{repo_path}` names the source repository, which the Registry does not publish")));
+            }
+        }
+        if in_code {
+            continue;
+        }
+        if line.starts_with("![") || line.contains("<img") {
+            return Err(at("a picture: the Registry hosts none"));
+        }
+        for (mark, word) in [
+            ("~>", "~> **NOTE:** "),
+            ("!>", "!> **WARNING:** "),
+            ("->", "-> **Note:** "),
+        ] {
+            if line.starts_with(mark) && !line.starts_with(word) {
+                return Err(at(&format!("a callout starts `{word}`")));
+            }
+        }
+        if let Some(h) = line.strip_prefix("## ") {
+            headings.push(h.to_string());
+        } else if headings.is_empty() && !line.trim().is_empty() && !line.starts_with('#') {
+            intro_lines += 1;
+        }
+    }
+    let kind = if page.starts_with("resources/") {
+        Some(("Resource", vec!["Example Usage", "Schema", "Import"]))
+    } else if page.starts_with("data-sources/") {
+        Some(("Data Source", vec!["Example Usage", "Schema"]))
+    } else {
+        None
+    };
+    if let Some((kind, sections)) = kind {
+        let name = page
+            .split('/')
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches(".md");
+        let title = format!("# immutable_{name} ({kind})");
+        if !text.lines().any(|l| l == title) {
+            return Err(fail(format!("the title is `{title}`")));
+        }
+        if headings != sections {
+            return Err(fail(format!(
+                "the sections are {sections:?}, as the Registry lays out a {kind} page (found {headings:?}): move the rest into a guide"
+            )));
+        }
+        // The front matter's lines are counted too: a few short paragraphs and callouts.
+        if intro_lines > 45 {
+            return Err(fail(format!(
+                "{intro_lines} lines before Example Usage: keep the introduction short and move the prose into a guide"
+            )));
         }
     }
     Ok(())
@@ -436,7 +544,28 @@ fn pages(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
             };
             let text = render(&std::fs::read_to_string(&p)?, subject, root)?;
             check_links(page, &text)?;
+            check_layout(page, &text)?;
             out.insert(PathBuf::from(page), text);
+        }
+    }
+    Ok(out)
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir)?.to_path_buf());
+            }
         }
     }
     Ok(out)
@@ -455,6 +584,15 @@ fn main() -> anyhow::Result<()> {
                 stale.push(rel.display().to_string());
             }
         }
+        // docs/ holds the published pages alone: the Registry reads nothing else there.
+        for extra in files_under(&docs)? {
+            if !rendered.contains_key(&extra) {
+                stale.push(format!(
+                    "{} (not a page of templates/: remove it)",
+                    extra.display()
+                ));
+            }
+        }
         if !stale.is_empty() {
             bail!(
                 "docs/ is stale ({}): run `make docs` and commit the result",
@@ -463,6 +601,12 @@ fn main() -> anyhow::Result<()> {
         }
         println!("docs/ is up to date ({} pages)", rendered.len());
         return Ok(());
+    }
+    for extra in files_under(&docs)? {
+        if !rendered.contains_key(&extra) {
+            std::fs::remove_file(docs.join(&extra))?;
+            println!("removed docs/{} (no template renders it)", extra.display());
+        }
     }
     for (rel, text) in &rendered {
         let path = docs.join(rel);

@@ -1,5 +1,5 @@
 //! `fault-proxy`: the project's fault-injecting proxy as a command, for trying the provider
-//! against a misbehaving AWS by hand. See `docs/contributing/fault-proxy.md`.
+//! against a misbehaving AWS by hand. See `contributing/fault-proxy.md`.
 //!
 //! ```text
 //! fault-proxy --upstream http://127.0.0.1:5000 [--listen 127.0.0.1:5001]

@@ -25,6 +25,11 @@ variable "subnet_ids" {
   type = list(string)
 }
 
+variable "security_group_id" {
+  type        = string
+  description = "A group that admits the load balancer on port 80."
+}
+
 variable "image_id" {
   type    = string
   default = "ami-04681a1dbd79675a5"
@@ -39,15 +44,18 @@ provider "immutable" {
 module "web" {
   source = "../service"
 
-  name         = "web"
-  image_id     = var.image_id
-  subnet_ids   = var.subnet_ids
-  listener_arn = var.listener_arn
-  vpc_id       = var.vpc_id
-  min_size     = 1
-  max_size     = 2
-  canary       = [{ weight = 20, pause = "1s" }]
-  bake_time    = "0s"
+  name               = "web"
+  image_id           = var.image_id
+  subnet_ids         = var.subnet_ids
+  security_group_ids = [var.security_group_id]
+  listener_arn       = var.listener_arn
+  vpc_id             = var.vpc_id
+  root_device_name   = "/dev/xvda" # the image's (Amazon Linux)
+
+  min_size  = 1
+  max_size  = 2
+  canary    = [{ weight = 20, pause = "1s" }]
+  bake_time = "0s"
 
   analysis_interval = "1s"
 

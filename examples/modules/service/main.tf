@@ -32,13 +32,17 @@ resource "immutable_release" "this" {
     http_tokens                 = "required"
     http_put_response_hop_limit = var.metadata_hop_limit
   }
-  # The root volume: encrypted gp3 (the platform's default KMS key unless one is given).
-  block_device {
-    device_name = var.root_device_name
-    volume_size = var.root_volume_size
-    volume_type = "gp3"
-    encrypted   = true
-    kms_key_id  = var.root_volume_kms_key_id
+  # The root volume, when its device name is given: encrypted gp3 (the account's default
+  # KMS key unless one is given).
+  dynamic "block_device" {
+    for_each = var.root_device_name == null ? [] : [var.root_device_name]
+    content {
+      device_name = block_device.value
+      volume_size = var.root_volume_size
+      volume_type = "gp3"
+      encrypted   = true
+      kms_key_id  = var.root_volume_kms_key_id
+    }
   }
 
   min_size         = var.min_size

@@ -21,8 +21,11 @@ variable "subnet_ids" {
 
 variable "security_group_ids" {
   type        = list(string)
-  description = "Security groups of the instances."
-  default     = []
+  description = "Security groups of the instances, at least one; one of them must admit the load balancer's security group on port. (Without any, AWS attaches the VPC's default group, which the load balancer cannot reach: every release would time out at its health gate.)"
+  validation {
+    condition     = length(var.security_group_ids) > 0
+    error_message = "Give the instances a security group that admits the load balancer on port (security_group_ids): the VPC's default group, which AWS attaches otherwise, does not."
+  }
 }
 
 variable "instance_profile" {
@@ -174,13 +177,13 @@ variable "metadata_hop_limit" {
 
 variable "root_device_name" {
   type        = string
-  description = "The image's root device name (Amazon Linux: /dev/xvda)."
-  default     = "/dev/xvda"
+  description = "The image's root device name (data.aws_ami's root_device_name: /dev/xvda on Amazon Linux, /dev/sda1 on Ubuntu and Debian), to size and encrypt the root volume; null keeps the image's own root volume. A name that is not the image's root device adds a second, empty volume instead."
+  default     = null
 }
 
 variable "root_volume_size" {
   type        = number
-  description = "Root volume size in GiB (gp3, encrypted)."
+  description = "Root volume size in GiB (gp3, encrypted), with root_device_name."
   default     = 20
   validation {
     condition     = var.root_volume_size >= 1 && var.root_volume_size <= 16384

@@ -460,6 +460,30 @@ impl ReleaseResource {
         }
     }
 
+    /// A release planned while an alarm it watches is already in `ALARM`: it would abort at
+    /// its first pause, the hotfix for what the alarm sees included.
+    async fn warn_if_alarms_fire_before_release(
+        ctx: &Context,
+        diags: &mut Diagnostics,
+        planned: &ReleaseState,
+    ) {
+        let Some(names) = alarm_names(planned) else {
+            return;
+        };
+        if let Ok(firing) = ctx.engine.alarms_firing(&names).await {
+            if !firing.is_empty() {
+                diags.warning(
+                    "Alarm already in ALARM",
+                    format!(
+                        "alarm {} is in ALARM now: this release would abort at its first pause (traffic back on the serving fleet, the new fleet deleted). To release a fix for what it sees, leave it out of alarm_names for this apply, or roll back to a retained fleet (a rollback watches no alarm)",
+                        firing.join(", ")
+                    ),
+                    AttributePath::new("alarm_names"),
+                );
+            }
+        }
+    }
+
     /// `target_tracking` on a fleet whose `max_size` leaves it no room above the capacity it
     /// starts with (unset, `max_size` is the larger of `min_size` and `desired_capacity`):
     /// the policies could never scale out.
@@ -1193,6 +1217,14 @@ impl Resource for ReleaseResource {
             held_at.is_some_and(|w| planned.hold_at.as_ref_option().is_none_or(|h| *h > w));
         if let Some(w) = held_at {
             Self::warn_if_held_alarms_fire(ctx, diags, &planned, w).await;
+        } else if let PlannedSteps::Known(s) = &steps {
+            // A release whose walk watches the alarms.
+            let watches = s.iter().any(|s| {
+                matches!(s, Step::Watch { alarms, .. } | Step::Bake { alarms, .. } if !alarms.is_empty())
+            });
+            if watches && s.iter().any(|s| matches!(s, Step::Launch { .. })) {
+                Self::warn_if_alarms_fire_before_release(ctx, diags, &planned).await;
+            }
         }
         if fleet_changed || promotes {
             self.warn_if_rollback_target_gone(ctx, diags, &planned, &private);

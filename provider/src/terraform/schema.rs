@@ -272,22 +272,22 @@ pub fn release_schema() -> Schema {
         ("instance_tags", attr(str_map(), oc.clone(), "Tags on every instance.")),
         ("key_name", attr(T::String, C::Optional, "EC2 key pair of the instances. Fleet-shaping: a change is a release.")),
         ("monitoring", attr(T::Bool, C::Optional, "Detailed (1-minute) CloudWatch monitoring of the instances. Defaults to false. Fleet-shaping: a change is a release.")),
-        ("min_size", attr(T::Number, oc.clone(), "Minimum size of the fleet; 0 ≤ min ≤ desired ≤ max. Defaults to 1.")),
+        ("min_size", attr(T::Number, oc.clone(), "Minimum size of the fleet, 0 or more; `min_size` ≤ `desired_capacity` ≤ `max_size`. Defaults to 1.")),
         ("max_size", attr(T::Number, oc.clone(), "Maximum size of the fleet. Defaults to max(min_size, desired_capacity).")),
-        ("desired_capacity", attr(T::Number, oc.clone(), "Desired size. Unset: the first release uses `min_size` and later releases carry over the live fleet's desired capacity, so an autoscaled fleet never shrinks on release. A change to capacity alone scales the serving fleet in place.")),
+        ("desired_capacity", attr(T::Number, oc.clone(), "Desired size, at least 1 (a new fleet passes its health gate with instances serving). Unset: the first release uses `min_size` (or, adopting a running service, the capacity of the groups behind its target groups) and later releases carry over the live fleet's desired capacity, so an autoscaled fleet never shrinks on release. A change to capacity alone scales the serving fleet in place.")),
         ("strategy", attr(T::String, oc.clone(), "`\"blue_green\"`: all traffic at once after the health gate; `\"canary\"`: walk the `canary_step` blocks, then 100 %. Defaults to `\"blue_green\"`.")),
         ("alarm_names", attr(str_set(), oc.clone(), "CloudWatch alarms watched during every canary pause and the bake; any in `ALARM` aborts the release.")),
         ("hold_at", attr(T::Number, oc.clone(), "Stop the release at this weight until a later apply raises or removes it: `0` (launched and healthy, no traffic), or with `canary` one of the `canary_step` weights. The apply ends successfully with the split held (`holding`); nothing is committed or retired. Raising or removing it promotes the held release (its health, alarms and analysis checked, then the walk goes on from the held weight); setting the fleet arguments back abandons it. Not fleet-shaping.")),
         ("bake_time", attr(T::String, oc.clone(), "After 100 % of traffic, keep watching alarms and health this long before the release counts as done. Defaults to `\"0s\"`.")),
         ("retain_fleets", attr(T::Number, oc.clone(), "Previous fleets, 0–3, kept out of traffic for instant rollback. Defaults to 1.")),
-        ("rollback_window", attr(T::String, oc.clone(), "How long retained fleets keep full capacity (a scheduled action scales them to zero afterwards). Defaults to `\"1h\"`.")),
+        ("rollback_window", attr(T::String, oc.clone(), "How long retained fleets keep full capacity (a scheduled action scales them to zero afterwards), a duration of at least `\"1m\"`. Defaults to `\"1h\"`.")),
         ("history_limit", attr(T::Number, oc.clone(), "Past releases, 1–100, kept in `history`. Defaults to 10.")),
         ("tags", attr(str_map(), oc.clone(), "Tags on every AWS object the release owns, over the provider's `default_tags`. Keys starting with `immutable:` are reserved.")),
     ];
     let mut user_data = attr(
         T::String,
         C::Optional,
-        "Plain-text user data, at most 16 KB (AWS's limit for a launch template); the provider base64-encodes it. Sensitive: never logged or shown.",
+        "Plain-text user data, at most 16 KB counted as AWS counts it: the plain text, before the base64 encoding the provider applies. Sensitive: never logged or shown.",
     );
     user_data.sensitive = true;
     attributes.push(("user_data", user_data));
