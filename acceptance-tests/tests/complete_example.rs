@@ -93,6 +93,23 @@ async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyh
         "{instance_tags:?}"
     );
 
+    // Its root volume is sized on the image's own root device, read with data "aws_ami".
+    let image = h
+        .aws
+        .ec2
+        .describe_images()
+        .image_ids(&h.fx.image_a)
+        .send()
+        .await?;
+    let root = image.images()[0].root_device_name().unwrap_or_default();
+    let sized = data
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(root))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_size());
+    assert_eq!(sized, Some(20), "root {root}: {data:?}");
+
     // 2. A canary release of a new image.
     let release_b = format!("-var=image_id={}", h.fx.image_b);
     user.terraform(&["apply", "-auto-approve", "-input=false", &release_b])

@@ -151,7 +151,11 @@ async fn make_install_then_init_offline_and_apply_the_module_example() -> anyhow
     );
     assert_eq!(root.volume_type().map(|t| t.as_str()), Some("gp3"));
     // The security group the module now asks for is the instances'.
-    assert_eq!(data.security_group_ids(), std::slice::from_ref(&sg), "{data:?}");
+    assert_eq!(
+        data.security_group_ids(),
+        std::slice::from_ref(&sg),
+        "{data:?}"
+    );
     // Its request-count policy is on the serving fleet.
     let policy = |fleet: &str| {
         let aws = &h.aws;

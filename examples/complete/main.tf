@@ -166,6 +166,15 @@ resource "aws_launch_template" "base" {
   }
 }
 
+# The image's root device name, so that block_device sizes and encrypts its root volume
+# whatever the distribution names it.
+data "aws_ami" "web" {
+  filter {
+    name   = "image-id"
+    values = [var.image_id]
+  }
+}
+
 resource "immutable_release" "web" {
   name                 = "web"
   image_id             = var.image_id
@@ -190,7 +199,7 @@ resource "immutable_release" "web" {
     http_put_response_hop_limit = 2
   }
   block_device {
-    device_name = "/dev/xvda"
+    device_name = data.aws_ami.web.root_device_name # the image's own: /dev/xvda, /dev/sda1, ...
     volume_size = 20
     volume_type = "gp3"
     encrypted   = true

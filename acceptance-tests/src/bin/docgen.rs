@@ -618,3 +618,71 @@ fn main() -> anyhow::Result<()> {
     println!("wrote {} pages under docs/", rendered.len());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_layout;
+
+    const FRONT: &str = "---\npage_title: \"immutable_release Resource - immutable\"\nsubcategory: \"\"\ndescription: |-\n  A release.\n---\n\n# immutable_release (Resource)\n\nA short introduction.\n\n";
+
+    fn resource(body: &str) -> String {
+        format!("{FRONT}{body}")
+    }
+
+    #[test]
+    fn a_resource_page_as_the_registry_lays_it_out_passes() {
+        let page = resource("~> **NOTE:** a note.\n\n## Example Usage\n\n```terraform\nresource \"x\" \"y\" {}\n```\n\n## Schema\n\n## Import\n\n```shell\nterraform import immutable_release.web web\n```\n");
+        check_layout("resources/release.md", &page).unwrap();
+    }
+
+    #[test]
+    fn what_the_registry_does_not_show_well_is_refused() {
+        let long_intro = format!(
+            "{}## Example Usage\n\n## Schema\n\n## Import\n",
+            "prose\n".repeat(50)
+        );
+        for (body, why) in [
+            (
+                "## Example Usage\n\n## Failure semantics\n\n## Schema\n\n## Import\n",
+                "the sections are",
+            ),
+            (
+                "## Example Usage\n\n```mermaid\ngraph\n```\n\n## Schema\n\n## Import\n",
+                "language",
+            ),
+            (
+                "## Example Usage\n\n```hcl\nx = 1\n```\n\n## Schema\n\n## Import\n",
+                "language",
+            ),
+            (
+                "See `examples/complete/main.tf`.\n\n## Example Usage\n\n## Schema\n\n## Import\n",
+                "source repository",
+            ),
+            (
+                "![a chart](../images/chart.svg)\n\n## Example Usage\n\n## Schema\n\n## Import\n",
+                "picture",
+            ),
+            (
+                "~> NOTE: loose.\n\n## Example Usage\n\n## Schema\n\n## Import\n",
+                "callout",
+            ),
+            (long_intro.as_str(), "lines before Example Usage"),
+        ] {
+            let err = check_layout("resources/release.md", &resource(body))
+                .expect_err(why)
+                .to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        let err = check_layout(
+            "guides/x.md",
+            "---\npage_title: \"x\"\ndescription: |-\n  x\n---\n\n# X\n",
+        )
+        .expect_err("a guide without its subcategory")
+        .to_string();
+        assert!(err.contains("subcategory"), "{err}");
+        let err = check_layout("index.md", "# immutable Provider\n")
+            .expect_err("no front matter")
+            .to_string();
+        assert!(err.contains("front matter"), "{err}");
+    }
+}
