@@ -154,3 +154,55 @@ async fn an_aborted_adoption_puts_the_services_forward_back() -> anyhow::Result<
     assert_eq!(h.owned_objects("web").await?, Vec::<String>::new());
     Ok(())
 }
+
+/// A route that forwards to two target groups of the service's (its own canary, say) cannot
+/// be adopted step by step: the plan says what the first release would do instead — take
+/// all traffic at once with a fleet of `min_size` — and how to avoid it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_to_several_target_groups_is_warned_of_at_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    running_service(&h, 5).await?;
+    h.aws
+        .elb
+        .create_target_group()
+        .name("app-canary-tg")
+        .protocol(elb::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(&h.fx.vpc_id)
+        .send()
+        .await?;
+    h.aws
+        .set_forward(&h.fx.listener_arn, &[("app-tg", 90), ("app-canary-tg", 10)])
+        .await?;
+    h.write(&h.release_hcl(&ReleaseOpts {
+        extra: format!("{}\n  max_size = 8", acceptance_tests::CANARY_10_50),
+        ..Default::default()
+    }))?;
+    let run = h.terraform(&["plan"]).await?.ok()?;
+    assert!(
+        run.says("the route forwards to 2 target groups that are not this release's (app-tg, app-canary-tg)")
+            || run.says("the route forwards to 2 target groups that are not this release's (app-canary-tg, app-tg)"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.says("this first release will take all of its traffic at once, with a fleet of min_size (desired_capacity is unset)"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !run.says("shift from the existing target group"),
+        "{}",
+        run.all()
+    );
+    // Nothing was touched by the plan.
+    assert_eq!(
+        h.aws.listener_weights(&h.fx.listener_arn).await?,
+        [
+            ("app-canary-tg".to_string(), 10),
+            ("app-tg".to_string(), 90)
+        ]
+        .into()
+    );
+    Ok(())
+}

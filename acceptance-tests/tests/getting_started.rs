@@ -47,6 +47,15 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
         acceptance_tests::say_skipped("skipped: the getting-started configuration needs hashicorp/aws in a filesystem mirror, and this machine has none (TF_ACC_PLUGIN_MIRROR, found by make tools)");
         return Ok(());
     };
+    // Once per suite, on the newer Terraform (each of its commands starts hashicorp/aws,
+    // the heaviest process of the suite); on 1.0.3 every file of it is validated by
+    // doc_snippets, and the complete example applies hashicorp/aws beside this provider.
+    if acceptance_tests::terraform_version()? <= (1, 0, 99) {
+        acceptance_tests::say_skipped(
+            "skipped on Terraform 1.0: the getting-started guide's apply is run once, on the newer Terraform (its files are validated on 1.0 by doc_snippets)",
+        );
+        return Ok(());
+    }
     let h = Harness::start().await?;
     let work = TempDir::new("immutable-getting-started")?;
     let user = MirrorWorkdir::new(&work.0, &aws_mirror, true)?;
@@ -110,24 +119,20 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
         .filter_map(|g| g.group_name())
         .collect();
     assert_eq!(names, ["web-instances"], "{data:?}");
-    // hashicorp/aws leaves the listener's default action to the release.
-    let plan = user
-        .terraform(&["plan", "-input=false", "-detailed-exitcode"])
-        .await?;
-    assert!(plan.contains("No changes"), "{plan}");
 
-    // 2. A canary release: a new image written in terraform.tfvars. The plan says the steps.
+    // 2. A canary release: a new image written in terraform.tfvars. The plan (as the apply
+    // prints it) says the steps.
     std::fs::write(&vars, tfvars(&h.fx.image_b))?;
-    let plan = user.terraform(&["plan", "-input=false"]).await?;
+    let applied = user
+        .terraform(&["apply", "-auto-approve", "-input=false"])
+        .await?;
     for step in [
         "traffic 10 % to web-r2, 90 % to web-r1",
         "alarms web-5xx and the new fleet's health",
         "traffic 100 % to web-r2",
     ] {
-        assert!(plan.contains(step), "{step}: {plan}");
+        assert!(applied.contains(step), "{step}: {applied}");
     }
-    user.terraform(&["apply", "-auto-approve", "-input=false"])
-        .await?;
     assert_eq!(user.output("release").await?, "2");
     assert_eq!(user.output("previous_image_id").await?, h.fx.image_a);
 
@@ -135,11 +140,14 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
     // fleet is launched.
     let previous = user.output("previous_image_id").await?;
     std::fs::write(&vars, tfvars(&previous))?;
-    let plan = user.terraform(&["plan", "-input=false"]).await?;
-    assert!(plan.contains("+ \"traffic 100 % to web-r1\""), "{plan}");
-    assert!(!plan.contains("+ \"launch web-r"), "{plan}");
-    user.terraform(&["apply", "-auto-approve", "-input=false"])
+    let applied = user
+        .terraform(&["apply", "-auto-approve", "-input=false"])
         .await?;
+    assert!(
+        applied.contains("+ \"traffic 100 % to web-r1\""),
+        "{applied}"
+    );
+    assert!(!applied.contains("+ \"launch web-r"), "{applied}");
     assert_eq!(user.output("release").await?, "3");
     assert_eq!(user.output("image_id").await?, h.fx.image_a);
     let mut groups = h.aws.group_names().await?;
@@ -149,6 +157,7 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
         h.aws.listener_weights(&listener).await?,
         [("web-r1".to_string(), 100), ("web-r2".to_string(), 0)].into()
     );
+    // hashicorp/aws leaves the listener's default action to the release: no change.
     let plan = user
         .terraform(&["plan", "-input=false", "-detailed-exitcode"])
         .await?;

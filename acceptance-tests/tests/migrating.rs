@@ -69,6 +69,15 @@ async fn the_migration_guide_adopts_a_service_made_by_hashicorp_aws() -> anyhow:
         acceptance_tests::say_skipped("skipped: the migration guide's configuration needs hashicorp/aws in a filesystem mirror, and this machine has none (TF_ACC_PLUGIN_MIRROR, found by make tools)");
         return Ok(());
     };
+    // Once per suite, on Terraform 1.0.3 (each of its commands starts hashicorp/aws, the
+    // heaviest process of the suite; the getting-started guide runs on the newer one).
+    // Adoption itself runs on both (adopt.rs).
+    if acceptance_tests::terraform_version()? > (1, 0, 99) {
+        acceptance_tests::say_skipped(
+            "skipped on this Terraform: the migration guide's apply is run once, on Terraform 1.0",
+        );
+        return Ok(());
+    }
     let h = Harness::start().await?;
     let work = TempDir::new("immutable-migrating")?;
     let user = MirrorWorkdir::new(&work.0, &aws_mirror, true)?;
@@ -135,14 +144,14 @@ async fn the_migration_guide_adopts_a_service_made_by_hashicorp_aws() -> anyhow:
         &["before/service.tf", "step1/listener.tf", "step1/release.tf"],
         &h.proxy.url,
     )?;
-    let plan = user.terraform(&["plan", "-input=false"]).await?;
-    assert!(
-        plan.contains("shift from the existing target group app-tg: 10 %, 50 %, 100 %"),
-        "{plan}"
-    );
     let watcher = TrafficWatcher::start(h.aws.clone(), listener.clone());
     let (stop, seen) = acceptance_tests::watch_splits(h.aws.clone(), listener.clone());
-    user.terraform(&apply).await?;
+    let applied = user.terraform(&apply).await?;
+    // The plan, as the apply prints it, says it adopts the service.
+    assert!(
+        applied.contains("shift from the existing target group app-tg: 10 %, 50 %, 100 %"),
+        "{applied}"
+    );
     *stop.lock().unwrap() = true;
     let seen = seen.await?;
     let (samples, violations) = watcher.finish().await;

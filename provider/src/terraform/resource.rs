@@ -390,6 +390,14 @@ fn alarm_names(planned: &ReleaseState) -> Option<Vec<String>> {
     (!names.is_empty()).then(|| names.into_iter().collect())
 }
 
+/// A release whose steps launch a fleet and watch alarms (a pause or the bake).
+fn watches_alarms(steps: &[Step]) -> bool {
+    steps.iter().any(|s| matches!(s, Step::Launch { .. })) && steps.iter().any(|s| {
+        matches!(s, Step::Watch { alarms, pause, .. } if !alarms.is_empty() && !pause.is_zero())
+            || matches!(s, Step::Bake { alarms, bake, .. } if !alarms.is_empty() && !bake.is_zero())
+    })
+}
+
 fn settings_snapshot(state: &ReleaseState) -> serde_json::Value {
     let mut s = state.clone();
     s.user_data = Value::Null;
@@ -458,6 +466,30 @@ impl ReleaseResource {
                 );
             }
         }
+    }
+
+    /// A first release on a route that forwards to several target groups of someone else's:
+    /// only one can be adopted step by step, so the release would take all traffic at once,
+    /// with a fleet of `min_size` unless `desired_capacity` says more.
+    fn warn_cannot_adopt(diags: &mut Diagnostics, target_groups: &[&String], explicit: bool) {
+        let names: Vec<&str> = target_groups
+            .iter()
+            .map(|a| crate::naming::target_group_name(a))
+            .collect();
+        let capacity = if explicit {
+            "a fleet of desired_capacity"
+        } else {
+            "a fleet of min_size (desired_capacity is unset)"
+        };
+        diags.warning(
+            "Running service not adopted step by step",
+            format!(
+                "the route forwards to {} target groups that are not this release's ({}): only a route that forwards to one is adopted step by step, so this first release will take all of its traffic at once, with {capacity}, after its health gate. Forward to one target group first (or set desired_capacity to the service's capacity)",
+                names.len(),
+                names.join(", ")
+            ),
+            AttributePath::new("load_balancer").attribute("listener_arn"),
+        );
     }
 
     /// A release planned while an alarm it watches is already in `ALARM`: it would abort at
@@ -1114,7 +1146,11 @@ impl Resource for ReleaseResource {
                         w.iter().filter(|(_, x)| *x > 0).map(|(a, _)| a).collect();
                     match with.as_slice() {
                         [one] => Some(crate::naming::target_group_name(one).to_string()),
-                        _ => None,
+                        [] => None,
+                        many => {
+                            Self::warn_cannot_adopt(diags, many, explicit);
+                            None
+                        }
                     }
                 }
                 _ => None,
@@ -1127,6 +1163,9 @@ impl Resource for ReleaseResource {
                 Some(tg) => steps::plan_adopting(&spec, explicit, &tg),
                 None => steps::plan(&PlanKind::Release, &spec, None, explicit),
             });
+        }
+        if first.as_deref().is_some_and(watches_alarms) {
+            Self::warn_if_alarms_fire_before_release(ctx, diags, &planned).await;
         }
         planned.set_planned(first.as_deref());
         self.check_target_group_room(ctx, diags, &planned).await;
@@ -1218,11 +1257,7 @@ impl Resource for ReleaseResource {
         if let Some(w) = held_at {
             Self::warn_if_held_alarms_fire(ctx, diags, &planned, w).await;
         } else if let PlannedSteps::Known(s) = &steps {
-            // A release whose walk watches the alarms.
-            let watches = s.iter().any(|s| {
-                matches!(s, Step::Watch { alarms, .. } | Step::Bake { alarms, .. } if !alarms.is_empty())
-            });
-            if watches && s.iter().any(|s| matches!(s, Step::Launch { .. })) {
+            if watches_alarms(s) {
                 Self::warn_if_alarms_fire_before_release(ctx, diags, &planned).await;
             }
         }
