@@ -563,6 +563,33 @@ impl Aws {
 
     /// One more listener on the load balancer (each release owns its listener's default
     /// action), answering 404 until a release serves.
+    /// The first listener of the load balancer named `lb_name` (one a configuration made).
+    pub async fn listener_of(&self, lb_name: &str) -> anyhow::Result<String> {
+        let lbs = self
+            .elb
+            .describe_load_balancers()
+            .names(lb_name)
+            .send()
+            .await?;
+        let lb = lbs
+            .load_balancers()
+            .first()
+            .and_then(|l| l.load_balancer_arn())
+            .ok_or_else(|| anyhow!("no load balancer {lb_name}"))?;
+        let listeners = self
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(lb)
+            .send()
+            .await?;
+        Ok(listeners
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .ok_or_else(|| anyhow!("load balancer {lb_name} has no listener"))?
+            .to_string())
+    }
+
     pub async fn add_listener(&self, lb_arn: &str, port: i32) -> anyhow::Result<String> {
         let listener = self
             .elb
@@ -1771,6 +1798,33 @@ impl MirrorWorkdir {
             .to_string())
     }
 }
+
+/// The override file that points an example configuration at the local AWS at `url`:
+/// both providers' blocks and, when `release_body` is not empty, the release `release`'s
+/// blocks that replace the example's (an override's block replaces the whole block, so
+/// short pauses are given whole). Nothing else of the example differs.
+pub fn local_override(url: &str, release: &str, release_body: &str) -> String {
+    let mut out = format!(
+        "# The local AWS instead of a real account, and short pauses: nothing else differs.\n{}\nprovider \"immutable\" {{\n  endpoint_url  = \"{url}\"\n  poll_interval = \"200ms\"\n}}\n",
+        aws_provider_block(url)
+    );
+    if !release_body.is_empty() {
+        out.push_str(&format!(
+            "\nresource \"immutable_release\" \"{release}\" {{\n{release_body}\n}}\n"
+        ));
+    }
+    out
+}
+
+/// Canary steps of 10 % and 50 % with pauses of a second, for [`local_override`].
+pub const SHORT_CANARY_STEPS: &str = r#"  canary_step {
+    weight = 10
+    pause  = "1s"
+  }
+  canary_step {
+    weight = 50
+    pause  = "1s"
+  }"#;
 
 /// A `provider "aws"` block for the local AWS at `url` (every service the examples use).
 pub fn aws_provider_block(url: &str) -> String {

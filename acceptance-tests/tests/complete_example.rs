@@ -5,30 +5,15 @@
 //! leaves nothing.
 
 use acceptance_tests::{
-    aws_mirror, aws_provider_block, repo_root, Harness, MirrorWorkdir, TempDir,
+    aws_mirror, local_override, repo_root, Harness, MirrorWorkdir, TempDir, SHORT_CANARY_STEPS,
 };
 
 /// What the override file says: both providers at the harness's proxy (AWS's target
 /// health and its refusals for a while, see `proxy::AwsRules`); pauses and bake of a
 /// second, judged every second (an override's block replaces the example's whole).
-fn override_tf(aws_url: &str, url: &str) -> String {
-    format!(
-        r#"# The local AWS instead of a real account, and short pauses: nothing else differs.
-{aws}
-provider "immutable" {{
-  endpoint_url  = "{url}"
-  poll_interval = "200ms"
-}}
-
-resource "immutable_release" "web" {{
-  canary_step {{
-    weight = 10
-    pause  = "1s"
-  }}
-  canary_step {{
-    weight = 50
-    pause  = "1s"
-  }}
+fn override_tf(url: &str) -> String {
+    let release = format!(
+        r#"{SHORT_CANARY_STEPS}
   bake_time = "1s"
   analysis {{
     interval = "1s"
@@ -41,11 +26,9 @@ resource "immutable_release" "web" {{
       statistic    = "p99"
       max_increase = "250ms"
     }}
-  }}
-}}
-"#,
-        aws = aws_provider_block(aws_url)
-    )
+  }}"#
+    );
+    local_override(url, "web", &release)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,7 +49,7 @@ async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyh
     }
     std::fs::write(
         user.dir.join("local_override.tf"),
-        override_tf(&h.proxy.url, &h.proxy.url),
+        override_tf(&h.proxy.url),
     )?;
     std::fs::write(
         user.dir.join("terraform.tfvars.json"),

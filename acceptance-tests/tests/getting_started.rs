@@ -7,33 +7,8 @@
 //! leaves nothing.
 
 use acceptance_tests::{
-    aws_mirror, aws_provider_block, repo_root, Harness, MirrorWorkdir, TempDir,
+    aws_mirror, local_override, repo_root, Harness, MirrorWorkdir, TempDir, SHORT_CANARY_STEPS,
 };
-
-/// The local AWS instead of a real account (both providers at the harness's proxy, which
-/// answers target health and refusals as AWS does), and pauses of a second.
-fn override_tf(url: &str) -> String {
-    format!(
-        r#"{aws}
-provider "immutable" {{
-  endpoint_url  = "{url}"
-  poll_interval = "200ms"
-}}
-
-resource "immutable_release" "web" {{
-  canary_step {{
-    weight = 10
-    pause  = "1s"
-  }}
-  canary_step {{
-    weight = 50
-    pause  = "1s"
-  }}
-}}
-"#,
-        aws = aws_provider_block(url)
-    )
-}
 
 /// `terraform.tfvars` as the guide has the reader write it.
 fn tfvars(image: &str) -> String {
@@ -68,7 +43,7 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
     }
     std::fs::write(
         user.dir.join("local_override.tf"),
-        override_tf(&h.proxy.url),
+        local_override(&h.proxy.url, "web", SHORT_CANARY_STEPS),
     )?;
     let vars = user.dir.join("terraform.tfvars");
 
@@ -78,28 +53,7 @@ async fn the_getting_started_guide_applies_releases_rolls_back_and_destroys() ->
     user.terraform(&["apply", "-auto-approve", "-input=false"])
         .await?;
     assert_eq!(user.output("release").await?, "1");
-    let listener = h
-        .aws
-        .elb
-        .describe_load_balancers()
-        .names("web")
-        .send()
-        .await?
-        .load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap_or_default()
-        .to_string();
-    let listener = h
-        .aws
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(&listener)
-        .send()
-        .await?
-        .listeners()[0]
-        .listener_arn()
-        .unwrap_or_default()
-        .to_string();
+    let listener = h.aws.listener_of("web").await?;
     assert_eq!(
         h.aws.listener_weights(&listener).await?,
         [("web-r1".to_string(), 100)].into()

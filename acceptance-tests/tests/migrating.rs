@@ -11,32 +11,9 @@ use std::time::Duration;
 
 use acceptance_tests::proxy::{AwsRules, Faults, TEST_AWS_RULES};
 use acceptance_tests::{
-    aws_mirror, aws_provider_block, repo_root, Harness, MirrorWorkdir, TempDir, TrafficWatcher,
+    aws_mirror, local_override, repo_root, Harness, MirrorWorkdir, TempDir, TrafficWatcher,
+    SHORT_CANARY_STEPS,
 };
-
-fn override_tf(url: &str, with_release: bool) -> String {
-    let release = if with_release {
-        r#"
-resource "immutable_release" "app" {
-  canary_step {
-    weight = 10
-    pause  = "1s"
-  }
-  canary_step {
-    weight = 50
-    pause  = "1s"
-  }
-  bake_time = "1s"
-}
-"#
-    } else {
-        ""
-    };
-    format!(
-        "{}\nprovider \"immutable\" {{\n  endpoint_url  = \"{url}\"\n  poll_interval = \"200ms\"\n}}\n{release}",
-        aws_provider_block(url)
-    )
-}
 
 /// Lays out one stage in `dir`: the example's top-level files and `files` (paths under
 /// `examples/migrating`), nothing else.
@@ -55,10 +32,14 @@ fn stage(dir: &Path, files: &[&str], url: &str) -> anyhow::Result<()> {
         let to = dir.join(name.replace('/', "-"));
         std::fs::copy(example.join(name), to)?;
     }
-    let with_release = files.iter().any(|f| f.ends_with("release.tf"));
+    let release = if files.iter().any(|f| f.ends_with("release.tf")) {
+        format!("{SHORT_CANARY_STEPS}\n  bake_time = \"1s\"")
+    } else {
+        String::new()
+    };
     std::fs::write(
         dir.join("local_override.tf"),
-        override_tf(url, with_release),
+        local_override(url, "app", &release),
     )?;
     Ok(())
 }
@@ -108,28 +89,7 @@ async fn the_migration_guide_adopts_a_service_made_by_hashicorp_aws() -> anyhow:
     )?;
     user.terraform(&["init", "-input=false"]).await?;
     user.terraform(&apply).await?;
-    let lb = h
-        .aws
-        .elb
-        .describe_load_balancers()
-        .names("app")
-        .send()
-        .await?
-        .load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap_or_default()
-        .to_string();
-    let listener = h
-        .aws
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(&lb)
-        .send()
-        .await?
-        .listeners()[0]
-        .listener_arn()
-        .unwrap_or_default()
-        .to_string();
+    let listener = h.aws.listener_of("app").await?;
     assert_eq!(
         h.aws.listener_weights(&listener).await?,
         [("app-tg".to_string(), 100)].into()
