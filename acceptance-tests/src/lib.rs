@@ -563,6 +563,16 @@ impl Aws {
 
     /// One more listener on the load balancer (each release owns its listener's default
     /// action), answering 404 until a release serves.
+    /// The names of every load balancer.
+    pub async fn load_balancer_names(&self) -> anyhow::Result<Vec<String>> {
+        let lbs = self.elb.describe_load_balancers().send().await?;
+        Ok(lbs
+            .load_balancers()
+            .iter()
+            .filter_map(|l| l.load_balancer_name().map(String::from))
+            .collect())
+    }
+
     /// The first listener of the load balancer named `lb_name` (one a configuration made).
     pub async fn listener_of(&self, lb_name: &str) -> anyhow::Result<String> {
         let lbs = self

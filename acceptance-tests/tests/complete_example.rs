@@ -117,12 +117,7 @@ async fn the_complete_example_applies_releases_rolls_back_and_destroys() -> anyh
     user.terraform(&["destroy", "-auto-approve", "-input=false", &back])
         .await?;
     assert!(h.owned_objects("web").await?.is_empty());
-    let lbs = h.aws.elb.describe_load_balancers().send().await?;
-    let names: Vec<_> = lbs
-        .load_balancers()
-        .iter()
-        .filter_map(|l| l.load_balancer_name())
-        .collect();
+    let names = h.aws.load_balancer_names().await?;
     assert_eq!(
         names,
         vec!["fixture-alb"],

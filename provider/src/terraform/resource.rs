@@ -390,6 +390,14 @@ fn alarm_names(planned: &ReleaseState) -> Option<Vec<String>> {
     (!names.is_empty()).then(|| names.into_iter().collect())
 }
 
+/// What an alarm firing at plan would do to the apply (see `warn_if_alarms_fire`).
+enum AlarmMeets {
+    /// The promotion of a release held at this weight.
+    Held(i64),
+    /// A release that launches a fleet and watches alarms.
+    Release,
+}
+
 /// A release whose steps launch a fleet and watch alarms (a pause or the bake).
 fn watches_alarms(steps: &[Step]) -> bool {
     steps.iter().any(|s| matches!(s, Step::Launch { .. })) && steps.iter().any(|s| {
@@ -443,31 +451,6 @@ impl ReleaseResource {
         }
     }
 
-    /// A plan while a release is held at `weight` %: an alarm of `alarm_names` in `ALARM`
-    /// would abort its promotion (nobody watches alarms between applies).
-    async fn warn_if_held_alarms_fire(
-        ctx: &Context,
-        diags: &mut Diagnostics,
-        planned: &ReleaseState,
-        weight: i64,
-    ) {
-        let Some(names) = alarm_names(planned) else {
-            return;
-        };
-        if let Ok(firing) = ctx.engine.alarms_firing(&names).await {
-            if !firing.is_empty() {
-                diags.warning(
-                    "Alarm in ALARM while a release is held",
-                    format!(
-                        "alarm {} is in ALARM while the release is held at {weight} %: promoting it now would abort it (traffic back on the serving fleet, the held fleet deleted)",
-                        firing.join(", ")
-                    ),
-                    AttributePath::new("alarm_names"),
-                );
-            }
-        }
-    }
-
     /// A first release on a route that forwards to several target groups of someone else's:
     /// only one can be adopted step by step, so the release would take all traffic at once,
     /// with a fleet of `min_size` unless `desired_capacity` says more.
@@ -492,28 +475,37 @@ impl ReleaseResource {
         );
     }
 
-    /// A release planned while an alarm it watches is already in `ALARM`: it would abort at
-    /// its first pause, the hotfix for what the alarm sees included.
-    async fn warn_if_alarms_fire_before_release(
+    /// An alarm of `alarm_names` already in `ALARM` at plan: nobody watches alarms between
+    /// applies, and the apply would meet it. `Held(weight)`: a held release's promotion
+    /// would abort; `Release`: a release would abort at its first watched pause or bake,
+    /// the hotfix for what the alarm sees included.
+    async fn warn_if_alarms_fire(
         ctx: &Context,
         diags: &mut Diagnostics,
         planned: &ReleaseState,
+        meets: AlarmMeets,
     ) {
         let Some(names) = alarm_names(planned) else {
             return;
         };
-        if let Ok(firing) = ctx.engine.alarms_firing(&names).await {
-            if !firing.is_empty() {
-                diags.warning(
-                    "Alarm already in ALARM",
-                    format!(
-                        "alarm {} is in ALARM now: this release would abort at its first pause (traffic back on the serving fleet, the new fleet deleted). To release a fix for what it sees, leave it out of alarm_names for this apply, or roll back to a retained fleet (a rollback watches no alarm)",
-                        firing.join(", ")
-                    ),
-                    AttributePath::new("alarm_names"),
-                );
-            }
+        let Ok(firing) = ctx.engine.alarms_firing(&names).await else {
+            return;
+        };
+        if firing.is_empty() {
+            return;
         }
+        let firing = firing.join(", ");
+        let (summary, detail) = match meets {
+            AlarmMeets::Held(weight) => (
+                "Alarm in ALARM while a release is held",
+                format!("alarm {firing} is in ALARM while the release is held at {weight} %: promoting it now would abort it (traffic back on the serving fleet, the held fleet deleted)"),
+            ),
+            AlarmMeets::Release => (
+                "Alarm already in ALARM",
+                format!("alarm {firing} is in ALARM now: this release would abort at its first pause (traffic back on the serving fleet, the new fleet deleted). To release a fix for what it sees, leave it out of alarm_names for this apply, or roll back to a retained fleet (a rollback watches no alarm)"),
+            ),
+        };
+        diags.warning(summary, detail, AttributePath::new("alarm_names"));
     }
 
     /// `target_tracking` on a fleet whose `max_size` leaves it no room above the capacity it
@@ -1165,7 +1157,7 @@ impl Resource for ReleaseResource {
             });
         }
         if first.as_deref().is_some_and(watches_alarms) {
-            Self::warn_if_alarms_fire_before_release(ctx, diags, &planned).await;
+            Self::warn_if_alarms_fire(ctx, diags, &planned, AlarmMeets::Release).await;
         }
         planned.set_planned(first.as_deref());
         self.check_target_group_room(ctx, diags, &planned).await;
@@ -1255,10 +1247,10 @@ impl Resource for ReleaseResource {
         let promotes =
             held_at.is_some_and(|w| planned.hold_at.as_ref_option().is_none_or(|h| *h > w));
         if let Some(w) = held_at {
-            Self::warn_if_held_alarms_fire(ctx, diags, &planned, w).await;
+            Self::warn_if_alarms_fire(ctx, diags, &planned, AlarmMeets::Held(w)).await;
         } else if let PlannedSteps::Known(s) = &steps {
             if watches_alarms(s) {
-                Self::warn_if_alarms_fire_before_release(ctx, diags, &planned).await;
+                Self::warn_if_alarms_fire(ctx, diags, &planned, AlarmMeets::Release).await;
             }
         }
         if fleet_changed || promotes {
